@@ -1,0 +1,70 @@
+"""Read-only queries for analysts: through the collector (embedded store) or straight to a server."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+
+from collector.errors import QueryRefused, StoreUnavailable
+from collector.keys import read_dev_admin_key
+from collector.settings import Settings, is_embedded
+from collector.store import QueryResult, Store
+
+__all__ = ["CUSTOMER_SQL", "TIMELINE_SQL", "run_query"]
+
+CUSTOMER_SQL = """
+SELECT * FROM customer_journey
+WHERE customer_id = {id:String} OR has(ids, {id:String})
+LIMIT 1
+"""
+
+TIMELINE_SQL = """
+SELECT timestamp, channel, type, event, stage, journey_id AS via_id, revenue, campaign, store_id
+FROM touchpoints
+WHERE journey_id IN {ids:Array(String)}
+ORDER BY timestamp, message_id
+LIMIT 1000
+"""
+
+
+def run_query(settings: Settings, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+    """Run one read-only query the way this deployment allows."""
+    if not is_embedded(settings.dsn):
+        store = Store(dsn=settings.dsn)
+        try:
+            return store.query_readonly(sql, params, timeout=settings.query_timeout,
+                                        max_rows=settings.query_max_rows)
+        finally:
+            store.close()
+    return _query_collector(settings, sql, params or {})
+
+
+def _query_collector(settings: Settings, sql: str, params: Mapping[str, Any]) -> QueryResult:
+    admin_key = settings.admin_key or read_dev_admin_key(settings)
+    if not admin_key:
+        raise QueryRefused("no admin key: set REISE_ADMIN_KEY")
+    request = urllib.request.Request(
+        settings.url.rstrip("/") + "/v1/query",
+        data=json.dumps({"sql": sql, "params": dict(params)}).encode(),
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": "Basic " + base64.b64encode(f"{admin_key}:".encode()).decode(),
+        },
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=settings.query_timeout + 10) as response:
+            doc = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            reason = json.loads(exc.read()).get("error", exc.reason)
+        except ValueError:
+            reason = exc.reason
+        raise QueryRefused(f"{reason} (HTTP {exc.code})") from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        raise StoreUnavailable(f"cannot reach the collector at {settings.url}: {exc}") from None
+    return QueryResult(doc["columns"], doc["types"], [tuple(r) for r in doc["rows"]])

@@ -1,0 +1,55 @@
+"""Reading request bodies within limits: size first, then gzip, then JSON."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from collector.errors import RequestRejected
+
+__all__ = ["parse_json", "read_body"]
+
+_CHUNK = 64 * 1024
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request body, gunzipped if needed; 413 past ``limit`` bytes, 400 for a bad encoding."""
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestRejected(413, f"body: larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise RequestRejected(413, f"body: larger than {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding not in ("gzip", "x-gzip"):
+        raise RequestRejected(415, f"Content-Encoding: {encoding[:40]!r} is not supported (use gzip)")
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        body = inflater.decompress(raw, limit + 1)
+        complete = inflater.eof
+    except zlib.error as exc:
+        raise RequestRejected(400, f"body: invalid gzip data ({exc})") from None
+    if len(body) > limit:
+        raise RequestRejected(413, f"body: larger than {limit} bytes once decompressed")
+    if not complete:
+        raise RequestRejected(400, "body: truncated gzip data")
+    return body
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse JSON (UTF-8 only); 400 naming the problem when it is not valid."""
+    if not raw:
+        raise RequestRejected(400, "body: empty; expected a JSON object")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise RequestRejected(400, f"body: invalid JSON: {exc}") from None

@@ -1,0 +1,215 @@
+"""HTTP handlers: Segment-shaped ingestion, health, and the admin's read-only query endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+
+from collector.auth import basic_user, bearer_or_basic, is_admin, source_for_key
+from collector.body import parse_json, read_body
+from collector.errors import EventRejected, QueryRefused, RequestRejected, StoreUnavailable
+from collector.protocol import (
+    MAX_BATCH_BYTES,
+    MAX_EVENT_BYTES,
+    IngestContext,
+    dead_letter_row,
+    normalise,
+)
+from collector.state import BATCHER, READERS, RECENT_IDS, RULES, SETTINGS, STORE
+
+__all__ = ["error_middleware", "json_response", "routes"]
+
+log = structlog.get_logger("reise.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON response encoded with orjson (naive datetimes are UTC)."""
+    body = orjson.dumps(payload, default=_json_default, option=orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS)
+    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn refusals into JSON errors with the right status; never leak a traceback."""
+    try:
+        return await handler(request)
+    except RequestRejected as exc:
+        headers = {"Retry-After": str(int(exc.retry_after))} if exc.retry_after else None
+        if exc.status == 401:
+            headers = {**(headers or {}), "WWW-Authenticate": 'Basic realm="reise"'}
+        return json_response({"success": False, "error": exc.reason}, exc.status, headers)
+    except web.HTTPException as exc:
+        if exc.empty_body or exc.status < 400:
+            raise
+        return json_response({"success": False, "error": exc.reason}, exc.status)
+    except Exception:
+        log.exception("unhandled error", path=request.path)
+        return json_response({"success": False, "error": "internal error"}, 500)
+
+
+def _ingest(default_type: str | None) -> Handler:
+    """A handler for one of the /v1 ingestion endpoints (default_type None means /v1/batch)."""
+    is_batch = default_type is None
+    limit = MAX_BATCH_BYTES if is_batch else MAX_EVENT_BYTES
+    endpoint = "batch" if is_batch else default_type or ""
+
+    async def handler(request: web.Request) -> web.Response:
+        app = request.app
+        write_keys = app[SETTINGS].write_keys
+        header_key = basic_user(request.headers.get("Authorization"))
+        source = source_for_key(write_keys, header_key)
+        if header_key and source is None:
+            raise RequestRejected(401, "unknown write key")
+        received_ms = int(time.time() * 1000)
+        ctx: IngestContext | None = None
+        try:
+            raw = await read_body(request, limit)
+            doc = parse_json(raw)
+            if not isinstance(doc, dict):
+                raise RequestRejected(400, "body: expected a JSON object")
+            if source is None:
+                writekey = doc.get("writeKey")
+                source = source_for_key(write_keys, writekey if isinstance(writekey, str) else None)
+                if source is None:
+                    raise RequestRejected(401, "missing or unknown write key")
+            ctx = IngestContext(source=source, received_ms=received_ms, rules=app[RULES],
+                                sent_at=doc.get("sentAt") if is_batch else None)
+            events = _events(doc, is_batch, len(raw))
+            return _accept(app, ctx, endpoint, events, default_type)
+        except RequestRejected as exc:
+            if ctx is None and source is not None and exc.status in (400, 413, 415):
+                ctx = IngestContext(source=source, received_ms=received_ms, rules=app[RULES])
+            if ctx is not None and exc.status in (400, 413, 415):
+                row = dead_letter_row(ctx=ctx, endpoint=endpoint, index=-1, event="", reason=exc.reason)
+                app[BATCHER].submit((), (row,))
+            raise
+
+    return handler
+
+
+def _events(doc: dict[str, Any], is_batch: bool, body_size: int) -> list[Any]:
+    if not is_batch:
+        return [doc]
+    events = doc.get("batch")
+    if not isinstance(events, list):
+        raise RequestRejected(400, "batch: expected a list of events")
+    if not events:
+        raise RequestRejected(400, "batch: empty")
+    for index, event in enumerate(events if body_size > MAX_EVENT_BYTES else ()):
+        if len(orjson.dumps(event)) > MAX_EVENT_BYTES:
+            raise RequestRejected(413, f"batch[{index}]: event larger than {MAX_EVENT_BYTES} bytes")
+    return events
+
+
+def _accept(
+    app: web.Application, ctx: IngestContext, endpoint: str, events: list[Any], default_type: str | None
+) -> web.Response:
+    """Validate, deduplicate and queue events; answer which were rejected and why."""
+    batcher, recent = app[BATCHER], app[RECENT_IDS]
+    batcher.check_capacity(len(events))
+    rows, dead, rejected = [], [], []
+    duplicates = 0
+    for index, event in enumerate(events):
+        try:
+            row = normalise(event, default_type, ctx)
+        except EventRejected as exc:
+            message_id = event.get("messageId") if isinstance(event, dict) else None
+            rejected.append({"index": index, "messageId": message_id, "reason": exc.reason})
+            dead.append(dead_letter_row(ctx=ctx, endpoint=endpoint, index=index, event=event, reason=exc.reason))
+            continue
+        if recent.add(row[0]):
+            rows.append(row)
+        else:
+            duplicates += 1
+    batcher.submit(rows, dead)
+    if default_type is not None and rejected:
+        return json_response({"success": False, "error": rejected[0]["reason"], "rejected": rejected}, 400)
+    return json_response({"success": True, "accepted": len(rows), "duplicates": duplicates, "rejected": rejected})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the store answers and the queue has room."""
+    batcher = request.app[BATCHER]
+    loop = asyncio.get_running_loop()
+    store_ok = await loop.run_in_executor(request.app[READERS], request.app[STORE].ping)
+    queue_ok = batcher.pending < batcher.max_pending
+    body = {
+        "status": "ready" if store_ok and queue_ok else "not ready",
+        "store": "ok" if store_ok else "unreachable",
+        "pending": batcher.pending,
+        "max_pending": batcher.max_pending,
+        "inserted": batcher.stats.inserted,
+        "last_error": batcher.stats.last_error,
+    }
+    return json_response(body, 200 if store_ok and queue_ok else 503)
+
+
+def require_admin(request: web.Request) -> None:
+    """401 unless the request carries the admin key (Bearer or Basic user name)."""
+    if not is_admin(request.app[SETTINGS].admin_key, bearer_or_basic(request.headers.get("Authorization"))):
+        raise RequestRejected(401, "admin key required")
+
+
+async def query(request: web.Request) -> web.Response:
+    """Run one read-only SQL statement for an analyst (admin key): ``{"sql": ..., "params": {...}}``."""
+    require_admin(request)
+    doc = parse_json(await read_body(request, 256 * 1024))
+    sql = doc.get("sql") if isinstance(doc, dict) else None
+    params = doc.get("params", {}) if isinstance(doc, dict) else None
+    if not isinstance(sql, str) or not sql.strip():
+        raise RequestRejected(400, "sql: expected a non-empty string")
+    if not isinstance(params, dict):
+        raise RequestRejected(400, "params: expected an object")
+    settings, store = request.app[SETTINGS], request.app[STORE]
+    loop = asyncio.get_running_loop()
+    try:
+        result = await loop.run_in_executor(
+            request.app[READERS],
+            lambda: store.query_readonly(sql, params, timeout=settings.query_timeout,
+                                         max_rows=settings.query_max_rows),
+        )
+    except QueryRefused as exc:
+        raise RequestRejected(400, f"sql: {exc}") from None
+    except StoreUnavailable as exc:
+        raise RequestRejected(503, f"store unavailable: {exc}", retry_after=5) from None
+    return json_response({"columns": result.columns, "types": result.types, "rows": result.rows})
+
+
+def routes() -> list[web.RouteDef]:
+    """Every route of the collector."""
+    return [
+        web.post("/v1/batch", _ingest(None)),
+        web.post("/v1/import", _ingest(None)),
+        web.post("/v1/track", _ingest("track")),
+        web.post("/v1/identify", _ingest("identify")),
+        web.post("/v1/alias", _ingest("alias")),
+        web.post("/v1/page", _ingest("page")),
+        web.post("/v1/screen", _ingest("screen")),
+        web.post("/v1/group", _ingest("group")),
+        web.get("/healthz", healthz),
+        web.get("/readyz", readyz),
+        web.post("/v1/query", query),
+    ]

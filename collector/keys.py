@@ -1,0 +1,44 @@
+"""Development keys: generated when none are configured, kept beside the embedded data."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import orjson
+
+from collector.settings import Settings, chdb_path
+
+__all__ = ["dev_keys_path", "ensure_keys", "read_dev_admin_key"]
+
+
+def dev_keys_path(settings: Settings) -> Path | None:
+    """Where development keys are kept: inside the embedded data directory, if there is one."""
+    data = chdb_path(settings.dsn)
+    return data / "dev-keys.json" if data else None
+
+
+def ensure_keys(settings: Settings) -> Settings:
+    """Return settings with keys: the configured ones, else development keys (made once, then reused)."""
+    if settings.write_keys or settings.admin_key:
+        return settings
+    path = dev_keys_path(settings)
+    if path and path.exists():
+        doc = orjson.loads(path.read_bytes())
+        return settings.with_keys({doc["write_key"]: "dev"}, doc["admin_key"])
+    write_key, admin_key = f"wk_dev_{secrets.token_urlsafe(18)}", f"ak_dev_{secrets.token_urlsafe(18)}"
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(orjson.dumps({"write_key": write_key, "admin_key": admin_key}))
+    return settings.with_keys({write_key: "dev"}, admin_key)
+
+
+def read_dev_admin_key(settings: Settings) -> str:
+    """The development admin key of an embedded data directory, or '' when there is none."""
+    path = dev_keys_path(settings)
+    if path and path.exists():
+        return str(orjson.loads(path.read_bytes()).get("admin_key", ""))
+    return ""

@@ -1,0 +1,258 @@
+"""The wire protocol: Segment-shaped events validated and normalised into touchpoint rows."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from collector.errors import EventRejected
+from collector.stages import CHANNELS, STAGE_RANK, STAGES, StageRules
+
+__all__ = [
+    "DEAD_LETTER_COLUMNS",
+    "EVENT_TYPES",
+    "MAX_BATCH_BYTES",
+    "MAX_EVENT_BYTES",
+    "TOUCHPOINT_COLUMNS",
+    "IngestContext",
+    "dead_letter_row",
+    "normalise",
+    "parse_time_ms",
+]
+
+MAX_EVENT_BYTES = 32 * 1024
+MAX_BATCH_BYTES = 500 * 1024
+MAX_FUTURE_MS = 24 * 3600 * 1000
+MAX_ID_CHARS = 256
+MAX_NAME_CHARS = 512
+MAX_REVENUE = 1e13
+DEAD_LETTER_PAYLOAD_CHARS = 64 * 1024
+
+EVENT_TYPES = frozenset({"track", "identify", "alias", "page", "screen", "group"})
+CHANNEL_ALIASES = {"browser": "web", "mobile": "app", "server": "other"}
+
+TOUCHPOINT_COLUMNS: tuple[str, ...] = (
+    "message_id", "type", "event", "journey_id", "customer_id", "anonymous_id", "channel", "stage",
+    "stage_rank", "timestamp", "original_timestamp", "sent_at", "received_at", "revenue", "currency",
+    "campaign", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "store_id",
+    "order_id", "source", "page_url", "referrer", "ip", "user_agent", "library", "properties", "traits",
+)  # fmt: skip
+
+DEAD_LETTER_COLUMNS: tuple[str, ...] = (
+    "received_at", "source", "endpoint", "batch_index", "message_id", "customer_id", "anonymous_id",
+    "reason", "payload",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class IngestContext:
+    """What the collector knows about a request, shared by all of its events."""
+
+    source: str
+    received_ms: int
+    rules: StageRules
+    sent_at: Any = None
+
+
+def parse_time_ms(value: Any, field: str) -> int:
+    """Parse an ISO 8601 time into epoch milliseconds (naive times are UTC)."""
+    if not isinstance(value, str) or not value:
+        raise EventRejected(f"{field}: expected an ISO 8601 date string")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise EventRejected(f"{field}: not an ISO 8601 date: {value[:40]!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    ms = int(moment.timestamp() * 1000)
+    if ms < 0:
+        raise EventRejected(f"{field}: before 1970")
+    return ms
+
+
+def _text(value: Any, field: str, limit: int = MAX_NAME_CHARS) -> str:
+    """A short string field; numbers are accepted as ids, anything else is rejected."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    else:
+        raise EventRejected(f"{field}: expected a string")
+    if len(text) > limit:
+        raise EventRejected(f"{field}: longer than {limit} characters")
+    return text
+
+
+def _object(value: Any, field: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise EventRejected(f"{field}: expected an object")
+    return value
+
+
+def _string_map(values: Mapping[str, Any]) -> dict[str, str]:
+    """Flatten an object into string values (nested values as JSON)."""
+    return {
+        key: value if isinstance(value, str) else orjson.dumps(value).decode()
+        for key, value in values.items()
+        if value is not None
+    }
+
+
+def _revenue(value: Any, field: str) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, bool):
+        raise EventRejected(f"{field}: expected a number")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise EventRejected(f"{field}: not a number: {value[:40]!r}") from None
+    if not isinstance(value, int | float) or not math.isfinite(value) or abs(value) >= MAX_REVENUE:
+        raise EventRejected(f"{field}: expected a finite number below {MAX_REVENUE:.0e}")
+    return round(float(value), 4)
+
+
+def _channel(event: Mapping[str, Any]) -> str:
+    raw = event.get("channel")
+    if raw is None:
+        return "other"
+    if not isinstance(raw, str):
+        raise EventRejected("channel: expected a string")
+    channel = CHANNEL_ALIASES.get(raw.lower(), raw.lower())
+    if channel not in CHANNELS:
+        raise EventRejected(f"channel: must be one of {', '.join(sorted(CHANNELS))}, got {raw[:40]!r}")
+    return channel
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None and v != ""), None)
+
+
+def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple[Any, ...]:
+    """Validate one event and return its touchpoint row (in TOUCHPOINT_COLUMNS order)."""
+    if not isinstance(event, dict):
+        raise EventRejected("event: expected a JSON object")
+    type_ = default_type or event.get("type")
+    if type_ not in EVENT_TYPES:
+        raise EventRejected(f"type: must be one of {', '.join(sorted(EVENT_TYPES))}")
+    properties = _object(event.get("properties"), "properties")
+    traits = _object(event.get("traits"), "traits")
+    context = _object(event.get("context"), "context")
+
+    customer_id = _text(_first(event.get("userId"), event.get("customer_id")), "userId", MAX_ID_CHARS)
+    if type_ == "alias":
+        anonymous_id = _text(event.get("previousId"), "previousId", MAX_ID_CHARS)
+        if not customer_id or not anonymous_id:
+            raise EventRejected("previousId and userId: alias needs both")
+    else:
+        anonymous_id = _text(event.get("anonymousId"), "anonymousId", MAX_ID_CHARS)
+    if not customer_id and not anonymous_id:
+        raise EventRejected("userId or anonymousId: one of them is required")
+
+    if type_ == "track":
+        name = _text(event.get("event"), "event")
+        if not name:
+            raise EventRejected("event: a track call needs an event name")
+    else:
+        name = _text(_first(event.get("name"), properties.get("name")), "name")
+
+    message_id = _text(event.get("messageId"), "messageId", MAX_ID_CHARS) or uuid.uuid4().hex
+    received = ctx.received_ms
+    raw_time = event.get("timestamp")
+    original = parse_time_ms(raw_time, "timestamp") if raw_time is not None else received
+    raw_sent = event.get("sentAt", ctx.sent_at)
+    sent_at = parse_time_ms(raw_sent, "sentAt") if raw_sent is not None else None
+    corrected = original + (received - sent_at) if sent_at is not None and raw_time is not None else original
+    if corrected - received > MAX_FUTURE_MS:
+        raise EventRejected("timestamp: more than a day in the future after clock-skew correction")
+
+    channel = _channel(event)
+    explicit_stage = event.get("stage")
+    if explicit_stage is not None and explicit_stage != "":
+        if explicit_stage not in STAGE_RANK:
+            raise EventRejected(f"stage: must be one of {', '.join(STAGES)}")
+        stage = explicit_stage
+    else:
+        stage = ctx.rules.stage_for(type_, name, channel)
+
+    utm = _object(context.get("campaign"), "context.campaign")
+    page = _object(context.get("page"), "context.page")
+    library = _object(context.get("library"), "context.library")
+    revenue = _revenue(_first(event.get("revenue"), properties.get("revenue"), properties.get("total")),
+                       "properties.revenue")
+    currency = _text(_first(event.get("currency"), properties.get("currency")), "properties.currency", 8)
+    utm_campaign = _text(utm.get("name"), "context.campaign.name")
+    campaign = _text(_first(event.get("campaign"), properties.get("campaign"), utm_campaign), "properties.campaign")
+    store_id = _text(_first(event.get("store_id"), properties.get("store_id"), context.get("store_id")),
+                     "properties.store_id", MAX_ID_CHARS)
+    order_id = _text(_first(event.get("order_id"), properties.get("order_id"), properties.get("orderId")),
+                     "properties.order_id", MAX_ID_CHARS)
+    library_name = _text(library.get("name"), "context.library.name")
+    library_version = _text(library.get("version"), "context.library.version")
+
+    return (
+        message_id,
+        type_,
+        name,
+        customer_id or anonymous_id,
+        customer_id,
+        anonymous_id,
+        channel,
+        stage,
+        STAGE_RANK.get(stage, 0),
+        corrected,
+        original,
+        sent_at,
+        received,
+        revenue,
+        currency.upper(),
+        campaign,
+        _text(utm.get("source"), "context.campaign.source"),
+        _text(utm.get("medium"), "context.campaign.medium"),
+        utm_campaign,
+        _text(utm.get("term"), "context.campaign.term"),
+        _text(utm.get("content"), "context.campaign.content"),
+        store_id,
+        order_id,
+        ctx.source,
+        _text(_first(page.get("url"), properties.get("url")), "context.page.url", 4096),
+        _text(_first(page.get("referrer"), properties.get("referrer")), "context.page.referrer", 4096),
+        _text(context.get("ip"), "context.ip", 64),
+        _text(context.get("userAgent"), "context.userAgent", 1024),
+        f"{library_name}/{library_version}" if library_name else "",
+        _string_map(properties),
+        _string_map(traits),
+    )
+
+
+def dead_letter_row(
+    *, ctx: IngestContext, endpoint: str, index: int, event: Any, reason: str
+) -> tuple[Any, ...]:
+    """A dead-letter row for a rejected event or request (in DEAD_LETTER_COLUMNS order)."""
+    fields = event if isinstance(event, dict) else {}
+    try:
+        payload = event if isinstance(event, str) else orjson.dumps(event).decode()
+    except TypeError:
+        payload = repr(event)
+    return (
+        ctx.received_ms,
+        ctx.source,
+        endpoint,
+        index,
+        str(fields.get("messageId", ""))[:MAX_ID_CHARS],
+        str(fields.get("userId", ""))[:MAX_ID_CHARS],
+        str(fields.get("anonymousId", ""))[:MAX_ID_CHARS],
+        reason,
+        payload[:DEAD_LETTER_PAYLOAD_CHARS],
+    )

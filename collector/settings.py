@@ -1,0 +1,113 @@
+"""Settings: read from the environment in this one place, frozen, passed down."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from collector.errors import ConfigError
+
+__all__ = ["DEFAULT_RULES_PATH", "Settings", "chdb_path", "is_embedded", "parse_write_keys"]
+
+DEFAULT_RULES_PATH = Path(__file__).with_name("stage_rules.json")
+
+
+def parse_write_keys(text: str) -> dict[str, str]:
+    """Parse ``source=key,source2=key2`` into a mapping key -> source name."""
+    keys: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        source, sep, key = item.partition("=")
+        if not sep or not source.strip() or not key.strip():
+            raise ConfigError(f"REISE_WRITE_KEYS: expected source=key pairs, got {item!r}")
+        if key.strip() in keys:
+            raise ConfigError(f"REISE_WRITE_KEYS: key for {source.strip()!r} is used twice")
+        keys[key.strip()] = source.strip()
+    return keys
+
+
+def is_embedded(dsn: str) -> bool:
+    """Tell whether a DSN selects the embedded chDB engine."""
+    return dsn.startswith("chdb:")
+
+
+def chdb_path(dsn: str) -> Path | None:
+    """The data directory of an embedded DSN (``chdb:///path``), None for a server DSN."""
+    if not is_embedded(dsn):
+        return None
+    parsed = urlparse(dsn)
+    location = parsed.path if not parsed.netloc else parsed.netloc
+    return Path(location).resolve() if location not in ("", "memory", ":memory:") else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Every setting of the collector and its CLI; see the README's configuration table."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    dsn: str = field(default_factory=lambda: f"chdb://{Path('reise-data').resolve()}")
+    write_keys: Mapping[str, str] = field(default_factory=dict)
+    admin_key: str = ""
+    dev_keys: bool = False
+    batch_size: int = 10_000
+    flush_interval: float = 1.0
+    max_pending: int = 200_000
+    stage_rules: Path = DEFAULT_RULES_PATH
+    dedup_ids: int = 1_000_000
+    query_timeout: float = 30.0
+    query_max_rows: int = 100_000
+    log_format: str = "auto"
+    url: str = "http://127.0.0.1:8080"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from environment variables (``REISE_*``), then apply non-None overrides."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        readers: dict[str, tuple[str, Any]] = {
+            "host": ("REISE_HOST", str),
+            "port": ("REISE_PORT", int),
+            "dsn": ("REISE_DSN", str),
+            "admin_key": ("REISE_ADMIN_KEY", str),
+            "batch_size": ("REISE_BATCH_SIZE", int),
+            "flush_interval": ("REISE_FLUSH_INTERVAL", float),
+            "max_pending": ("REISE_MAX_PENDING", int),
+            "stage_rules": ("REISE_STAGE_RULES", Path),
+            "dedup_ids": ("REISE_DEDUP_IDS", int),
+            "query_timeout": ("REISE_QUERY_TIMEOUT", float),
+            "query_max_rows": ("REISE_QUERY_MAX_ROWS", int),
+            "log_format": ("REISE_LOG_FORMAT", str),
+            "url": ("REISE_URL", str),
+        }
+        for name, (var, convert) in readers.items():
+            raw = env.get(var)
+            if raw:
+                try:
+                    values[name] = convert(raw)
+                except ValueError as exc:
+                    raise ConfigError(f"{var}: {exc}") from exc
+        if env.get("REISE_WRITE_KEYS"):
+            values["write_keys"] = parse_write_keys(env["REISE_WRITE_KEYS"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Raise ConfigError for values that cannot work."""
+        if not (self.dsn.startswith(("chdb:", "http://", "https://"))):
+            raise ConfigError(f"REISE_DSN: expected chdb:///path or http(s)://host:8123/db, got {self.dsn!r}")
+        if self.batch_size < 1 or self.max_pending < self.batch_size:
+            raise ConfigError("REISE_BATCH_SIZE must be at least 1 and at most REISE_MAX_PENDING")
+        if self.flush_interval <= 0:
+            raise ConfigError("REISE_FLUSH_INTERVAL must be positive")
+        if self.log_format not in ("auto", "json", "console"):
+            raise ConfigError("REISE_LOG_FORMAT must be auto, json or console")
+
+    def with_keys(self, write_keys: Mapping[str, str], admin_key: str) -> Settings:
+        """A copy with generated development keys."""
+        return replace(self, write_keys=dict(write_keys), admin_key=admin_key, dev_keys=True)

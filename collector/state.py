@@ -1,0 +1,22 @@
+"""Typed application state keys shared by the app factory and the handlers."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from aiohttp import web
+
+from collector.batcher import Batcher
+from collector.dedup import RecentIds
+from collector.settings import Settings
+from collector.stages import StageRules
+from collector.store import Store
+
+__all__ = ["BATCHER", "READERS", "RECENT_IDS", "RULES", "SETTINGS", "STORE"]
+
+SETTINGS = web.AppKey("settings", Settings)
+RULES = web.AppKey("rules", StageRules)
+STORE = web.AppKey("store", Store)
+BATCHER = web.AppKey("batcher", Batcher)
+RECENT_IDS = web.AppKey("recent_ids", RecentIds)
+READERS = web.AppKey("readers", ThreadPoolExecutor)

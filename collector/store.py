@@ -1,0 +1,164 @@
+"""ClickHouse access through clickhouse-connect: one client per thread, never on the event loop."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, OperationalError
+
+from collector.errors import QueryRefused, StoreError, StoreUnavailable
+from collector.protocol import DEAD_LETTER_COLUMNS, TOUCHPOINT_COLUMNS
+
+__all__ = ["QueryResult", "Store", "connect"]
+
+# ClickHouse error codes that mean "try again later" rather than "this data is bad".
+RETRYABLE_CODES = frozenset({159, 202, 203, 209, 210, 241, 242, 252, 285, 319, 425, 999, 1002})
+INSERT_SETTINGS = {"async_insert": 0, "deduplicate_blocks_in_dependent_materialized_views": 1}
+
+
+def connect(dsn: str) -> Client:
+    """Open a clickhouse-connect client for a chdb:// or http(s):// DSN."""
+    try:
+        return clickhouse_connect.get_client(dsn=dsn, settings={"async_insert": 0})
+    except OperationalError as exc:
+        raise StoreUnavailable(f"cannot reach ClickHouse: {exc}") from exc
+    except ClickHouseError as exc:
+        raise StoreError(f"cannot open ClickHouse: {exc}") from exc
+
+
+def _error_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "code", None)
+    if isinstance(code, int):
+        return code
+    text = str(exc)
+    marker = text.find("Code: ")
+    if marker >= 0:
+        digits = text[marker + 6 :].split(".", 1)[0]
+        if digits.isdigit():
+            return int(digits)
+    return None
+
+
+def classify(exc: BaseException) -> StoreError:
+    """Decide explicitly whether a ClickHouse failure is worth retrying."""
+    if isinstance(exc, OperationalError) or _error_code(exc) in RETRYABLE_CODES:
+        return StoreUnavailable(str(exc).strip().splitlines()[0][:500])
+    return StoreError(str(exc).strip().splitlines()[0][:500])
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """Rows of a read-only query with their column names and ClickHouse types."""
+
+    columns: list[str]
+    types: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+class Store:
+    """Thread-aware access to ClickHouse; every method blocks, so call it from a worker thread."""
+
+    def __init__(self, *, dsn: str) -> None:
+        self.dsn = dsn
+        self._local = threading.local()
+        self._clients: list[Client] = []
+        self._lock = threading.Lock()
+
+    def client(self) -> Client:
+        """This thread's client, opened on first use."""
+        client: Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = connect(self.dsn)
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except ClickHouseError as exc:
+            raise classify(exc) from exc
+
+    def ping(self) -> bool:
+        """True when ClickHouse answers."""
+        try:
+            with self._errors():
+                return bool(self.client().command("SELECT 1") == 1)
+        except StoreError:
+            return False
+
+    def insert_touchpoints(self, rows: Sequence[Sequence[Any]], token: str) -> None:
+        """Insert touchpoint rows idempotently: a replay with the same token is not counted twice."""
+        self._insert("touchpoints", rows, TOUCHPOINT_COLUMNS, token)
+
+    def insert_dead_letters(self, rows: Sequence[Sequence[Any]], token: str) -> None:
+        """Insert rejected events with their reasons, idempotently."""
+        self._insert("dead_letters", rows, DEAD_LETTER_COLUMNS, token)
+
+    def _insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str], token: str) -> None:
+        if not rows:
+            return
+        settings = {**INSERT_SETTINGS, "insert_deduplication_token": token}
+        with self._errors():
+            self.client().insert(table, rows, column_names=list(columns), settings=settings)
+
+    def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        """Run one statement (DDL or a small query) and return its result."""
+        with self._errors():
+            return self.client().command(sql, parameters=dict(parameters or {}))
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
+        """Run a trusted query (the collector's own SQL) with server-side parameters."""
+        with self._errors():
+            result = self.client().query(sql, parameters=dict(parameters or {}))
+        return QueryResult(list(result.column_names), [t.name for t in result.column_types], result.result_rows)
+
+    def query_readonly(
+        self, sql: str, parameters: Mapping[str, Any] | None, *, timeout: float, max_rows: int
+    ) -> QueryResult:
+        """Run an analyst's query read-only (ClickHouse readonly=1), bounded in time and rows."""
+        settings = {  # readonly last: once set, no other setting may change
+            "max_execution_time": timeout,
+            "max_result_rows": max_rows,
+            "result_overflow_mode": "throw",
+            "readonly": 1,
+        }
+        try:
+            result = self.client().query(sql, parameters=dict(parameters or {}), settings=settings)
+        except DatabaseError as exc:
+            raise QueryRefused(_query_message(exc)) from exc
+        except OperationalError as exc:
+            raise StoreUnavailable(str(exc)[:500]) from exc
+        except ClickHouseError as exc:
+            raise QueryRefused(_query_message(exc)) from exc
+        return QueryResult(list(result.column_names), [t.name for t in result.column_types], result.result_rows)
+
+    def close(self) -> None:
+        """Close every client this store opened."""
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            try:
+                client.close()
+            except ClickHouseError:
+                pass
+
+
+def _query_message(exc: BaseException) -> str:
+    text = str(exc).strip()
+    start = text.find("DB::Exception:")
+    if start >= 0:
+        text = text[start + len("DB::Exception:") :].strip()
+        # chDB repeats the prefix for nested errors
+        while text.startswith(("Code: ", "DB::Exception:")) and "DB::Exception:" in text:
+            text = text[text.find("DB::Exception:") + len("DB::Exception:") :].strip()
+    text = text.split(" (version ", 1)[0]
+    return text.splitlines()[0][:1000] if text else "query failed"
