@@ -80,6 +80,7 @@ def _ingest(default_type: str | None) -> Handler:
             raise RequestRejected(401, "unknown write key")
         received_ms = int(time.time() * 1000)
         ctx: IngestContext | None = None
+        raw = b""
         try:
             raw = await read_body(request, limit)
             doc = parse_json(raw)
@@ -98,7 +99,8 @@ def _ingest(default_type: str | None) -> Handler:
             if ctx is None and source is not None and exc.status in (400, 413, 415):
                 ctx = IngestContext(source=source, received_ms=received_ms, rules=app[RULES])
             if ctx is not None and exc.status in (400, 413, 415):
-                row = dead_letter_row(ctx=ctx, endpoint=endpoint, index=-1, event="", reason=exc.reason)
+                payload = raw.decode("utf-8", "replace")
+                row = dead_letter_row(ctx=ctx, endpoint=endpoint, index=-1, event=payload, reason=exc.reason)
                 app[BATCHER].submit((), (row,))
             raise
 

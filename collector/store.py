@@ -10,10 +10,11 @@ from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, OperationalError
+from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
 from collector.errors import QueryRefused, StoreError, StoreUnavailable
 from collector.protocol import DEAD_LETTER_COLUMNS, TOUCHPOINT_COLUMNS
+from collector.sqlguard import single_statement
 
 __all__ = ["QueryResult", "Store", "connect"]
 
@@ -131,15 +132,15 @@ class Store:
             "result_overflow_mode": "throw",
             "readonly": 1,
         }
+        statement = single_statement(sql)
         try:
-            result = self.client().query(sql, parameters=dict(parameters or {}), settings=settings)
-        except DatabaseError as exc:
-            raise QueryRefused(_query_message(exc)) from exc
+            result = self.client().query(statement, parameters=dict(parameters or {}), settings=settings)
+            rows = result.result_rows
         except OperationalError as exc:
             raise StoreUnavailable(str(exc)[:500]) from exc
         except ClickHouseError as exc:
             raise QueryRefused(_query_message(exc)) from exc
-        return QueryResult(list(result.column_names), [t.name for t in result.column_types], result.result_rows)
+        return QueryResult(list(result.column_names), [t.name for t in result.column_types], rows)
 
     def close(self) -> None:
         """Close every client this store opened."""
