@@ -12,7 +12,7 @@ __all__ = ["basic_user", "bearer_or_basic", "is_admin", "source_for_key"]
 
 def basic_user(authorization: str | None) -> str | None:
     """The user name of an HTTP Basic header (Segment puts the write key there), or None."""
-    if not authorization or not authorization[:6].lower() == "basic ":
+    if not authorization or authorization[:6].lower() != "basic ":
         return None
     try:
         decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections.abc import Sequence
@@ -116,10 +117,8 @@ class Batcher:
             wait = self._oldest + self.flush_interval - time.monotonic()
             if self.pending < self.batch_size and wait > 0 and not self._closing:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
-                except TimeoutError:
-                    pass
                 continue
             await self._flush_once()
 
@@ -189,7 +188,7 @@ class Batcher:
 def _as_dead_letter(row: Row, reason: str) -> Row:
     """A touchpoint row the store refused, as a dead-letter row keeping every field."""
     payload = orjson.dumps(dict(zip(TOUCHPOINT_COLUMNS, row, strict=True)), default=str).decode()
-    values = dict.fromkeys(DEAD_LETTER_COLUMNS, "")
+    values: dict[str, Any] = dict.fromkeys(DEAD_LETTER_COLUMNS, "")
     values.update(received_at=row[_RECEIVED], source=row[_SOURCE], endpoint="store", batch_index=-1,
                   message_id=row[0], customer_id=row[_CUSTOMER], anonymous_id=row[_ANONYMOUS],
                   reason=f"store refused: {reason}", payload=payload)

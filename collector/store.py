@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +59,7 @@ class QueryResult:
 
     columns: list[str]
     types: list[str]
-    rows: list[tuple[Any, ...]]
+    rows: Sequence[Sequence[Any]]
 
 
 class Store:
@@ -147,10 +147,8 @@ class Store:
         with self._lock:
             clients, self._clients = self._clients, []
         for client in clients:
-            try:
+            with suppress(ClickHouseError):
                 client.close()
-            except ClickHouseError:
-                pass
 
 
 def _query_message(exc: BaseException) -> str:

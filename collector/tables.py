@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["format_table", "format_value", "format_record"]
+__all__ = ["format_record", "format_table", "format_value"]
 
 MAX_WIDTH = 60
 

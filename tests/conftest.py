@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from collector.migrate import apply_migrations
+from collector.store import Store
 from tests.helpers import Collector
 
 
@@ -28,3 +30,12 @@ def fresh_collector(tmp_path: Path) -> Iterator[Collector]:
     yield instance
     if instance.process is not None:
         instance.stop()
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """An embedded store in this test process, migrated (chDB allows one data path per process)."""
+    instance = Store(dsn=f"chdb://{tmp_path_factory.mktemp('store') / 'data'}")
+    apply_migrations(instance)
+    yield instance
+    instance.close()

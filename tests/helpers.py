@@ -143,9 +143,9 @@ class Collector:
         return [dict(zip(reply.body["columns"], row, strict=True)) for row in reply.body["rows"]]
 
     def scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
-        """The single value of a one-row, one-column query."""
+        """The first value of the first row, or None when there is no row."""
         rows = self.query(sql, params)
-        return next(iter(rows[0].values()))
+        return next(iter(rows[0].values())) if rows else None
 
     def wait_for(self, sql: str, expected: Any, params: dict[str, Any] | None = None,
                  timeout: float = 30) -> Any:

@@ -1,0 +1,31 @@
+# Two commands matter: `make run` (collector on the embedded store) and `make test` (the whole suite).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench-ingest bench-sdk clean
+
+$(STAMP): pyproject.toml sdk/pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]' -e ./sdk
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/reise serve
+
+lint: $(STAMP)
+	$(PY) -m ruff check collector tests bench sdk
+	$(PY) -m mypy
+
+test: lint
+	$(PY) -m pytest
+
+bench-ingest: $(STAMP)
+	$(PY) bench/ingest.py
+
+bench-sdk: $(STAMP)
+	$(PY) bench/sdk.py
+
+clean:
+	rm -rf $(VENV) reise-data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,79 @@
+"""A replayed batch is never counted twice: by insert token in the store, by messageId in the collector."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from collector.batcher import batch_token
+from collector.migrate import apply_migrations
+from collector.protocol import IngestContext, normalise
+from collector.settings import DEFAULT_RULES_PATH
+from collector.stages import StageRules
+from collector.store import Store
+from tests.helpers import Collector
+
+
+def make_batch(prefix: str, n: int) -> list[dict]:
+    return [{"type": "track", "userId": f"{prefix}-u{i % 7}", "anonymousId": f"{prefix}-a{i % 7}",
+             "event": "Product Viewed", "channel": "web", "messageId": f"{prefix}-m{i}",
+             "timestamp": f"2026-03-01T00:00:{i % 60:02d}.{i:03d}Z"} for i in range(n)]
+
+
+def test_same_token_inserted_twice_counts_once_through_the_views(store: Store) -> None:
+    prefix = uuid.uuid4().hex[:8]
+    ctx = IngestContext(source="test", received_ms=int(time.time() * 1000),
+                        rules=StageRules.load(DEFAULT_RULES_PATH))
+    rows = [normalise(e, None, ctx) for e in make_batch(prefix, 500)]
+    token = batch_token("touchpoints", rows)
+    assert token == batch_token("touchpoints", list(rows))
+    for _ in range(3):
+        store.insert_touchpoints(rows, token)
+    params = {"p": prefix + "-"}
+    assert store.query("SELECT count() FROM touchpoints WHERE startsWith(message_id, {p:String})",
+                       params).rows == [(500,)]
+    assert store.query("SELECT sum(contacts) FROM journey_state WHERE startsWith(journey_id, {p:String})",
+                       params).rows == [(500,)]
+    assert store.query("SELECT count() FROM identity_links WHERE startsWith(customer_id, {p:String})",
+                       params).rows == [(500,)]
+    # a different batch (other token) is stored
+    more = [normalise(e, None, ctx) for e in make_batch(prefix + "-x", 10)]
+    store.insert_touchpoints(more, batch_token("touchpoints", more))
+    assert store.query("SELECT sum(contacts) FROM journey_state WHERE startsWith(journey_id, {p:String})",
+                       params).rows == [(510,)]
+
+
+def test_migrations_are_recorded_and_safe_to_rerun(store: Store) -> None:
+    assert apply_migrations(store) == []
+    versions = store.query("SELECT version FROM reise_migrations FINAL ORDER BY version").rows
+    assert [v for (v,) in versions] == [1, 2, 3, 4, 5]
+    tables = {t for (t,) in store.query("SELECT name FROM system.tables WHERE database = currentDatabase()").rows}
+    assert {"touchpoints", "dead_letters", "identity_links", "journey_state", "customer_journey",
+            "stage_funnel", "contacts_before_purchase", "identity_map"} <= tables
+
+
+def test_resent_message_ids_are_duplicates(collector: Collector) -> None:
+    prefix = uuid.uuid4().hex[:8]
+    batch = make_batch(prefix, 50)
+    first = collector.post("/v1/batch", {"batch": batch})
+    assert (first.body["accepted"], first.body["duplicates"]) == (50, 0)
+    again = collector.post("/v1/batch", {"batch": batch[:30] + make_batch(prefix + "n", 5)})
+    assert (again.body["accepted"], again.body["duplicates"]) == (5, 30)
+    count_sql = "SELECT count() FROM touchpoints WHERE startsWith(message_id, {p:String})"
+    assert collector.wait_for(count_sql, 55, {"p": prefix}) == 55
+    time.sleep(0.5)
+    assert collector.scalar(count_sql, {"p": prefix}) == 55
+    assert collector.scalar("SELECT contacts FROM customer_journey WHERE customer_id = {c:String}",
+                            {"c": f"{prefix}-u0"}) == 8
+
+
+def test_duplicates_are_recognised_after_a_restart(fresh_collector: Collector) -> None:
+    prefix = uuid.uuid4().hex[:8]
+    batch = make_batch(prefix, 40)
+    assert fresh_collector.post("/v1/batch", {"batch": batch}).body["accepted"] == 40
+    assert fresh_collector.stop() == 0  # SIGTERM drains the queue
+    fresh_collector.start()
+    count_sql = "SELECT count() FROM touchpoints WHERE startsWith(message_id, {p:String})"
+    assert fresh_collector.scalar(count_sql, {"p": prefix}) == 40
+    reply = fresh_collector.post("/v1/batch", {"batch": batch})
+    assert (reply.body["accepted"], reply.body["duplicates"]) == (0, 40)
