@@ -144,7 +144,7 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
     if not isinstance(event, dict):
         raise EventRejected("event: expected a JSON object")
     type_ = default_type or event.get("type")
-    if type_ not in EVENT_TYPES:
+    if not isinstance(type_, str) or type_ not in EVENT_TYPES:
         raise EventRejected(f"type: must be one of {', '.join(sorted(EVENT_TYPES))}")
     properties = _object(event.get("properties"), "properties")
     traits = _object(event.get("traits"), "traits")
@@ -180,7 +180,7 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
     channel = _channel(event)
     explicit_stage = event.get("stage")
     if explicit_stage is not None and explicit_stage != "":
-        if explicit_stage not in STAGE_RANK:
+        if not isinstance(explicit_stage, str) or explicit_stage not in STAGE_RANK:
             raise EventRejected(f"stage: must be one of {', '.join(STAGES)}")
         stage = explicit_stage
     else:

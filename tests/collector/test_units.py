@@ -1,0 +1,137 @@
+"""Pure pieces: settings, stage rules, protocol normalisation, dedup memory, the SQL pre-check."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from collector.dedup import RecentIds
+from collector.errors import ConfigError, EventRejected, QueryRefused
+from collector.protocol import TOUCHPOINT_COLUMNS, IngestContext, normalise
+from collector.settings import DEFAULT_RULES_PATH, Settings, chdb_path, parse_write_keys
+from collector.sqlguard import single_statement
+from collector.stages import StageRules
+
+RULES = StageRules.load(DEFAULT_RULES_PATH)
+CTX = IngestContext(source="unit", received_ms=1_780_000_000_000, rules=RULES)
+
+
+def row_of(event: dict[str, Any], default_type: str | None = None) -> dict[str, Any]:
+    return dict(zip(TOUCHPOINT_COLUMNS, normalise(event, default_type, CTX), strict=True))
+
+
+def test_settings_from_env_and_overrides() -> None:
+    env = {"REISE_PORT": "9000", "REISE_WRITE_KEYS": "shop=wk_1, till=wk_2", "REISE_FLUSH_INTERVAL": "0.5"}
+    built = Settings.from_env(env, port=9100, dsn="chdb:///tmp/x")
+    assert built.port == 9100
+    assert built.flush_interval == 0.5
+    assert built.write_keys == {"wk_1": "shop", "wk_2": "till"}
+    assert chdb_path(built.dsn) == Path("/tmp/x")
+    assert chdb_path("http://localhost:8123/db") is None
+    with pytest.raises(ConfigError, match="REISE_PORT"):
+        Settings.from_env({"REISE_PORT": "eighty"})
+    with pytest.raises(ConfigError, match="REISE_DSN"):
+        Settings.from_env({"REISE_DSN": "postgres://x"})
+    with pytest.raises(ConfigError, match="source=key"):
+        parse_write_keys("justakey")
+    with pytest.raises(ConfigError, match="used twice"):
+        parse_write_keys("a=k,b=k")
+    with pytest.raises(AttributeError):
+        built.port = 1  # type: ignore[misc]
+
+
+def test_rules_file_errors_name_the_rule(tmp_path: Path) -> None:
+    path = tmp_path / "rules.json"
+    for doc, message in [
+        ({"rules": [{"event": "X", "stage": "joy"}]}, "rule 1: stage must be one of"),
+        ({"rules": [{"stage": "purchase"}]}, "rule 1: needs an 'event' or a 'type'"),
+        ({"rules": [{"event": "X", "stage": "purchase", "channel": "fax"}]}, "unknown channel"),
+        ({"rules": [{"event": "X", "stage": "purchase", "colour": "red"}]}, "expected an object with fields"),
+        ({"nope": []}, "expected an object with a 'rules' list"),
+    ]:
+        path.write_text(json.dumps(doc))
+        with pytest.raises(ConfigError, match=message):
+            StageRules.load(path)
+    path.write_text("{")
+    with pytest.raises(ConfigError):
+        StageRules.load(path)
+
+
+def test_rule_precedence() -> None:
+    assert RULES.stage_for("track", "SALE", "pos") == "purchase"
+    assert RULES.stage_for("track", "Sale", "web") == ""
+    assert RULES.stage_for("track", "Unknown", "support") == "retention"
+    assert RULES.stage_for("track", "Order Completed", "support") == "purchase"
+    assert RULES.stage_for("page", "", "web") == "awareness"
+
+
+def test_normalise_reads_hot_fields_and_maps() -> None:
+    row = row_of({
+        "type": "track", "event": "Order Completed", "userId": 42, "anonymousId": "a-1", "channel": "browser",
+        "properties": {"total": "99.999", "currency": "usd", "orderId": "o-7", "items": [{"sku": "x"}],
+                       "gift": True, "note": None},
+        "context": {"campaign": {"name": "spring", "source": "google", "medium": "cpc"},
+                    "library": {"name": "analytics-python", "version": "2.3"}, "ip": "10.1.2.3",
+                    "page": {"url": "https://shop/x"}},
+    })
+    assert row["customer_id"] == "42" and row["journey_id"] == "42" and row["anonymous_id"] == "a-1"
+    assert row["channel"] == "web" and row["stage"] == "purchase" and row["stage_rank"] == 3
+    assert row["revenue"] == 99.999 and row["currency"] == "USD" and row["order_id"] == "o-7"
+    assert row["campaign"] == "spring" and row["utm_source"] == "google" and row["utm_medium"] == "cpc"
+    assert row["library"] == "analytics-python/2.3" and row["page_url"] == "https://shop/x"
+    assert row["properties"]["items"] == '[{"sku":"x"}]' and row["properties"]["gift"] == "true"
+    assert "note" not in row["properties"]
+    assert row["timestamp"] == row["received_at"] == CTX.received_ms
+    assert len(row["message_id"]) == 32  # generated when missing
+
+
+def test_skew_and_future_rules() -> None:
+    hour = 3600 * 1000
+    sent = "2026-05-28T19:26:40+00:00"  # the client clock is an hour slow (received at 20:26:40)
+    row = row_of({"type": "track", "event": "x", "userId": "u", "timestamp": "2026-05-28T19:16:40Z",
+                  "sentAt": sent})
+    assert row["timestamp"] - row["original_timestamp"] == hour
+    assert row["received_at"] - row["timestamp"] == 10 * 60 * 1000
+    with pytest.raises(EventRejected, match="timestamp: more than a day in the future"):
+        row_of({"type": "track", "event": "x", "userId": "u", "timestamp": "2026-06-01T00:00:00Z"})
+    with pytest.raises(EventRejected, match="sentAt"):
+        row_of({"type": "track", "event": "x", "userId": "u", "sentAt": 12})
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+        st.sampled_from(["type", "event", "userId", "anonymousId", "previousId", "timestamp", "sentAt",
+                         "channel", "stage", "properties", "context", "traits", "messageId", "revenue",
+                         "campaign", "page", "library", "name", "x"]), children, max_size=8),
+    max_leaves=30))
+def test_normalise_either_returns_a_row_or_names_the_problem(event: Any) -> None:
+    try:
+        row = normalise(event, None, CTX)
+    except EventRejected as exc:
+        assert ":" in exc.reason
+    else:
+        assert len(row) == len(TOUCHPOINT_COLUMNS)
+
+
+def test_recent_ids_forget_the_oldest() -> None:
+    recent = RecentIds(3)
+    assert [recent.add(i) for i in ("a", "b", "a", "c", "d")] == [True, True, False, True, True]
+    assert len(recent) == 3
+    assert recent.add("a") is True  # forgotten after d arrived
+    recent.forget(["a"])
+    assert recent.add("a") is True
+
+
+def test_single_statement() -> None:
+    assert single_statement("SELECT 1;") == "SELECT 1"
+    assert single_statement("SELECT ';' AS x -- ;\n") == "SELECT ';' AS x -- ;\n"
+    for sql in ("SELECT 1; DROP TABLE t", "SELECT 1;;SELECT 2", "  ;  "):
+        with pytest.raises(QueryRefused):
+            single_statement(sql)
