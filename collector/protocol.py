@@ -78,6 +78,8 @@ def parse_time_ms(value: Any, field: str) -> int:
 
 def _text(value: Any, field: str, limit: int = MAX_NAME_CHARS) -> str:
     """A short string field; numbers are accepted as ids, anything else is rejected."""
+    if value.__class__ is str and len(value) <= limit:
+        return value  # type: ignore[no-any-return]
     if value is None:
         return ""
     if isinstance(value, str):
@@ -136,7 +138,31 @@ def _channel(event: Mapping[str, Any]) -> str:
 
 
 def _first(*values: Any) -> Any:
-    return next((v for v in values if v is not None and v != ""), None)
+    """The first value that is neither missing nor an empty string."""
+    for value in values:
+        if value is not None and value != "":
+            return value
+    return None
+
+
+_NO_UTM = ("", "", "", "", "")
+
+
+def _utm(value: Any) -> tuple[str, str, str, str, str]:
+    """UTM fields from ``context.campaign``: source, medium, name, term, content."""
+    utm = _object(value, "context.campaign")
+    return tuple(  # type: ignore[return-value]
+        _text(utm.get(key), f"context.campaign.{key}") for key in ("source", "medium", "name", "term", "content")
+    )
+
+
+def _library(value: Any) -> str:
+    """``name/version`` of the sending library, from ``context.library``."""
+    if value is None:
+        return ""
+    library = _object(value, "context.library")
+    name = _text(library.get("name"), "context.library.name")
+    return f"{name}/{_text(library.get('version'), 'context.library.version')}" if name else ""
 
 
 def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple[Any, ...]:
@@ -186,20 +212,17 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
     else:
         stage = ctx.rules.stage_for(type_, name, channel)
 
-    utm = _object(context.get("campaign"), "context.campaign")
+    utm = _utm(context.get("campaign")) if context.get("campaign") is not None else _NO_UTM
     page = _object(context.get("page"), "context.page")
-    library = _object(context.get("library"), "context.library")
     revenue = _revenue(_first(event.get("revenue"), properties.get("revenue"), properties.get("total")),
                        "properties.revenue")
     currency = _text(_first(event.get("currency"), properties.get("currency")), "properties.currency", 8)
-    utm_campaign = _text(utm.get("name"), "context.campaign.name")
+    utm_source, utm_medium, utm_campaign, utm_term, utm_content = utm
     campaign = _text(_first(event.get("campaign"), properties.get("campaign"), utm_campaign), "properties.campaign")
     store_id = _text(_first(event.get("store_id"), properties.get("store_id"), context.get("store_id")),
                      "properties.store_id", MAX_ID_CHARS)
     order_id = _text(_first(event.get("order_id"), properties.get("order_id"), properties.get("orderId")),
                      "properties.order_id", MAX_ID_CHARS)
-    library_name = _text(library.get("name"), "context.library.name")
-    library_version = _text(library.get("version"), "context.library.version")
 
     return (
         message_id,
@@ -218,11 +241,11 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
         revenue,
         currency.upper(),
         campaign,
-        _text(utm.get("source"), "context.campaign.source"),
-        _text(utm.get("medium"), "context.campaign.medium"),
+        utm_source,
+        utm_medium,
         utm_campaign,
-        _text(utm.get("term"), "context.campaign.term"),
-        _text(utm.get("content"), "context.campaign.content"),
+        utm_term,
+        utm_content,
         store_id,
         order_id,
         ctx.source,
@@ -230,7 +253,7 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
         _text(_first(page.get("referrer"), properties.get("referrer")), "context.page.referrer", 4096),
         _text(context.get("ip"), "context.ip", 64),
         _text(context.get("userAgent"), "context.userAgent", 1024),
-        f"{library_name}/{library_version}" if library_name else "",
+        _library(context.get("library")),
         _string_map(properties),
         _string_map(traits),
     )
