@@ -79,7 +79,7 @@ def parse_time_ms(value: Any, field: str) -> int:
 def _text(value: Any, field: str, limit: int = MAX_NAME_CHARS) -> str:
     """A short string field; numbers are accepted as ids, anything else is rejected."""
     if value.__class__ is str and len(value) <= limit:
-        return value  # type: ignore[no-any-return]
+        return value
     if value is None:
         return ""
     if isinstance(value, str):

@@ -5,6 +5,8 @@
 ...     client.purchase("A-1001", 59.90, "EUR", user_id="card-4711")
 """
 
+import logging as _logging
+
 from reise._version import __version__
 from reise.aio import AsyncClient
 from reise.client import CHANNELS, LIBRARY, MAX_EVENT_BYTES, STAGES, Client
@@ -18,6 +20,9 @@ from reise.errors import (
     ReiseError,
     ValidationError,
 )
+
+# A library logs; the application decides where it goes. Never print by default.
+_logging.getLogger("reise").addHandler(_logging.NullHandler())
 
 __all__ = [
     "CHANNELS",

@@ -13,7 +13,9 @@ import logging
 import math
 import os
 import re
+import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -39,9 +41,21 @@ MAX_BATCH_BYTES = 500 * 1024  # the collector's limit per batch, uncompressed
 _ENVELOPE = 96  # '{"batch":[', '],"sentAt":"...."}' and slack
 _CURRENCY = re.compile(r"[A-Za-z]{3}")
 _UTC = _dt.timezone.utc
-_now = _dt.datetime.now
-_dumps = _json.dumps
-_NATIVE_DT = _json.NATIVE_DATETIME
+_dumps_event = _json.dumps_event
+_time = time.time
+_second: tuple[int, str] = (-1, "")  # (unix second, its ISO prefix); replaced atomically
+
+
+def _now_iso() -> str:
+    """Now as ISO 8601 UTC with microseconds; formats the date part once a second."""
+    global _second
+    t = _time()
+    s = int(t)
+    sec, prefix = _second
+    if s != sec:
+        prefix = _dt.datetime.fromtimestamp(s, _UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second = (s, prefix)
+    return f"{prefix}.{int((t - s) * 1e6):06d}+00:00"
 
 _live_clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
@@ -81,22 +95,22 @@ def _text(value: object, name: str) -> str:
     raise ValidationError(f"{name} must be a str, got {type(value).__name__}")
 
 
-def _timestamp(value: object) -> object:
+def _timestamp(value: object) -> str:
     if not isinstance(value, _dt.datetime):
         raise ValidationError(f"timestamp must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise ValidationError("timestamp must be timezone-aware (e.g. datetime.now(timezone.utc))")
-    return value if _NATIVE_DT else value.isoformat()
+    return value.isoformat()
 
 
 def _channel(value: object) -> str:
-    if value in CHANNELS:
+    if isinstance(value, str) and value in CHANNELS:
         return str(value)
     raise ValidationError(f"channel must be one of {sorted(CHANNELS)}, got {value!r}")
 
 
 def _stage(value: object) -> str:
-    if value in STAGES:
+    if isinstance(value, str) and value in STAGES:
         return str(value)
     raise ValidationError(f"stage must be one of {sorted(STAGES)}, got {value!r}")
 
@@ -135,7 +149,7 @@ class Client:
         store_id: str | None = None,
         context: Mapping[str, Any] | None = None,
         on_error: ErrorCallback | None = None,
-        batch_size: int = 500,
+        batch_size: int = 1000,
         batch_bytes: int = 480_000,
         flush_interval: float = 0.5,
         max_queue_size: int = 1_000_000,
@@ -173,11 +187,18 @@ class Client:
             raise ConfigurationError("max_queue_size must be >= 1, max_queue_bytes >= 32 KiB")
         if on_error is not None and not callable(on_error):
             raise ConfigurationError("on_error must be callable")
-        self._channel = _channel(channel) if channel is not None else None
-        self._store_id = _text(store_id, "store_id") if store_id is not None else None
-        base_ctx = dict(_mapping(context, "context")) if context is not None else {}
+        try:
+            self._channel = _channel(channel) if channel is not None else None
+            self._store_id = _text(store_id, "store_id") if store_id is not None else None
+            base_ctx = dict(_mapping(context, "context")) if context is not None else {}
+        except ValidationError as exc:
+            raise ConfigurationError(str(exc)) from exc
         base_ctx["library"] = LIBRARY
         self._context: dict[str, Any] = base_ctx
+        try:
+            self._context_json = _json.dumps(base_ctx).decode()
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"context is not JSON-serialisable: {exc}") from exc
         self.write_key = write_key
         self.host = host
         self.on_error = on_error
@@ -198,9 +219,12 @@ class Client:
         }
         self._queue: EventQueue
         if spool_path is not None:
-            self._queue = SqliteSpool(os.fspath(spool_path), sync=spool_sync,
-                                      max_events=spool_max_events,
-                                      max_bytes=1 << 62, **qopts)
+            try:
+                self._queue = SqliteSpool(os.fspath(spool_path), sync=spool_sync,
+                                          max_events=spool_max_events,
+                                          max_bytes=1 << 62, **qopts)
+            except (OSError, sqlite3.Error) as exc:
+                raise ConfigurationError(f"cannot open spool {spool_path!s}: {exc}") from exc
         else:
             self._queue = MemoryQueue(max_events=max_queue_size, max_bytes=max_queue_bytes,
                                       **qopts)
@@ -373,7 +397,7 @@ class Client:
             raise ValidationError(f"message_id must be a non-empty str, got {message_id!r}")
         msg["messageId"] = mid
         if timestamp is None:
-            msg["timestamp"] = _now(_UTC) if _NATIVE_DT else _now(_UTC).isoformat()
+            msg["timestamp"] = _now_iso()
         else:
             msg["timestamp"] = _timestamp(timestamp)
         if context is None:
@@ -395,7 +419,7 @@ class Client:
         if integrations is not None:
             msg["integrations"] = _mapping(integrations, "integrations")
         try:
-            data = _dumps(msg)
+            data = _dumps_event(msg, self._context, self._context_json)
         except (TypeError, ValueError) as exc:
             raise ValidationError(f"{msg['type']}: event is not JSON-serialisable: {exc}") from exc
         if len(data) > MAX_EVENT_BYTES:
@@ -460,13 +484,13 @@ class Client:
         atexit.unregister(self._atexit)
         _live_clients.discard(self)
         consumer = self._consumer
+        self._queue.end_incident()
         self._queue.stop()
         if consumer is not None:
             consumer.stop_event.set()
             consumer.join(timeout=1.0 if ok else 0.2)
+            consumer.report_drops()
         left = self._queue.undelivered()
-        if not ok and consumer is not None and consumer.is_alive():
-            left = max(left, self._queue.pos_in - self._queue.pos_done)
         if left:
             if self._queue.durable:
                 log.info("reise: %d undelivered events stay in the spool for the next run", left)

@@ -93,6 +93,10 @@ class Consumer(threading.Thread):
                 log.exception("reise: unexpected error in the background sender")
                 self.stop_event.wait(1.0)
 
+    def report_drops(self) -> None:
+        """Report overflow incidents the queue summarised (also called at shutdown)."""
+        self._report_drops()
+
     def _report_drops(self) -> None:
         q = self.queue
         if not q.pending_drop_reports:
@@ -103,12 +107,17 @@ class Consumer(threading.Thread):
             self._call_on_error(EventsDropped(reason, count=count))
 
     def _deliver(self, batch: Batch) -> None:
-        finished = True
         try:
             finished = self._send(batch.events)
-        finally:
-            if finished:
-                self.queue.finish(batch)
+        except Exception as exc:  # pragma: no cover - a bug; never let it reach the host
+            log.exception("reise: unexpected error while sending %d events", len(batch))
+            if self.queue.durable:
+                return  # they stay in the spool for the next run
+            self.stats.dropped += len(batch)
+            self._call_on_error(EventsDropped(f"internal error: {exc!r}", count=len(batch)))
+            finished = True
+        if finished:
+            self.queue.finish(batch)
 
     # -- sending -----------------------------------------------------------
 

@@ -60,6 +60,7 @@ class EventQueue:
         self.flush_bytes = flush_bytes
         self._reset_sync()
         self.count = 0  # events queued, not yet taken by the sender
+        self.inflight = 0  # events taken by the sender, not yet finished
         self.nbytes = 0
         self.pos_in = 0  # position of the newest accepted event
         self.pos_done = 0  # highest position the sender has finished
@@ -128,6 +129,12 @@ class EventQueue:
                         "is room", self.count, self.nbytes, self.overflow, reason)
         self._incident_dropped += k
 
+    def end_incident(self) -> None:
+        """Close an overflow incident still open (at shutdown) so that it is reported."""
+        with self.lock:
+            if self._incident_dropped:
+                self._end_incident()
+
     def _end_incident(self) -> None:
         """Summarise a finished overflow incident once (lock held)."""
         k = self._incident_dropped
@@ -165,8 +172,12 @@ class EventQueue:
                 batch = self._take(max_events, max_bytes)
                 if batch is None:
                     continue
-                self.count -= len(batch)
-                self.nbytes -= batch.nbytes
+                # max(): a spool shared with a forked process can hold rows we never counted
+                self.count = max(0, self.count - len(batch))
+                self.nbytes = max(0, self.nbytes - batch.nbytes)
+                self.inflight = len(batch)
+                if self.overflow == "block":
+                    self.done_cond.notify_all()  # room for callers waiting in put()
                 return batch
 
     def finish(self, batch: Batch) -> None:
@@ -175,6 +186,7 @@ class EventQueue:
         with self.lock:
             if batch.last_pos > self.pos_done:
                 self.pos_done = batch.last_pos
+            self.inflight = 0
             self.done_cond.notify_all()
 
     def request_flush(self) -> int:
@@ -192,7 +204,9 @@ class EventQueue:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return False
-                self.done_cond.wait(left if left is None else min(left, 0.5))
+                self.done_cond.wait(0.5 if left is None else min(left, 0.5))
+                if self.pos_done < pos and self.inflight == 0:
+                    self._settle(pos)
                 if self.count:
                     self.flush_requested = True
                     self.cond.notify()
@@ -206,10 +220,13 @@ class EventQueue:
             self.done_cond.notify_all()
 
     def undelivered(self) -> int:
-        """Events still queued (not counting a batch the sender holds)."""
-        return self.count
+        """Events not delivered yet: queued, plus the batch the sender holds."""
+        return self.count + self.inflight
 
     # -- storage hooks -----------------------------------------------------
+
+    def _settle(self, pos: int) -> None:
+        """Advance ``pos_done`` if events up to ``pos`` are gone by other means (lock held)."""
 
     def _append(self, data: bytes) -> None:
         raise NotImplementedError
@@ -263,7 +280,7 @@ class MemoryQueue(EventQueue):
         """The parent owns (and sends) the events queued before the fork."""
         self._reset_sync()
         self._q = collections.deque()
-        self.count = self.nbytes = 0
+        self.count = self.nbytes = self.inflight = 0
         self.pos_in = self.pos_done = 0
         self.flush_requested = self.stopping = False
         self._incident_dropped = 0
@@ -307,6 +324,15 @@ class SqliteSpool(EventQueue):
                    "data BLOB NOT NULL)")
         self._db = db
 
+    def _settle(self, pos: int) -> None:
+        """Rows up to ``pos`` deleted by another process sharing the spool count as done."""
+        try:
+            row = self._db.execute("SELECT 1 FROM events WHERE id <= ? LIMIT 1", (pos,)).fetchone()
+        except sqlite3.Error:
+            return
+        if row is None and pos > self.pos_done:
+            self.pos_done = pos
+
     def _append(self, data: bytes) -> None:
         cur = self._db.execute("INSERT INTO events(data) VALUES (?)", (data,))
         self.pos_in = cur.lastrowid or self.pos_in + 1
@@ -332,9 +358,11 @@ class SqliteSpool(EventQueue):
         rows = self._db.execute("SELECT id, data FROM events WHERE id > ? ORDER BY id LIMIT ?",
                                 (self._last_taken, max_events)).fetchall()
         if not rows:
-            # Our count drifted (rows deleted by another process sharing the file).
+            # Our count drifted: another process sharing the file delivered the rows.
             self.count = 0
             self.nbytes = 0
+            self.pos_done = max(self.pos_done, self.pos_in)
+            self.done_cond.notify_all()
             return None
         out: list[bytes] = []
         ids: list[int] = []
@@ -370,6 +398,7 @@ class SqliteSpool(EventQueue):
                                "coalesce(max(id), 0) FROM events WHERE id > ?",
                                (self._last_taken,)).fetchone()
         self.count, self.nbytes, self.pos_in = row
+        self.inflight = 0
         self.pos_in = max(self.pos_in, self._last_taken)
         self.pos_done = self._last_taken
 

@@ -60,6 +60,23 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, secs)
 
 
+class _HTTPConnection(http.client.HTTPConnection):
+    """HTTP connection with Nagle off: http.client sends headers and body separately,
+    which with delayed ACKs costs 40 ms a request."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS connection with Nagle off (see ``_HTTPConnection``)."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class Transport:
     """Posts batches to ``{host}/v1/batch`` over one persistent connection."""
 
@@ -86,9 +103,9 @@ class Transport:
 
     def _connect(self) -> http.client.HTTPConnection:
         if self.scheme == "https":
-            return http.client.HTTPSConnection(self.hostname, self.port, timeout=self.timeout,
-                                               context=ssl.create_default_context())
-        return http.client.HTTPConnection(self.hostname, self.port, timeout=self.timeout)
+            return _HTTPSConnection(self.hostname, self.port, timeout=self.timeout,
+                                    context=ssl.create_default_context())
+        return _HTTPConnection(self.hostname, self.port, timeout=self.timeout)
 
     def encode(self, body: bytes) -> bytes:
         """Compress a request body as configured."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import gzip
 import http.server
 import json
@@ -76,10 +77,8 @@ class FakeCollector:
         with self.lock:
             conns, self._conns = self._conns, set()
         for c in conns:
-            try:
+            with contextlib.suppress(OSError):
                 c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             c.close()
 
     def close(self) -> None:
@@ -105,6 +104,7 @@ class FakeCollector:
 def _handler_for(fake: FakeCollector) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
