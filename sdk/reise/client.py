@@ -420,8 +420,9 @@ class Client:
             msg["integrations"] = _mapping(integrations, "integrations")
         try:
             data = _dumps_event(msg, self._context, self._context_json)
-        except (TypeError, ValueError) as exc:
-            raise ValidationError(f"{msg['type']}: event is not JSON-serialisable: {exc}") from exc
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise ValidationError(f"{msg['type']}: event is not JSON-serialisable: "
+                                  f"{exc or type(exc).__name__}") from exc
         if len(data) > MAX_EVENT_BYTES:
             raise ValidationError(f"{msg['type']}: event is {len(data)} bytes serialised; "
                                   f"the limit is {MAX_EVENT_BYTES}")

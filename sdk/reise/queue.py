@@ -70,6 +70,7 @@ class EventQueue:
         self._incident_dropped = 0  # drops in the current overflow incident
         self._incident_start = 0.0
         self.pending_drop_reports: list[tuple[int, str]] = []
+        self._notes: list[str] = []  # log lines made under the lock, emitted after it
 
     def _reset_sync(self) -> None:
         """(Re)create the lock and conditions (also in a forked child)."""
@@ -81,6 +82,20 @@ class EventQueue:
 
     def put(self, data: bytes) -> bool:
         """Queue one serialised event; return False when the overflow policy dropped it."""
+        try:
+            return self._put(data)
+        finally:
+            if self._notes:
+                self.emit_notes()
+
+    def emit_notes(self) -> None:
+        """Log what happened under the lock, outside it (a log handler may track events)."""
+        with self.lock:
+            notes, self._notes = self._notes, []
+        for note in notes:
+            log.warning("reise: %s", note)
+
+    def _put(self, data: bytes) -> bool:
         n = len(data)
         with self.lock:
             if self.count >= self.max_events or self.nbytes + n > self.max_bytes:
@@ -125,8 +140,8 @@ class EventQueue:
         self.dropped_total += k
         if not self._incident_dropped:
             self._incident_start = time.monotonic()
-            log.warning("reise: queue full (%d events, %d bytes); policy %s: %s until there "
-                        "is room", self.count, self.nbytes, self.overflow, reason)
+            self._notes.append(f"queue full ({self.count} events, {self.nbytes} bytes); policy "
+                               f"{self.overflow}: {reason} until there is room")
         self._incident_dropped += k
 
     def end_incident(self) -> None:
@@ -134,6 +149,7 @@ class EventQueue:
         with self.lock:
             if self._incident_dropped:
                 self._end_incident()
+        self.emit_notes()
 
     def _end_incident(self) -> None:
         """Summarise a finished overflow incident once (lock held)."""
@@ -141,7 +157,7 @@ class EventQueue:
         secs = time.monotonic() - self._incident_start
         self._incident_dropped = 0
         reason = f"queue overflow ({self.overflow}): {k} events dropped over {secs:.1f}s"
-        log.warning("reise: %s", reason)
+        self._notes.append(reason)
         self.pending_drop_reports.append((k, reason))
         self.cond.notify()
 
@@ -285,6 +301,7 @@ class MemoryQueue(EventQueue):
         self.flush_requested = self.stopping = False
         self._incident_dropped = 0
         self.pending_drop_reports = []
+        self._notes = []
 
     def _ack(self, batch: Batch) -> None:
         pass
@@ -337,10 +354,10 @@ class SqliteSpool(EventQueue):
         cur = self._db.execute("INSERT INTO events(data) VALUES (?)", (data,))
         self.pos_in = cur.lastrowid or self.pos_in + 1
 
-    def put(self, data: bytes) -> bool:
-        """Write one event to the spool; falls back to dropping (logged) on disk errors."""
+    def _put(self, data: bytes) -> bool:
+        """Write one event to the spool; a disk error drops it (counted and logged)."""
         try:
-            return super().put(data)
+            return super()._put(data)
         except sqlite3.Error as exc:
             with self.lock:
                 self._note_drop(1, f"spool write failed: {exc}")
@@ -393,6 +410,7 @@ class SqliteSpool(EventQueue):
         self.flush_requested = self.stopping = False
         self._incident_dropped = 0
         self.pending_drop_reports = []
+        self._notes = []
         self._open()
         row = self._db.execute("SELECT count(*), coalesce(sum(length(data)), 0), "
                                "coalesce(max(id), 0) FROM events WHERE id > ?",
