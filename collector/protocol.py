@@ -101,15 +101,6 @@ def _object(value: Any, field: str) -> dict[str, Any]:
     return value
 
 
-def _string_map(values: Mapping[str, Any]) -> dict[str, str]:
-    """Flatten an object into string values (nested values as JSON)."""
-    return {
-        key: value if isinstance(value, str) else orjson.dumps(value).decode()
-        for key, value in values.items()
-        if value is not None
-    }
-
-
 def _revenue(value: Any, field: str) -> float:
     if value is None:
         return 0.0
@@ -151,8 +142,12 @@ _NO_UTM = ("", "", "", "", "")
 def _utm(value: Any) -> tuple[str, str, str, str, str]:
     """UTM fields from ``context.campaign``: source, medium, name, term, content."""
     utm = _object(value, "context.campaign")
-    return tuple(  # type: ignore[return-value]
-        _text(utm.get(key), f"context.campaign.{key}") for key in ("source", "medium", "name", "term", "content")
+    return (
+        _text(utm.get("source"), "context.campaign.source"),
+        _text(utm.get("medium"), "context.campaign.medium"),
+        _text(utm.get("name"), "context.campaign.name"),
+        _text(utm.get("term"), "context.campaign.term"),
+        _text(utm.get("content"), "context.campaign.content"),
     )
 
 
@@ -166,7 +161,10 @@ def _library(value: Any) -> str:
 
 
 def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple[Any, ...]:
-    """Validate one event and return its touchpoint row (in TOUCHPOINT_COLUMNS order)."""
+    """Validate one event and return its touchpoint row (in TOUCHPOINT_COLUMNS order).
+
+    Times in the row are epoch seconds with millisecond fractions, as ClickHouse reads them from JSON.
+    """
     if not isinstance(event, dict):
         raise EventRejected("event: expected a JSON object")
     type_ = default_type or event.get("type")
@@ -234,10 +232,10 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
         channel,
         stage,
         STAGE_RANK.get(stage, 0),
-        corrected,
-        original,
-        sent_at,
-        received,
+        corrected / 1000,
+        original / 1000,
+        None if sent_at is None else sent_at / 1000,
+        received / 1000,
         revenue,
         currency.upper(),
         campaign,
@@ -254,8 +252,8 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
         _text(context.get("ip"), "context.ip", 64),
         _text(context.get("userAgent"), "context.userAgent", 1024),
         _library(context.get("library")),
-        _string_map(properties),
-        _string_map(traits),
+        properties,  # ClickHouse stores non-string values as their JSON text (see store.INSERT_SETTINGS)
+        traits,
     )
 
 
@@ -269,7 +267,7 @@ def dead_letter_row(
     except TypeError:
         payload = repr(event)
     return (
-        ctx.received_ms,
+        ctx.received_ms / 1000,
         ctx.source,
         endpoint,
         index,

@@ -53,7 +53,7 @@ class Settings:
     write_keys: Mapping[str, str] = field(default_factory=dict)
     admin_key: str = ""
     dev_keys: bool = False
-    batch_size: int = 10_000
+    batch_size: int = 50_000
     flush_interval: float = 1.0
     max_pending: int = 200_000
     stage_rules: Path = DEFAULT_RULES_PATH

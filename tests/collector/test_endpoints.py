@@ -25,7 +25,7 @@ def test_every_endpoint_lands_in_the_raw_table(collector: Collector) -> None:
     user, anon = uid("user"), uid("anon")
     calls = [
         ("/v1/track", {"userId": user, "event": "Product Viewed", "channel": "web",
-                       "properties": {"sku": "A1", "price": 9.5}}),
+                       "properties": {"sku": "A1", "price": 9.5, "gift": True, "tags": ["a", {"b": 1}]}}),
         ("/v1/page", {"anonymousId": anon, "name": "Home", "channel": "web",
                       "context": {"page": {"url": "https://shop.example/", "referrer": "https://ads.example/"}}}),
         ("/v1/identify", {"anonymousId": anon, "userId": user, "traits": {"email_hash": "abc", "tier": 2}}),
@@ -48,6 +48,9 @@ def test_every_endpoint_lands_in_the_raw_table(collector: Collector) -> None:
         " properties, traits, source FROM touchpoints WHERE customer_id = {u:String} OR anonymous_id = {a:String}",
         {"u": user, "a": anon})}
     assert rows["track"]["event"] in ("Product Viewed", "Order Completed")
+    viewed = collector.query("SELECT properties FROM touchpoints WHERE customer_id = {u:String}"
+                             " AND event = 'Product Viewed'", {"u": user})[0]
+    assert viewed["properties"] == {"sku": "A1", "price": "9.5", "gift": "true", "tags": '["a",{"b":1}]'}
     assert rows["page"]["page_url"] == "https://shop.example/"
     assert rows["page"]["referrer"] == "https://ads.example/"
     assert rows["page"]["stage"] == "awareness"

@@ -84,19 +84,17 @@ def test_normalise_reads_hot_fields_and_maps() -> None:
     assert row["revenue"] == 99.999 and row["currency"] == "USD" and row["order_id"] == "o-7"
     assert row["campaign"] == "spring" and row["utm_source"] == "google" and row["utm_medium"] == "cpc"
     assert row["library"] == "analytics-python/2.3" and row["page_url"] == "https://shop/x"
-    assert row["properties"]["items"] == '[{"sku":"x"}]' and row["properties"]["gift"] == "true"
-    assert "note" not in row["properties"]
-    assert row["timestamp"] == row["received_at"] == CTX.received_ms
+    assert row["timestamp"] == row["received_at"] == CTX.received_ms / 1000
     assert len(row["message_id"]) == 32  # generated when missing
 
 
 def test_skew_and_future_rules() -> None:
-    hour = 3600 * 1000
+    hour = 3600
     sent = "2026-05-28T19:26:40+00:00"  # the client clock is an hour slow (received at 20:26:40)
     row = row_of({"type": "track", "event": "x", "userId": "u", "timestamp": "2026-05-28T19:16:40Z",
                   "sentAt": sent})
     assert row["timestamp"] - row["original_timestamp"] == hour
-    assert row["received_at"] - row["timestamp"] == 10 * 60 * 1000
+    assert row["received_at"] - row["timestamp"] == 10 * 60
     with pytest.raises(EventRejected, match="timestamp: more than a day in the future"):
         row_of({"type": "track", "event": "x", "userId": "u", "timestamp": "2026-06-01T00:00:00Z"})
     with pytest.raises(EventRejected, match="sentAt"):
