@@ -7,7 +7,9 @@ import binascii
 import hmac
 from collections.abc import Mapping
 
-__all__ = ["basic_user", "bearer_or_basic", "is_admin", "source_for_key"]
+from collector.settings import WriteKey
+
+__all__ = ["basic_user", "bearer_or_basic", "find_write_key", "is_admin"]
 
 
 def basic_user(authorization: str | None) -> str | None:
@@ -28,15 +30,15 @@ def bearer_or_basic(authorization: str | None) -> str | None:
     return basic_user(authorization)
 
 
-def source_for_key(write_keys: Mapping[str, str], candidate: str | None) -> str | None:
-    """The source name of a write key, comparing against every key in constant time."""
+def find_write_key(write_keys: Mapping[str, WriteKey], candidate: str | None) -> WriteKey | None:
+    """The write key matching the candidate, comparing against every key in constant time."""
     if not candidate:
         return None
     found = None
     given = candidate.encode()
-    for key, source in write_keys.items():
+    for key, record in write_keys.items():
         if hmac.compare_digest(key.encode(), given):
-            found = source
+            found = record
     return found
 
 

@@ -13,7 +13,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from collector.auth import basic_user, bearer_or_basic, is_admin, source_for_key
+from collector.auth import basic_user, bearer_or_basic, find_write_key, is_admin
 from collector.body import parse_json, read_body
 from collector.errors import EventRejected, QueryRefused, RequestRejected, StoreUnavailable
 from collector.protocol import (
@@ -23,9 +23,10 @@ from collector.protocol import (
     dead_letter_row,
     normalise,
 )
+from collector.settings import WriteKey
 from collector.state import BATCHER, READERS, RECENT_IDS, RULES, SETTINGS, STORE
 
-__all__ = ["error_middleware", "json_response", "routes"]
+__all__ = ["error_middleware", "ingest_context", "json_response", "routes"]
 
 log = structlog.get_logger("reise.http")
 
@@ -75,8 +76,8 @@ def _ingest(default_type: str | None) -> Handler:
         app = request.app
         write_keys = app[SETTINGS].write_keys
         header_key = basic_user(request.headers.get("Authorization"))
-        source = source_for_key(write_keys, header_key)
-        if header_key and source is None:
+        key = find_write_key(write_keys, header_key)
+        if header_key and key is None:
             raise RequestRejected(401, "unknown write key")
         received_ms = int(time.time() * 1000)
         ctx: IngestContext | None = None
@@ -86,18 +87,17 @@ def _ingest(default_type: str | None) -> Handler:
             doc = parse_json(raw)
             if not isinstance(doc, dict):
                 raise RequestRejected(400, "body: expected a JSON object")
-            if source is None:
+            if key is None:
                 writekey = doc.get("writeKey")
-                source = source_for_key(write_keys, writekey if isinstance(writekey, str) else None)
-                if source is None:
+                key = find_write_key(write_keys, writekey if isinstance(writekey, str) else None)
+                if key is None:
                     raise RequestRejected(401, "missing or unknown write key")
-            ctx = IngestContext(source=source, received_ms=received_ms, rules=app[RULES],
-                                sent_at=doc.get("sentAt") if is_batch else None)
+            ctx = ingest_context(app, key, received_ms, sent_at=doc.get("sentAt") if is_batch else None)
             events = _events(doc, is_batch, len(raw))
             return _accept(app, ctx, endpoint, events, default_type)
         except RequestRejected as exc:
-            if ctx is None and source is not None and exc.status in (400, 413, 415):
-                ctx = IngestContext(source=source, received_ms=received_ms, rules=app[RULES])
+            if ctx is None and key is not None and exc.status in (400, 413, 415):
+                ctx = ingest_context(app, key, received_ms)
             if ctx is not None and exc.status in (400, 413, 415):
                 payload = raw.decode("utf-8", "replace")
                 row = dead_letter_row(ctx=ctx, endpoint=endpoint, index=-1, event=payload, reason=exc.reason)
@@ -105,6 +105,12 @@ def _ingest(default_type: str | None) -> Handler:
             raise
 
     return handler
+
+
+def ingest_context(app: web.Application, key: WriteKey, received_ms: int, sent_at: Any = None) -> IngestContext:
+    """What every event of one request shares: its source, key limits, receive time and the rules."""
+    return IngestContext(source=key.source, received_ms=received_ms, rules=app[RULES], sent_at=sent_at,
+                         channels=key.channels, default_channel=key.default_channel)
 
 
 def _events(doc: dict[str, Any], is_batch: bool, body_size: int) -> list[Any]:

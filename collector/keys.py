@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from collector.settings import Settings, chdb_path
+from collector.settings import Settings, WriteKey, chdb_path
 
 __all__ = ["dev_keys_path", "ensure_keys", "read_dev_admin_key"]
 
@@ -26,14 +26,14 @@ def ensure_keys(settings: Settings) -> Settings:
     path = dev_keys_path(settings)
     if path and path.exists():
         doc = orjson.loads(path.read_bytes())
-        return settings.with_keys({doc["write_key"]: "dev"}, doc["admin_key"])
+        return settings.with_keys({doc["write_key"]: WriteKey("dev", doc["write_key"])}, doc["admin_key"])
     write_key, admin_key = f"wk_dev_{secrets.token_urlsafe(18)}", f"ak_dev_{secrets.token_urlsafe(18)}"
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(orjson.dumps({"write_key": write_key, "admin_key": admin_key}))
-    return settings.with_keys({write_key: "dev"}, admin_key)
+    return settings.with_keys({write_key: WriteKey("dev", write_key)}, admin_key)
 
 
 def read_dev_admin_key(settings: Settings) -> str:

@@ -58,6 +58,8 @@ class IngestContext:
     received_ms: int
     rules: StageRules
     sent_at: Any = None
+    channels: frozenset[str] | None = None  # the channels the write key may write; None: all
+    default_channel: str = "other"
 
 
 def parse_time_ms(value: Any, field: str) -> int:
@@ -116,10 +118,10 @@ def _revenue(value: Any, field: str) -> float:
     return round(float(value), 4)
 
 
-def _channel(event: Mapping[str, Any]) -> str:
+def _channel(event: Mapping[str, Any], ctx: IngestContext) -> str:
     raw = event.get("channel")
     if raw is None:
-        return "other"
+        return ctx.default_channel
     if not isinstance(raw, str):
         raise EventRejected("channel: expected a string")
     channel = CHANNEL_ALIASES.get(raw.lower(), raw.lower())
@@ -201,7 +203,10 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
     if corrected - received > MAX_FUTURE_MS:
         raise EventRejected("timestamp: more than a day in the future after clock-skew correction")
 
-    channel = _channel(event)
+    channel = _channel(event, ctx)
+    if ctx.channels is not None and channel not in ctx.channels:
+        allowed = ", ".join(sorted(ctx.channels))
+        raise EventRejected(f"channel: this write key may not write {channel!r} (only {allowed})")
     explicit_stage = event.get("stage")
     if explicit_stage is not None and explicit_stage != "":
         if not isinstance(explicit_stage, str) or explicit_stage not in STAGE_RANK:

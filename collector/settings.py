@@ -10,22 +10,53 @@ from typing import Any
 from urllib.parse import urlparse
 
 from collector.errors import ConfigError
+from collector.stages import CHANNELS
 
-__all__ = ["DEFAULT_RULES_PATH", "Settings", "chdb_path", "is_embedded", "parse_write_keys"]
+__all__ = ["DEFAULT_RULES_PATH", "Settings", "WriteKey", "chdb_path", "is_embedded", "parse_write_keys"]
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("stage_rules.json")
 
 
-def parse_write_keys(text: str) -> dict[str, str]:
-    """Parse ``source=key,source2=key2`` into a mapping key -> source name."""
-    keys: dict[str, str] = {}
+@dataclass(frozen=True)
+class WriteKey:
+    """A write key: the source it stands for, the channels it may write (None: all), public or secret.
+
+    Public keys (``pk_...``) are meant to be seen, in browsers and pixel URLs; secret keys are for servers
+    and tills. Neither can read: reads and deletions take the admin key.
+    """
+
+    source: str
+    key: str
+    channels: frozenset[str] | None = None
+
+    @property
+    def public(self) -> bool:
+        """True for a key meant to be embedded in pages and e-mails."""
+        return self.key.startswith("pk_")
+
+    @property
+    def default_channel(self) -> str:
+        """The channel of an event that names none: the key's only channel, else ``other``."""
+        return next(iter(self.channels)) if self.channels and len(self.channels) == 1 else "other"
+
+
+def parse_write_keys(text: str) -> dict[str, WriteKey]:
+    """Parse ``source=key[@channel+channel],...`` into a mapping key -> WriteKey."""
+    keys: dict[str, WriteKey] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
-        source, sep, key = item.partition("=")
-        if not sep or not source.strip() or not key.strip():
-            raise ConfigError(f"REISE_WRITE_KEYS: expected source=key pairs, got {item!r}")
-        if key.strip() in keys:
-            raise ConfigError(f"REISE_WRITE_KEYS: key for {source.strip()!r} is used twice")
-        keys[key.strip()] = source.strip()
+        source, sep, rest = (p.strip() for p in item.partition("="))
+        key, at, channel_list = (p.strip() for p in rest.partition("@"))
+        if not sep or not source or not key:
+            raise ConfigError(f"REISE_WRITE_KEYS: expected source=key[@channel+channel], got {item!r}")
+        if key in keys:
+            raise ConfigError(f"REISE_WRITE_KEYS: key for {source!r} is used twice")
+        channels = frozenset(c.strip() for c in channel_list.split("+")) if at else None
+        unknown = sorted((channels or frozenset()) - CHANNELS)
+        if unknown or (at and not channels):
+            raise ConfigError(f"REISE_WRITE_KEYS: {source!r} names unknown channels {unknown or channel_list!r}")
+        if key.startswith("pk_") and channels is None:
+            raise ConfigError(f"REISE_WRITE_KEYS: public key of {source!r} must name its channels (pk_...@web)")
+        keys[key] = WriteKey(source=source, key=key, channels=channels)
     return keys
 
 
@@ -50,7 +81,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     dsn: str = field(default_factory=lambda: f"chdb://{Path('reise-data').resolve()}")
-    write_keys: Mapping[str, str] = field(default_factory=dict)
+    write_keys: Mapping[str, WriteKey] = field(default_factory=dict)
     admin_key: str = ""
     dev_keys: bool = False
     batch_size: int = 50_000
@@ -108,6 +139,6 @@ class Settings:
         if self.log_format not in ("auto", "json", "console"):
             raise ConfigError("REISE_LOG_FORMAT must be auto, json or console")
 
-    def with_keys(self, write_keys: Mapping[str, str], admin_key: str) -> Settings:
+    def with_keys(self, write_keys: Mapping[str, WriteKey], admin_key: str) -> Settings:
         """A copy with generated development keys."""
         return replace(self, write_keys=dict(write_keys), admin_key=admin_key, dev_keys=True)

@@ -88,7 +88,7 @@ class Collector:
         env = {k: v for k, v in os.environ.items() if not k.startswith("REISE_")}
         env.update(
             REISE_DSN=self.dsn,
-            REISE_WRITE_KEYS=f"test={self.write_key},other=wk_other",
+            REISE_WRITE_KEYS=f"test={self.write_key},other=wk_other,till=wk_till@pos,site=pk_site@web+email",
             REISE_ADMIN_KEY=self.admin_key,
             REISE_URL=self.url,
             REISE_FLUSH_INTERVAL="0.2",

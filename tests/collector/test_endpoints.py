@@ -91,3 +91,24 @@ def test_second_source_is_recorded(collector: Collector) -> None:
                           key="wk_other").status == 200
     collector.wait_for("SELECT count() FROM touchpoints WHERE customer_id = {u:String}", 1, {"u": user})
     assert collector.scalar("SELECT source FROM touchpoints WHERE customer_id = {u:String}", {"u": user}) == "other"
+
+
+def test_keys_limited_to_channels(collector: Collector) -> None:
+    user = uid("till")
+    # a till's key writes the pos channel, which is also its default
+    reply = collector.post("/v1/batch", {"batch": [
+        {"type": "track", "userId": user, "event": "Sale"},
+        {"type": "track", "userId": user, "event": "Email Opened", "channel": "email"},
+    ]}, key="wk_till")
+    assert reply.body["accepted"] == 1
+    assert reply.body["rejected"][0]["index"] == 1
+    assert reply.body["rejected"][0]["reason"].startswith("channel: this write key may not write 'email'")
+    collector.wait_for("SELECT count() FROM touchpoints WHERE customer_id = {u:String}", 1, {"u": user})
+    row = collector.query("SELECT channel, source, stage FROM touchpoints WHERE customer_id = {u:String}",
+                          {"u": user})[0]
+    assert row == {"channel": "pos", "source": "till", "stage": "purchase"}
+    # a public key writes only its channels and cannot read
+    assert collector.post("/v1/page", {"anonymousId": user, "channel": "web"}, key="pk_site").status == 200
+    assert collector.post("/v1/track", {"anonymousId": user, "event": "Sale", "channel": "pos"},
+                          key="pk_site").status == 400
+    assert http("POST", collector.url + "/v1/query", {"sql": "SELECT 1"}, key="pk_site").status == 401

@@ -26,11 +26,16 @@ def row_of(event: dict[str, Any], default_type: str | None = None) -> dict[str, 
 
 
 def test_settings_from_env_and_overrides() -> None:
-    env = {"REISE_PORT": "9000", "REISE_WRITE_KEYS": "shop=wk_1, till=wk_2", "REISE_FLUSH_INTERVAL": "0.5"}
+    env = {"REISE_PORT": "9000", "REISE_WRITE_KEYS": "shop=wk_1, till=wk_2@pos, site=pk_3@web+email",
+           "REISE_FLUSH_INTERVAL": "0.5"}
     built = Settings.from_env(env, port=9100, dsn="chdb:///tmp/x")
     assert built.port == 9100
     assert built.flush_interval == 0.5
-    assert built.write_keys == {"wk_1": "shop", "wk_2": "till"}
+    assert {k: (v.source, v.channels, v.public) for k, v in built.write_keys.items()} == {
+        "wk_1": ("shop", None, False), "wk_2": ("till", frozenset({"pos"}), False),
+        "pk_3": ("site", frozenset({"web", "email"}), True)}
+    assert built.write_keys["wk_2"].default_channel == "pos"
+    assert built.write_keys["pk_3"].default_channel == "other"
     assert chdb_path(built.dsn) == Path("/tmp/x")
     assert chdb_path("http://localhost:8123/db") is None
     with pytest.raises(ConfigError, match="REISE_PORT"):
@@ -41,6 +46,10 @@ def test_settings_from_env_and_overrides() -> None:
         parse_write_keys("justakey")
     with pytest.raises(ConfigError, match="used twice"):
         parse_write_keys("a=k,b=k")
+    with pytest.raises(ConfigError, match="unknown channels"):
+        parse_write_keys("a=k@web+fax")
+    with pytest.raises(ConfigError, match="must name its channels"):
+        parse_write_keys("a=pk_open")
     with pytest.raises(AttributeError):
         built.port = 1  # type: ignore[misc]
 
