@@ -14,7 +14,7 @@ from collector.batcher import Batcher
 from collector.dedup import RecentIds
 from collector.handlers import error_middleware, routes
 from collector.migrate import apply_migrations
-from collector.protocol import MAX_BATCH_BYTES
+from collector.protocol import DEDUP_KEY_SQL, MAX_BATCH_BYTES
 from collector.settings import Settings
 from collector.stages import StageRules
 from collector.state import BATCHER, READERS, RECENT_IDS, RULES, SETTINGS, STORE
@@ -25,11 +25,11 @@ __all__ = ["create_app"]
 log = structlog.get_logger("reise.app")
 
 DRAIN_TIMEOUT = 30.0
-RECENT_IDS_SQL = """
-SELECT message_id FROM touchpoints
+RECENT_IDS_SQL = f"""
+SELECT {DEDUP_KEY_SQL} FROM touchpoints
 WHERE received_at >= now64(3) - INTERVAL 1 DAY
 ORDER BY received_at DESC
-LIMIT {n:UInt64}
+LIMIT {{n:UInt64}}
 """
 
 

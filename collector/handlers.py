@@ -15,18 +15,17 @@ from aiohttp import web
 
 from collector.auth import basic_user, bearer_or_basic, find_write_key, is_admin
 from collector.body import parse_json, read_body
-from collector.errors import EventRejected, QueryRefused, RequestRejected, StoreUnavailable
+from collector.errors import QueryRefused, RequestRejected, StoreUnavailable
+from collector.ingest import accept, ingest_context
 from collector.protocol import (
     MAX_BATCH_BYTES,
     MAX_EVENT_BYTES,
     IngestContext,
     dead_letter_row,
-    normalise,
 )
-from collector.settings import WriteKey
-from collector.state import BATCHER, READERS, RECENT_IDS, RULES, SETTINGS, STORE
+from collector.state import BATCHER, READERS, SETTINGS, STORE
 
-__all__ = ["error_middleware", "ingest_context", "json_response", "routes"]
+__all__ = ["error_middleware", "json_response", "routes"]
 
 log = structlog.get_logger("reise.http")
 
@@ -94,7 +93,11 @@ def _ingest(default_type: str | None) -> Handler:
                     raise RequestRejected(401, "missing or unknown write key")
             ctx = ingest_context(app, key, received_ms, sent_at=doc.get("sentAt") if is_batch else None)
             events = _events(doc, is_batch, len(raw))
-            return _accept(app, ctx, endpoint, events, default_type)
+            outcome = await accept(app, ctx, endpoint, events, default_type)
+            if default_type is not None and outcome.rejected:
+                reason = outcome.rejected[0]["reason"]
+                return json_response({"success": False, "error": reason, "rejected": outcome.rejected}, 400)
+            return json_response(outcome.as_json())
         except RequestRejected as exc:
             if ctx is None and key is not None and exc.status in (400, 413, 415):
                 ctx = ingest_context(app, key, received_ms)
@@ -105,12 +108,6 @@ def _ingest(default_type: str | None) -> Handler:
             raise
 
     return handler
-
-
-def ingest_context(app: web.Application, key: WriteKey, received_ms: int, sent_at: Any = None) -> IngestContext:
-    """What every event of one request shares: its source, key limits, receive time and the rules."""
-    return IngestContext(source=key.source, received_ms=received_ms, rules=app[RULES], sent_at=sent_at,
-                         channels=key.channels, default_channel=key.default_channel)
 
 
 def _events(doc: dict[str, Any], is_batch: bool, body_size: int) -> list[Any]:
@@ -125,32 +122,6 @@ def _events(doc: dict[str, Any], is_batch: bool, body_size: int) -> list[Any]:
         if len(orjson.dumps(event)) > MAX_EVENT_BYTES:
             raise RequestRejected(413, f"batch[{index}]: event larger than {MAX_EVENT_BYTES} bytes")
     return events
-
-
-def _accept(
-    app: web.Application, ctx: IngestContext, endpoint: str, events: list[Any], default_type: str | None
-) -> web.Response:
-    """Validate, deduplicate and queue events; answer which were rejected and why."""
-    batcher, recent = app[BATCHER], app[RECENT_IDS]
-    batcher.check_capacity(len(events))
-    rows, dead, rejected = [], [], []
-    duplicates = 0
-    for index, event in enumerate(events):
-        try:
-            row = normalise(event, default_type, ctx)
-        except EventRejected as exc:
-            message_id = event.get("messageId") if isinstance(event, dict) else None
-            rejected.append({"index": index, "messageId": message_id, "reason": exc.reason})
-            dead.append(dead_letter_row(ctx=ctx, endpoint=endpoint, index=index, event=event, reason=exc.reason))
-            continue
-        if recent.add(row[0]):
-            rows.append(row)
-        else:
-            duplicates += 1
-    batcher.submit(rows, dead)
-    if default_type is not None and rejected:
-        return json_response({"success": False, "error": rejected[0]["reason"], "rejected": rejected}, 400)
-    return json_response({"success": True, "accepted": len(rows), "duplicates": duplicates, "rejected": rejected})
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -16,12 +16,14 @@ from collector.stages import CHANNELS, STAGE_RANK, STAGES, StageRules
 
 __all__ = [
     "DEAD_LETTER_COLUMNS",
+    "DEDUP_KEY_SQL",
     "EVENT_TYPES",
     "MAX_BATCH_BYTES",
     "MAX_EVENT_BYTES",
     "TOUCHPOINT_COLUMNS",
     "IngestContext",
     "dead_letter_row",
+    "dedup_key",
     "normalise",
     "parse_time_ms",
 ]
@@ -260,6 +262,14 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
         properties,  # ClickHouse stores non-string values as their JSON text (see store.INSERT_SETTINGS)
         traits,
     )
+
+
+def dedup_key(row: tuple[Any, ...]) -> str:
+    """The idempotency key of a touchpoint row: its message id."""
+    return str(row[0])
+
+
+DEDUP_KEY_SQL = "message_id"  # the same key computed in SQL over the touchpoints table
 
 
 def dead_letter_row(

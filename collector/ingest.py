@@ -1,0 +1,63 @@
+"""Accepting events: validate, deduplicate, queue durably; shared by every ingestion endpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from collector.errors import EventRejected
+from collector.protocol import IngestContext, dead_letter_row, dedup_key, normalise
+from collector.settings import WriteKey
+from collector.state import BATCHER, RECENT_IDS, RULES
+
+__all__ = ["Accepted", "accept", "ingest_context"]
+
+
+@dataclass
+class Accepted:
+    """The outcome of one request's events."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The answer body Segment clients expect, plus Reise's counts."""
+        return {"success": True, "accepted": self.accepted, "duplicates": self.duplicates,
+                "rejected": self.rejected}
+
+
+def ingest_context(app: web.Application, key: WriteKey, received_ms: int, sent_at: Any = None) -> IngestContext:
+    """What every event of one request shares: its source, key limits, receive time and the rules."""
+    return IngestContext(source=key.source, received_ms=received_ms, rules=app[RULES], sent_at=sent_at,
+                         channels=key.channels, default_channel=key.default_channel)
+
+
+async def accept(
+    app: web.Application, ctx: IngestContext, endpoint: str, events: list[Any], default_type: str | None
+) -> Accepted:
+    """Validate and deduplicate events, keep the rejected ones as dead letters, and queue the rest.
+
+    Raises RequestRejected (503) when the queue has no room; nothing of the request is kept then.
+    """
+    batcher, recent = app[BATCHER], app[RECENT_IDS]
+    batcher.check_capacity(len(events))
+    outcome = Accepted()
+    rows, dead = [], []
+    for index, event in enumerate(events):
+        try:
+            row = normalise(event, default_type, ctx)
+        except EventRejected as exc:
+            message_id = event.get("messageId") if isinstance(event, dict) else None
+            outcome.rejected.append({"index": index, "messageId": message_id, "reason": exc.reason})
+            dead.append(dead_letter_row(ctx=ctx, endpoint=endpoint, index=index, event=event, reason=exc.reason))
+            continue
+        if recent.add(dedup_key(row)):
+            rows.append(row)
+        else:
+            outcome.duplicates += 1
+    batcher.submit(rows, dead)
+    outcome.accepted = len(rows)
+    return outcome
