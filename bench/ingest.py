@@ -54,7 +54,6 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make the collector package importable
     sys.path.insert(0, str(ROOT))
 
-from collector.batcher import batch_token  # noqa: E402
 from collector.migrate import apply_migrations  # noqa: E402
 from collector.protocol import IngestContext, normalise  # noqa: E402
 from collector.settings import DEFAULT_RULES_PATH, Settings  # noqa: E402
@@ -435,7 +434,7 @@ def store_baseline(bodies: Sequence[bytes], *, batch_rows: int, data_dir: Path,
 
         def flush() -> None:
             nonlocal spent, inserts, total
-            token = batch_token("touchpoints", pending)
+            token = f"bench-{uuid.uuid4().hex}"
             started = time.perf_counter()
             store.insert_touchpoints(pending, token)
             spent += time.perf_counter() - started

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import IO
 
 import structlog
 from aiohttp import web
 
-from collector.batcher import Batcher
+from collector.batcher import Batcher, recent_keys_from
 from collector.dedup import RecentIds
+from collector.errors import ConfigError
 from collector.handlers import error_middleware, routes
-from collector.migrate import apply_migrations
-from collector.protocol import DEDUP_KEY_SQL, MAX_BATCH_BYTES
+from collector.protocol import MAX_BATCH_BYTES
 from collector.settings import Settings
+from collector.spool import Spool
 from collector.stages import StageRules
 from collector.state import BATCHER, READERS, RECENT_IDS, RULES, SETTINGS, STORE
 from collector.store import Store
@@ -24,47 +28,56 @@ __all__ = ["create_app"]
 
 log = structlog.get_logger("reise.app")
 
-DRAIN_TIMEOUT = 30.0
-RECENT_IDS_SQL = f"""
-SELECT {DEDUP_KEY_SQL} FROM touchpoints
-WHERE received_at >= now64(3) - INTERVAL 1 DAY
-ORDER BY received_at DESC
-LIMIT {{n:UInt64}}
-"""
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Open the store, apply migrations, start the batcher; drain and close on shutdown."""
+    """Open the spool and the store, replay what a previous process left, start draining; drain on exit."""
     settings = app[SETTINGS]
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reise-writer")
     readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="reise-reader")
-    store = Store(dsn=settings.dsn)
-    loop = asyncio.get_running_loop()
-    applied = await loop.run_in_executor(writer, apply_migrations, store)
-    if applied:
-        log.info("migrations applied", migrations=applied)
+    spool_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reise-spool")
+    durable = settings.spool == "disk"
+    lock = lock_directory(settings.spool_dir) if durable else None
+    spool = Spool(directory=settings.spool_dir if durable else None, io=spool_io,
+                  segment_rows=settings.batch_size, max_bytes=settings.spool_max_bytes)
     recent = RecentIds(settings.dedup_ids)
-    known = await loop.run_in_executor(
-        writer, lambda: store.query(RECENT_IDS_SQL, {"n": settings.dedup_ids}).rows
-    )
-    for (message_id,) in reversed(known):
-        recent.add(message_id)
-    batcher = Batcher(store=store, writer=writer, batch_size=settings.batch_size,
-                      flush_interval=settings.flush_interval, max_pending=settings.max_pending)
+    for key in recent_keys_from(spool.recover()):
+        recent.add(key)
+    store = Store(dsn=settings.dsn)
+    batcher = Batcher(store=store, writer=writer, spool=spool, recent=recent, flush_interval=settings.flush_interval)
     app[STORE], app[READERS], app[RECENT_IDS], app[BATCHER] = store, readers, recent, batcher
+    if not await batcher.connect():
+        log.warning("store unreachable at start; accepting into the spool and retrying", dsn=_redacted(settings.dsn))
     task = asyncio.create_task(batcher.run(), name="reise-batcher")
-    log.info("collector ready", dsn=_redacted(settings.dsn), remembered_ids=len(recent))
+    log.info("collector ready", dsn=_redacted(settings.dsn), spool=str(spool.directory or "memory"),
+             spooled_rows=spool.rows, remembered_ids=len(recent))
     try:
         yield
     finally:
-        drained = await batcher.drain(DRAIN_TIMEOUT)
+        drained = await batcher.drain(settings.drain_timeout)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        log.info("collector stopped", drained=drained, inserted=batcher.stats.inserted, pending=batcher.pending)
+        log.info("collector stopped", drained=drained, inserted=batcher.stats.inserted, spooled_rows=spool.rows)
+        spool_io.submit(spool.close).result()
         writer.submit(store.close).result()
-        writer.shutdown(wait=True)
-        readers.shutdown(wait=True)
+        for pool in (writer, readers, spool_io):
+            pool.shutdown(wait=True)
+        if lock is not None:
+            lock.close()
+
+
+def lock_directory(directory: Path) -> IO[bytes]:
+    """Hold an exclusive lock on a spool directory for this process's lifetime; refuse a second holder."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handle = (directory / ".lock").open("ab")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ConfigError(f"spool {directory} is in use by another collector process; give each its own "
+                          "REISE_SPOOL_DIR") from None
+    return handle
 
 
 def _redacted(dsn: str) -> str:

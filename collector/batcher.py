@@ -1,44 +1,37 @@
-"""The batcher: a bounded in-memory queue flushed on size or time by one writer thread."""
+"""The batcher: accepts encoded rows into the spool and drains sealed segments into ClickHouse."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import structlog
 
+from collector.dedup import RecentIds
 from collector.errors import RequestRejected, StoreError, StoreUnavailable
-from collector.protocol import DEAD_LETTER_COLUMNS, TOUCHPOINT_COLUMNS
-from collector.store import Store
+from collector.migrate import apply_migrations
+from collector.protocol import DEAD_LETTER_COLUMNS, DEDUP_KEY_SQL, dedup_key
+from collector.spool import Segment, Spool
+from collector.store import Store, encode_rows
 
-__all__ = ["Batcher", "BatcherStats", "batch_token"]
+__all__ = ["Batcher", "BatcherStats"]
 
 log = structlog.get_logger("reise.batcher")
 
 Row = tuple[Any, ...]
 MAX_BACKOFF = 30.0
-_TIMESTAMP = TOUCHPOINT_COLUMNS.index("timestamp")
-_RECEIVED = TOUCHPOINT_COLUMNS.index("received_at")
-_SOURCE = TOUCHPOINT_COLUMNS.index("source")
-_CUSTOMER = TOUCHPOINT_COLUMNS.index("customer_id")
-_ANONYMOUS = TOUCHPOINT_COLUMNS.index("anonymous_id")
-
-
-def batch_token(table: str, rows: Sequence[Row]) -> str:
-    """An insert_deduplication_token derived from the batch: the same batch gives the same token."""
-    digest = hashlib.blake2b(table.encode(), digest_size=16)
-    for row in rows:
-        digest.update(str(row[0]).encode())
-        digest.update(b"\x00")
-        digest.update(str(row[-1] if table == "dead_letters" else row[_TIMESTAMP]).encode())
-    return f"{table}-{len(rows)}-{digest.hexdigest()}"
+RECENT_KEYS_SQL = f"""
+SELECT {DEDUP_KEY_SQL} FROM touchpoints
+WHERE received_at >= now64(3) - INTERVAL 1 DAY
+ORDER BY received_at DESC
+LIMIT {{n:UInt64}}
+"""
 
 
 @dataclass
@@ -48,149 +41,193 @@ class BatcherStats:
     inserted: int = 0
     dead_lettered: int = 0
     batches: int = 0
-    store_ok: bool = True
+    store_ok: bool = False
     last_error: str = ""
     last_insert_seconds: float = 0.0
     retries: int = 0
-    failed_batches: list[str] = field(default_factory=list)
 
 
 class Batcher:
-    """Collects rows from request handlers and writes them in large idempotent inserts."""
+    """Rows go into the durable spool before the 2xx; a loop writes sealed segments in idempotent inserts."""
 
     def __init__(
         self,
         *,
         store: Store,
         writer: ThreadPoolExecutor,
-        batch_size: int,
+        spool: Spool,
+        recent: RecentIds,
         flush_interval: float,
-        max_pending: int,
     ) -> None:
         self._store = store
         self._writer = writer
-        self.batch_size = batch_size
+        self.spool = spool
+        self._recent = recent
         self.flush_interval = flush_interval
-        self.max_pending = max_pending
-        self._rows: list[Row] = []
-        self._dead: list[Row] = []
-        self._oldest = 0.0
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._closing = False
+        self._store_ready = False
+        self.paused = False
+        self._resumed = asyncio.Event()
+        self._resumed.set()
         self.stats = BatcherStats()
 
     @property
     def pending(self) -> int:
-        """Rows accepted but not yet written."""
-        return len(self._rows) + len(self._dead)
+        """Rows accepted but not yet written to the store."""
+        return self.spool.rows
 
-    def check_capacity(self, incoming: int) -> None:
-        """Refuse a request with 503 when its rows would overfill the queue."""
+    @property
+    def closing(self) -> bool:
+        """True once shutdown began: new requests are refused."""
+        return self._closing
+
+    def check_capacity(self) -> None:
+        """Refuse a request with 503 while shutting down or while the spool is at its disk limit."""
         if self._closing:
             raise RequestRejected(503, "collector is shutting down", retry_after=5)
-        if self.pending + incoming > self.max_pending:
-            raise RequestRejected(503, "collector queue is full; retry later", retry_after=2)
+        self.spool.check_capacity(0)
 
-    def submit(self, rows: Sequence[Row], dead: Sequence[Row] = ()) -> None:
-        """Queue rows (call check_capacity first); they are written within flush_interval."""
-        if not rows and not dead:
-            return
-        was_empty = not self.pending
-        if was_empty:
-            self._oldest = time.monotonic()
-        self._rows.extend(rows)
-        self._dead.extend(dead)
-        self._idle.clear()
-        if was_empty or self.pending >= self.batch_size:
-            self._wake.set()
+    async def submit(self, rows: Sequence[Row], dead: Sequence[Row] = ()) -> None:
+        """Append rows to the spool; returns once they are on disk (fsynced)."""
+        if rows or dead:
+            body = {"touchpoints": encode_rows(rows), "dead_letters": encode_rows(dead)}
+            await self.spool.append(body, len(rows) + len(dead))
+
+    def pause(self, paused: bool) -> None:
+        """Stop or resume writing to the store (accepting into the spool goes on)."""
+        self.paused = paused
+        if paused:
+            self._resumed.clear()
+        else:
+            self._resumed.set()
+
+    # ---- draining ---------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Flush loop: runs until cancelled, writing a batch whenever it is full or old enough."""
+        """Drain loop: runs until cancelled, writing each sealed segment, oldest first."""
         while True:
-            if not self.pending:
-                self._idle.set()
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            wait = self._oldest + self.flush_interval - time.monotonic()
-            if self.pending < self.batch_size and wait > 0 and not self._closing:
-                self._wake.clear()
+            await self._resumed.wait()
+            if not self.spool.sealed:
+                self.spool.sealed_ready.clear()
+                wait = self.flush_interval - self.spool.active_age if self.spool.active_age else self.flush_interval
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
+                    await asyncio.wait_for(self.spool.sealed_ready.wait(), max(wait, 0.01))
+                await self.spool.seal_if_older(0 if self._closing else self.flush_interval)
                 continue
-            await self._flush_once()
+            await self._ensure_store()
+            segment = self.spool.sealed[0]
+            await self._write_segment(segment)
+            self.spool.done(segment)
 
-    async def _flush_once(self) -> None:
-        rows, self._rows = self._rows[: self.batch_size], self._rows[self.batch_size :]
-        dead, self._dead = self._dead, []
-        self._oldest = time.monotonic()
-        await self._write_until_done("touchpoints", rows)
-        await self._write_until_done("dead_letters", dead)
+    async def connect(self) -> bool:
+        """Apply migrations and remember recent keys; False (and logged) while the store is unreachable."""
+        if self._store_ready:
+            return True
+        loop = asyncio.get_running_loop()
+        try:
+            applied = await loop.run_in_executor(self._writer, apply_migrations, self._store)
+            keys = await loop.run_in_executor(
+                self._writer, lambda: self._store.query(RECENT_KEYS_SQL, {"n": self._recent.capacity}).rows)
+        except StoreUnavailable as exc:
+            self._unavailable(exc, 0)
+            return False
+        for (key,) in reversed(keys):
+            self._recent.add(key)
+        self._store_ready = self.stats.store_ok = True
+        log.info("store ready", migrations_applied=applied, remembered_keys=len(keys))
+        return True
 
-    async def _write_until_done(self, table: str, rows: list[Row]) -> None:
-        """Write one batch, retrying with backoff while the store is unavailable."""
-        if not rows:
-            return
-        token = batch_token(table, rows)
+    async def _ensure_store(self) -> None:
+        """Before the first insert: connect, retrying with backoff while the store is unreachable."""
+        delay = 0.25
+        while not await self.connect():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF)
+
+    def _unavailable(self, exc: Exception, delay: float) -> None:
+        self.stats.store_ok = False
+        self.stats.last_error = str(exc)
+        self.stats.retries += 1
+        log.warning("store unavailable, will retry", delay=delay, spooled_rows=self.spool.rows, error=str(exc))
+
+    async def _write_segment(self, segment: Segment) -> None:
+        for table in ("touchpoints", "dead_letters"):
+            body = await asyncio.get_running_loop().run_in_executor(self._writer, segment.read, table)
+            if body:
+                await self._insert_until_done(table, body, segment.token(table))
+
+    async def _insert_until_done(self, table: str, body: bytes, token: str) -> None:
+        """Insert one segment's rows, retrying with backoff while the store is unavailable or paused."""
         delay = 0.25
         loop = asyncio.get_running_loop()
         while True:
+            await self._resumed.wait()
             started = time.perf_counter()
             try:
-                await loop.run_in_executor(self._writer, self._insert, table, rows, token)
+                await loop.run_in_executor(self._writer, self._store.insert_encoded, table, body, token)
             except StoreUnavailable as exc:
-                self.stats.store_ok = False
-                self.stats.last_error = str(exc)
-                self.stats.retries += 1
-                log.warning("store unavailable, will retry", table=table, rows=len(rows), delay=delay,
-                            error=str(exc))
+                self._unavailable(exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
                 continue
             except StoreError as exc:
                 self.stats.last_error = str(exc)
-                log.error("store refused a batch; keeping it as dead letters", table=table, rows=len(rows),
-                          error=str(exc))
-                if table != "dead_letters":
-                    await self._write_until_done("dead_letters", [_as_dead_letter(r, str(exc)) for r in rows])
-                else:
-                    self.stats.failed_batches.append(token)
+                log.error("store refused a segment as bad data; keeping its rows as dead letters", table=table,
+                          token=token, error=str(exc))
+                if table == "dead_letters":
+                    self._quarantine(body, token)
+                    return
+                refused = [_as_dead_letter(line, str(exc)) for line in body.splitlines() if line]
+                await self._insert_until_done("dead_letters", encode_rows(refused), token + "-refused")
                 return
+            rows = body.count(b"\n")
             self.stats.store_ok = True
             self.stats.batches += 1
             self.stats.last_insert_seconds = time.perf_counter() - started
             if table == "touchpoints":
-                self.stats.inserted += len(rows)
+                self.stats.inserted += rows
             else:
-                self.stats.dead_lettered += len(rows)
+                self.stats.dead_lettered += rows
             return
 
-    def _insert(self, table: str, rows: list[Row], token: str) -> None:
-        if table == "touchpoints":
-            self._store.insert_touchpoints(rows, token)
-        else:
-            self._store.insert_dead_letters(rows, token)
+    def _quarantine(self, body: bytes, token: str) -> None:
+        """Keep rows even the dead-letter table refused in the spool's failed/ folder for an operator."""
+        if self.spool.directory is None:
+            log.error("dead letters refused by the store and not kept (memory spool)", rows=body.count(b"\n"))
+            return
+        failed = self.spool.directory / "failed"
+        failed.mkdir(exist_ok=True)
+        (failed / f"{token}.jsonl").write_bytes(body)
+        log.error("dead letters refused by the store; kept for an operator", path=str(failed / f"{token}.jsonl"))
 
     async def drain(self, timeout: float) -> bool:
-        """Stop accepting and write everything pending; False if time ran out first."""
+        """Stop accepting, seal and write everything spooled; False if time ran out first."""
         self._closing = True
-        self._wake.set()
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except TimeoutError:
-            log.error("drain timed out", pending=self.pending)
-            return False
-        return True
+        self.pause(False)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            await self.spool.seal_if_older(0)
+            if not self.spool.rows:
+                return True
+            self.spool.sealed_ready.set()
+            await asyncio.sleep(0.05)
+        log.error("drain timed out; the rest stays in the spool for the next start", pending=self.spool.rows)
+        return False
 
 
-def _as_dead_letter(row: Row, reason: str) -> Row:
-    """A touchpoint row the store refused, as a dead-letter row keeping every field."""
-    payload = orjson.dumps(dict(zip(TOUCHPOINT_COLUMNS, row, strict=True)), default=str).decode()
+def recent_keys_from(segments: Sequence[Segment]) -> list[str]:
+    """The dedup keys of rows waiting in recovered segments, so retries of them are recognised."""
+    keys = []
+    for segment in segments:
+        for line in segment.read("touchpoints").splitlines():
+            if line:
+                keys.append(dedup_key(tuple(orjson.loads(line))))
+    return keys
+
+
+def _as_dead_letter(line: bytes, reason: str) -> Row:
+    """A touchpoint row the store refused, as a dead-letter row keeping the whole row as payload."""
     values: dict[str, Any] = dict.fromkeys(DEAD_LETTER_COLUMNS, "")
-    values.update(received_at=row[_RECEIVED], source=row[_SOURCE], endpoint="store", batch_index=-1,
-                  message_id=row[0], customer_id=row[_CUSTOMER], anonymous_id=row[_ANONYMOUS],
-                  reason=f"store refused: {reason}", payload=payload)
+    values.update(received_at=time.time(), source="", endpoint="store", batch_index=-1,
+                  reason=f"store refused: {reason}", payload=line.decode("utf-8", "replace"))
     return tuple(values[c] for c in DEAD_LETTER_COLUMNS)
-

@@ -104,7 +104,7 @@ def _ingest(default_type: str | None) -> Handler:
             if ctx is not None and exc.status in (400, 413, 415):
                 payload = raw.decode("utf-8", "replace")
                 row = dead_letter_row(ctx=ctx, endpoint=endpoint, index=-1, event=payload, reason=exc.reason)
-                app[BATCHER].submit((), (row,))
+                await app[BATCHER].submit((), (row,))
             raise
 
     return handler
@@ -130,20 +130,37 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the store answers and the queue has room."""
+    """Readiness: 200 while the collector can accept (the spool has room), with the store's state.
+
+    During a store outage the collector keeps accepting into the spool, so it stays ready and says
+    ``"store": "unreachable"``; it answers 503 when the spool is full or it is shutting down.
+    """
     batcher = request.app[BATCHER]
+    spool = batcher.spool
     loop = asyncio.get_running_loop()
     store_ok = await loop.run_in_executor(request.app[READERS], request.app[STORE].ping)
-    queue_ok = batcher.pending < batcher.max_pending
+    accepting = not batcher.closing and spool.bytes < spool.max_bytes
     body = {
-        "status": "ready" if store_ok and queue_ok else "not ready",
+        "status": "ready" if accepting else "not ready",
         "store": "ok" if store_ok else "unreachable",
-        "pending": batcher.pending,
-        "max_pending": batcher.max_pending,
+        "writing": "paused" if batcher.paused else ("ok" if batcher.stats.store_ok else "retrying"),
+        "spool": {"durable": spool.durable, "rows": spool.rows, "bytes": spool.bytes, "max_bytes": spool.max_bytes,
+                  "segments": len(spool.sealed)},
         "inserted": batcher.stats.inserted,
         "last_error": batcher.stats.last_error,
     }
-    return json_response(body, 200 if store_ok and queue_ok else 503)
+    return json_response(body, 200 if accepting else 503)
+
+
+async def pause_writing(request: web.Request) -> web.Response:
+    """Pause or resume writing to the store (admin key): ``{"paused": true}``; accepting goes on."""
+    require_admin(request)
+    doc = parse_json(await read_body(request, 1024))
+    paused = doc.get("paused") if isinstance(doc, dict) else None
+    if not isinstance(paused, bool):
+        raise RequestRejected(400, "paused: expected true or false")
+    request.app[BATCHER].pause(paused)
+    return json_response({"paused": paused, "spooled_rows": request.app[BATCHER].pending})
 
 
 def require_admin(request: web.Request) -> None:
@@ -191,4 +208,5 @@ def routes() -> list[web.RouteDef]:
         web.get("/healthz", healthz),
         web.get("/readyz", readyz),
         web.post("/v1/query", query),
+        web.post("/v1/admin/writing", pause_writing),
     ]

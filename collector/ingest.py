@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.errors import EventRejected
+from collector.errors import EventRejected, RequestRejected
 from collector.protocol import IngestContext, dead_letter_row, dedup_key, normalise
 from collector.settings import WriteKey
 from collector.state import BATCHER, RECENT_IDS, RULES
@@ -38,14 +38,15 @@ def ingest_context(app: web.Application, key: WriteKey, received_ms: int, sent_a
 async def accept(
     app: web.Application, ctx: IngestContext, endpoint: str, events: list[Any], default_type: str | None
 ) -> Accepted:
-    """Validate and deduplicate events, keep the rejected ones as dead letters, and queue the rest.
+    """Validate and deduplicate events, keep the rejected ones as dead letters, spool the rest durably.
 
-    Raises RequestRejected (503) when the queue has no room; nothing of the request is kept then.
+    Returns once everything is fsynced in the spool. Raises RequestRejected (503) when the spool has no
+    room or cannot be written; nothing of the request is kept then.
     """
     batcher, recent = app[BATCHER], app[RECENT_IDS]
-    batcher.check_capacity(len(events))
+    batcher.check_capacity()
     outcome = Accepted()
-    rows, dead = [], []
+    rows, dead, keys = [], [], []
     for index, event in enumerate(events):
         try:
             row = normalise(event, default_type, ctx)
@@ -54,10 +55,16 @@ async def accept(
             outcome.rejected.append({"index": index, "messageId": message_id, "reason": exc.reason})
             dead.append(dead_letter_row(ctx=ctx, endpoint=endpoint, index=index, event=event, reason=exc.reason))
             continue
-        if recent.add(dedup_key(row)):
+        key = dedup_key(row)
+        if recent.add(key):
             rows.append(row)
+            keys.append(key)
         else:
             outcome.duplicates += 1
-    batcher.submit(rows, dead)
+    try:
+        await batcher.submit(rows, dead)
+    except RequestRejected:
+        recent.forget(keys)  # not stored: a retry must not be taken for a duplicate
+        raise
     outcome.accepted = len(rows)
     return outcome

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -74,6 +75,12 @@ def chdb_path(dsn: str) -> Path | None:
     return Path(location).resolve() if location not in ("", "memory", ":memory:") else None
 
 
+def default_spool_dir(dsn: str) -> Path:
+    """The spool beside the embedded data (``<data>/spool``), or ``./reise-spool`` for a server DSN."""
+    data = chdb_path(dsn)
+    return data / "spool" if data else Path("reise-spool").resolve()
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Every setting of the collector and its CLI; see the README's configuration table."""
@@ -86,13 +93,18 @@ class Settings:
     dev_keys: bool = False
     batch_size: int = 50_000
     flush_interval: float = 1.0
-    max_pending: int = 200_000
+    spool: str = "disk"
+    spool_dir: Path = field(default_factory=lambda: Path("reise-data/spool").resolve())
+    spool_max_bytes: int = 2 * 1024**3
+    drain_timeout: float = 30.0
     stage_rules: Path = DEFAULT_RULES_PATH
     dedup_ids: int = 1_000_000
     query_timeout: float = 30.0
     query_max_rows: int = 100_000
     log_format: str = "auto"
     url: str = "http://127.0.0.1:8080"
+    workers: int = 1
+    cluster: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -106,13 +118,18 @@ class Settings:
             "admin_key": ("REISE_ADMIN_KEY", str),
             "batch_size": ("REISE_BATCH_SIZE", int),
             "flush_interval": ("REISE_FLUSH_INTERVAL", float),
-            "max_pending": ("REISE_MAX_PENDING", int),
+            "spool": ("REISE_SPOOL", str),
+            "spool_dir": ("REISE_SPOOL_DIR", lambda v: Path(v).resolve()),
+            "spool_max_bytes": ("REISE_SPOOL_MAX_BYTES", int),
+            "drain_timeout": ("REISE_DRAIN_TIMEOUT", float),
             "stage_rules": ("REISE_STAGE_RULES", Path),
             "dedup_ids": ("REISE_DEDUP_IDS", int),
             "query_timeout": ("REISE_QUERY_TIMEOUT", float),
             "query_max_rows": ("REISE_QUERY_MAX_ROWS", int),
             "log_format": ("REISE_LOG_FORMAT", str),
             "url": ("REISE_URL", str),
+            "workers": ("REISE_WORKERS", int),
+            "cluster": ("REISE_CLUSTER", str),
         }
         for name, (var, convert) in readers.items():
             raw = env.get(var)
@@ -124,6 +141,8 @@ class Settings:
         if env.get("REISE_WRITE_KEYS"):
             values["write_keys"] = parse_write_keys(env["REISE_WRITE_KEYS"])
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if "spool_dir" not in values and "dsn" in values:
+            values["spool_dir"] = default_spool_dir(values["dsn"])
         settings = cls(**values)
         settings.check()
         return settings
@@ -132,12 +151,26 @@ class Settings:
         """Raise ConfigError for values that cannot work."""
         if not (self.dsn.startswith(("chdb:", "http://", "https://"))):
             raise ConfigError(f"REISE_DSN: expected chdb:///path or http(s)://host:8123/db, got {self.dsn!r}")
-        if self.batch_size < 1 or self.max_pending < self.batch_size:
-            raise ConfigError("REISE_BATCH_SIZE must be at least 1 and at most REISE_MAX_PENDING")
+        if self.batch_size < 1:
+            raise ConfigError("REISE_BATCH_SIZE must be at least 1")
+        if self.spool not in ("disk", "memory"):
+            raise ConfigError("REISE_SPOOL must be disk (durable, the default) or memory (benchmarks only)")
+        if self.spool_max_bytes < 1024 * 1024:
+            raise ConfigError("REISE_SPOOL_MAX_BYTES must be at least 1 MiB")
         if self.flush_interval <= 0:
             raise ConfigError("REISE_FLUSH_INTERVAL must be positive")
         if self.log_format not in ("auto", "json", "console"):
             raise ConfigError("REISE_LOG_FORMAT must be auto, json or console")
+        if self.workers < 1:
+            raise ConfigError("REISE_WORKERS must be at least 1")
+        if self.workers > 1 and is_embedded(self.dsn):
+            raise ConfigError(
+                f"--workers {self.workers} needs a ClickHouse server (REISE_DSN=http(s)://...): the embedded "
+                "chDB store opens its data directory in one process only; run one process, or scale out "
+                "against a server"
+            )
+        if self.cluster and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.cluster):
+            raise ConfigError(f"REISE_CLUSTER: expected a cluster name from remote_servers, got {self.cluster!r}")
 
     def with_keys(self, write_keys: Mapping[str, WriteKey], admin_key: str) -> Settings:
         """A copy with generated development keys."""

@@ -17,7 +17,7 @@ from collector.errors import QueryRefused, StoreError, StoreUnavailable
 from collector.protocol import DEAD_LETTER_COLUMNS, TOUCHPOINT_COLUMNS
 from collector.sqlguard import single_statement
 
-__all__ = ["QueryResult", "Store", "connect"]
+__all__ = ["TABLE_COLUMNS", "QueryResult", "Store", "connect", "encode_rows"]
 
 # ClickHouse error codes that mean "try again later" rather than "this data is bad".
 RETRYABLE_CODES = frozenset({159, 202, 203, 209, 210, 241, 242, 252, 285, 319, 425, 999, 1002})
@@ -32,6 +32,9 @@ INSERT_SETTINGS = {
 }
 
 
+TABLE_COLUMNS = {"touchpoints": TOUCHPOINT_COLUMNS, "dead_letters": DEAD_LETTER_COLUMNS}
+
+
 def encode_rows(rows: Sequence[Sequence[Any]]) -> bytes:
     """Rows as a JSONCompactEachRow body.
 
@@ -39,7 +42,7 @@ def encode_rows(rows: Sequence[Sequence[Any]]) -> bytes:
     writer thread from starving the event loop; clickhouse-connect's Python Native encoder cost
     several times more GIL time per row.
     """
-    return b"\n".join(map(orjson.dumps, rows))
+    return b"".join([orjson.dumps(row) + b"\n" for row in rows])
 
 
 def connect(dsn: str) -> Client:
@@ -117,19 +120,15 @@ class Store:
 
     def insert_touchpoints(self, rows: Sequence[Sequence[Any]], token: str) -> None:
         """Insert touchpoint rows idempotently: a replay with the same token is not counted twice."""
-        self._insert("touchpoints", rows, TOUCHPOINT_COLUMNS, token)
+        if rows:
+            self.insert_encoded("touchpoints", encode_rows(rows), token)
 
-    def insert_dead_letters(self, rows: Sequence[Sequence[Any]], token: str) -> None:
-        """Insert rejected events with their reasons, idempotently."""
-        self._insert("dead_letters", rows, DEAD_LETTER_COLUMNS, token)
-
-    def _insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str], token: str) -> None:
-        if not rows:
-            return
+    def insert_encoded(self, table: str, body: bytes, token: str) -> None:
+        """Insert a JSONCompactEachRow body into touchpoints or dead_letters with a deduplication token."""
         settings = {**INSERT_SETTINGS, "insert_deduplication_token": token}
-        body = encode_rows(rows)
         with self._errors():
-            self.client().raw_insert(table, list(columns), body, settings=settings, fmt="JSONCompactEachRow")
+            self.client().raw_insert(table, list(TABLE_COLUMNS[table]), body, settings=settings,
+                                     fmt="JSONCompactEachRow")
 
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
         """Run one statement (DDL or a small query) and return its result."""

@@ -1,0 +1,258 @@
+"""The write-ahead spool: accepted rows appended to segment files and fsynced before the 2xx.
+
+Concurrent requests share one write and one fsync (group commit). A segment is sealed when it is full
+or old enough and is then drained into ClickHouse by the batcher, which removes it only after its
+inserts succeeded; on start, segments left by a previous process are replayed first.
+
+Each segment holds, per table, the rows as a JSONCompactEachRow body (one JSON array per line), so
+draining a segment is a raw insert of the file's bytes with a token derived from the segment's name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from collector.errors import RequestRejected
+
+__all__ = ["TABLES", "Segment", "Spool"]
+
+log = structlog.get_logger("reise.spool")
+
+TABLES = ("touchpoints", "dead_letters")
+_SUFFIX = {"touchpoints": ".tp", "dead_letters": ".dl"}
+
+
+@dataclass
+class Segment:
+    """One spool segment: rows per table, on disk (directory set) or in memory."""
+
+    name: str
+    directory: Path | None
+    rows: int = 0
+    size: int = 0
+    opened: float = field(default_factory=time.monotonic)
+    buffers: dict[str, list[bytes]] = field(default_factory=lambda: {t: [] for t in TABLES})
+    files: dict[str, int] = field(default_factory=dict)
+
+    def path(self, table: str) -> Path:
+        """The file holding this segment's rows for a table."""
+        assert self.directory is not None
+        return self.directory / f"{self.name}{_SUFFIX[table]}"
+
+    def append(self, table: str, data: bytes, *, sync: bool) -> None:
+        """Append encoded rows (newline-terminated) for a table; fsync when asked."""
+        if not data:
+            return
+        if self.directory is None:
+            self.buffers[table].append(data)
+            return
+        fd = self.files.get(table)
+        if fd is None:
+            fd = os.open(self.path(table), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self.files[table] = fd
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        if sync:
+            os.fsync(fd)
+
+    def close(self) -> None:
+        """Close the segment's files (it stays on disk until removed)."""
+        for fd in self.files.values():
+            os.close(fd)
+        self.files.clear()
+
+    def read(self, table: str) -> bytes:
+        """The rows of a table as one JSONCompactEachRow body."""
+        if self.directory is None:
+            return b"".join(self.buffers[table])
+        path = self.path(table)
+        return path.read_bytes() if path.exists() else b""
+
+    def remove(self) -> None:
+        """Delete the segment after its rows are safely in the store."""
+        self.close()
+        if self.directory is None:
+            self.buffers = {t: [] for t in TABLES}
+            return
+        for table in TABLES:
+            self.path(table).unlink(missing_ok=True)
+
+    def token(self, table: str) -> str:
+        """The insert_deduplication_token of this segment's rows for a table: stable across replays."""
+        return f"reise-{self.name}-{table}"
+
+
+def _new_name() -> str:
+    """A segment name that sorts by creation time and never repeats across restarts."""
+    return f"{time.time_ns():020d}-{secrets.token_hex(4)}"
+
+
+class Spool:
+    """Segments on disk (or in memory, when durability is switched off) with group-committed appends."""
+
+    def __init__(
+        self,
+        *,
+        directory: Path | None,
+        io: ThreadPoolExecutor,
+        segment_rows: int,
+        max_bytes: int,
+    ) -> None:
+        self.directory = directory
+        self.durable = directory is not None
+        self.segment_rows = segment_rows
+        self.max_bytes = max_bytes
+        self._io = io
+        self._active: Segment | None = None
+        self.sealed: deque[Segment] = deque()
+        self.sealed_ready = asyncio.Event()
+        self._pending: dict[str, list[bytes]] = {t: [] for t in TABLES}
+        self._pending_rows = 0
+        self._group: asyncio.Future[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self.bytes = 0  # bytes in segments not yet drained
+        self.rows = 0  # rows in segments not yet drained
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+
+    # ---- recovery -------------------------------------------------------------------------------
+
+    def recover(self) -> list[Segment]:
+        """Seal the segments a previous process left (dropping a torn last line) and queue them first."""
+        if self.directory is None:
+            return []
+        names = sorted({p.name.rsplit(".", 1)[0] for p in self.directory.iterdir() if p.suffix in (".tp", ".dl")})
+        recovered = []
+        for name in names:
+            segment = Segment(name=name, directory=self.directory)
+            for table in TABLES:
+                path = segment.path(table)
+                if path.exists():
+                    data = path.read_bytes()
+                    whole = data[: data.rfind(b"\n") + 1]
+                    if len(whole) != len(data):
+                        log.warning("dropping a torn line never acknowledged", segment=name, table=table,
+                                    bytes=len(data) - len(whole))
+                        with path.open("r+b") as handle:
+                            handle.truncate(len(whole))
+                    segment.size += len(whole)
+                    segment.rows += whole.count(b"\n")
+            recovered.append(segment)
+            self._account(segment)
+        if recovered:
+            log.info("replaying spool segments", segments=len(recovered), rows=self.rows)
+            self.sealed_ready.set()
+        return recovered
+
+    def _account(self, segment: Segment) -> None:
+        self.sealed.append(segment)
+        self.bytes += segment.size
+        self.rows += segment.rows
+
+    # ---- appending --------------------------------------------------------------------------------
+
+    def check_capacity(self, incoming_bytes: int) -> None:
+        """Refuse with 503 and Retry-After when the spool is at its disk limit."""
+        if self.bytes + incoming_bytes > self.max_bytes:
+            raise RequestRejected(503, "spool is full while the store catches up; retry later", retry_after=5)
+
+    async def append(self, tables: dict[str, bytes], rows: int) -> None:
+        """Append encoded rows and return once they are durable (one fsync shared by concurrent callers)."""
+        loop = asyncio.get_running_loop()
+        for table, data in tables.items():
+            if data:
+                self._pending[table].append(data)
+        self._pending_rows += rows
+        if self._group is None:
+            self._group = loop.create_future()
+        group = self._group
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_groups())
+        await asyncio.shield(group)
+
+    async def _flush_groups(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._group is not None:
+            group, self._group = self._group, None
+            pending, self._pending = self._pending, {t: [] for t in TABLES}
+            rows, self._pending_rows = self._pending_rows, 0
+            data = {t: b"".join(chunks) for t, chunks in pending.items()}
+            try:
+                sealed = await loop.run_in_executor(self._io, self._write, data, rows)
+            except OSError as exc:
+                log.error("spool write failed", error=str(exc))
+                group.set_exception(RequestRejected(503, "spool write failed; retry later", retry_after=5))
+                continue
+            size = sum(map(len, data.values()))
+            self.bytes += size
+            self.rows += rows
+            for segment in sealed:
+                self.sealed.append(segment)
+                self.sealed_ready.set()
+            group.set_result(None)
+
+    def _write(self, data: dict[str, bytes], rows: int) -> list[Segment]:
+        """In the spool thread: write (and fsync) one group; seal the active segment once it is full."""
+        segment = self._active
+        if segment is None:
+            segment = self._active = Segment(name=_new_name(), directory=self.directory)
+        for table, chunk in data.items():
+            segment.append(table, chunk, sync=self.durable)
+        segment.rows += rows
+        segment.size += sum(map(len, data.values()))
+        if segment.rows >= self.segment_rows:
+            return self._seal()
+        return []
+
+    def _seal(self) -> list[Segment]:
+        segment, self._active = self._active, None
+        if segment is None or not segment.rows:
+            return []
+        segment.close()
+        return [segment]
+
+    async def seal_if_older(self, age: float) -> None:
+        """Seal the active segment when it holds rows older than ``age`` seconds (or any rows, age 0)."""
+        segment = self._active
+        if segment is None or not segment.rows or time.monotonic() - segment.opened < age:
+            return
+        loop = asyncio.get_running_loop()
+        for sealed in await loop.run_in_executor(self._io, self._seal_if_same, segment):
+            self.sealed.append(sealed)
+            self.sealed_ready.set()
+
+    def _seal_if_same(self, segment: Segment) -> list[Segment]:
+        return self._seal() if self._active is segment else []
+
+    @property
+    def active_age(self) -> float:
+        """Seconds since the active segment got its first rows (0 when there is none)."""
+        return time.monotonic() - self._active.opened if self._active is not None and self._active.rows else 0.0
+
+    def done(self, segment: Segment) -> None:
+        """Remove a drained segment and release its share of the disk limit."""
+        segment.remove()
+        self.sealed.remove(segment)
+        self.bytes -= segment.size
+        self.rows -= segment.rows
+
+    def segments(self) -> Iterator[Segment]:
+        """The sealed segments, oldest first."""
+        return iter(list(self.sealed))
+
+    def close(self) -> None:
+        """Close the active segment's files (its rows stay on disk for the next start)."""
+        if self._active is not None:
+            self._active.close()
