@@ -12,13 +12,15 @@ from aiohttp import web
 
 from collector.analyst import CUSTOMER_SQL, TIMELINE_SQL, run_query
 from collector.app import create_app
-from collector.errors import ReiseError
+from collector.cluster import database_of
+from collector.errors import ConfigError, ReiseError, StoreUnavailable
 from collector.keys import ensure_keys
 from collector.logs import configure_logging
-from collector.migrate import apply_migrations
-from collector.settings import Settings
+from collector.migrate import apply_migrations, rendered_sql
+from collector.settings import Settings, is_embedded
 from collector.store import QueryResult, Store
 from collector.tables import format_record, format_table
+from collector.workers import run_workers
 
 __all__ = ["main"]
 
@@ -31,9 +33,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (REISE_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (REISE_PORT, default 8080)")
     serve.add_argument("--dsn", help="chdb:///path or http(s)://user:pass@host:8123/db (REISE_DSN)")
+    serve.add_argument("--workers", type=int,
+                       help="processes on one port, each with its own spool; needs a ClickHouse server (REISE_WORKERS)")
 
     migrate = commands.add_parser("migrate", help="apply the database migrations")
     migrate.add_argument("--dsn", help="as for serve (REISE_DSN)")
+    migrate.add_argument("--cluster", help="render for this ClickHouse cluster: replicated, distributed, ON CLUSTER "
+                                           "(REISE_CLUSTER)")
+    migrate.add_argument("--print", action="store_true", dest="print_sql",
+                         help="print the SQL instead of running it")
 
     sql = commands.add_parser("sql", help="run read-only SQL and print the result")
     sql.add_argument("query", help="one SELECT statement; {name:Type} placeholders take --param")
@@ -55,7 +63,21 @@ def _serve(settings: Settings) -> None:
         write_key = next(iter(settings.write_keys))
         print(f"reise: no keys configured; development keys (kept in the data directory):\n"
               f"  write key: {write_key}\n  admin key: {settings.admin_key}", flush=True)
-    print(f"reise: collector listening on http://{settings.host}:{settings.port}", flush=True)
+    print(f"reise: collector listening on http://{settings.host}:{settings.port}"
+          + (f" ({settings.workers} workers)" if settings.workers > 1 else ""), flush=True)
+    if settings.workers == 1:
+        _serve_process(settings)
+        return
+    try:  # once here rather than racing in every worker; workers retry on their own if this fails
+        _migrate(settings)
+    except StoreUnavailable as exc:
+        print(f"reise: store unreachable, workers will retry the migrations: {exc}", file=sys.stderr, flush=True)
+    sys.exit(run_workers(settings, _serve_process))
+
+
+def _serve_process(settings: Settings) -> None:
+    """Run one collector process until SIGTERM or SIGINT (also the target of each worker process)."""
+    configure_logging(settings.log_format)
     app = create_app(settings)
     # Queued rows are long-lived containers: keep the cyclic GC from rescanning them on every few requests.
     gc.freeze()
@@ -64,7 +86,18 @@ def _serve(settings: Settings) -> None:
     # than the default 5 ms, or every socket call of a request waits behind a whole time slice.
     sys.setswitchinterval(0.001)
     web.run_app(app, host=settings.host, port=settings.port, print=None,
-                access_log=None, shutdown_timeout=30)
+                access_log=None, shutdown_timeout=30, reuse_port=settings.workers > 1)
+
+
+def _migrate(settings: Settings) -> list[str]:
+    """Apply the migrations (ON CLUSTER when REISE_CLUSTER names a cluster)."""
+    if settings.cluster and is_embedded(settings.dsn):
+        raise ConfigError("a cluster needs a ClickHouse server DSN (http(s)://...); use --print to see the SQL")
+    store = Store(dsn=settings.dsn)
+    try:
+        return apply_migrations(store, cluster=settings.cluster or None)
+    finally:
+        store.close()
 
 
 def _print_result(result: QueryResult, as_json: bool) -> None:
@@ -97,15 +130,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env(host=getattr(args, "host", None), port=getattr(args, "port", None),
-                                     dsn=getattr(args, "dsn", None))
+                                     dsn=getattr(args, "dsn", None), workers=getattr(args, "workers", None),
+                                     cluster=getattr(args, "cluster", None))
         if args.command == "serve":
             _serve(settings)
+        elif args.command == "migrate" and args.print_sql:
+            sys.stdout.write(rendered_sql(settings.cluster or None, database_of(settings.dsn)))
         elif args.command == "migrate":
-            store = Store(dsn=settings.dsn)
-            try:
-                applied = apply_migrations(store)
-            finally:
-                store.close()
+            applied = _migrate(settings)
             print(f"reise: applied {', '.join(applied)}" if applied else "reise: migrations up to date")
         elif args.command == "sql":
             params = dict(p.partition("=")[::2] for p in args.param)

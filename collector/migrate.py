@@ -6,10 +6,20 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from collector.cluster import ClusterRenderer, database_of
 from collector.errors import ConfigError
 from collector.store import Store
 
-__all__ = ["MIGRATIONS_DIR", "Migration", "apply_migrations", "load_migrations", "split_statements"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "Migration",
+    "apply_migrations",
+    "ledger_ddl",
+    "load_migrations",
+    "render_migrations",
+    "rendered_sql",
+    "split_statements",
+]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -60,12 +70,44 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return migrations
 
 
-def apply_migrations(store: Store, directory: Path = MIGRATIONS_DIR) -> list[str]:
-    """Apply the migrations not yet recorded; return the names applied now."""
-    store.command(LEDGER_DDL)
+def ledger_ddl(cluster: str | None = None, database: str = "default") -> str:
+    """The DDL of the table recording applied migrations (replicated to every node on a cluster)."""
+    return ClusterRenderer(cluster, database).ledger(LEDGER_DDL) if cluster else LEDGER_DDL.strip()
+
+
+def render_migrations(
+    cluster: str | None = None, database: str = "default", directory: Path = MIGRATIONS_DIR
+) -> list[Migration]:
+    """The migrations as they run: unchanged on one server, rendered ON CLUSTER for a cluster."""
+    migrations = load_migrations(directory)
+    if not cluster:
+        return migrations
+    renderer = ClusterRenderer(cluster, database)
+    rendered = []
+    for migration in migrations:
+        try:
+            statements = tuple(s for statement in migration.statements for s in renderer.render(statement))
+        except ConfigError as exc:
+            raise ConfigError(f"migration {migration.name}: {exc}") from exc
+        rendered.append(Migration(migration.version, migration.name, statements))
+    return rendered
+
+
+def rendered_sql(cluster: str | None = None, database: str = "default", directory: Path = MIGRATIONS_DIR) -> str:
+    """Every statement ``reise migrate`` would run, as one SQL script (``reise migrate --print``)."""
+    parts = [f"-- migration ledger\n{ledger_ddl(cluster, database)};"]
+    for migration in render_migrations(cluster, database, directory):
+        parts.append(f"-- {migration.name}\n" + "\n\n".join(f"{statement};" for statement in migration.statements))
+    return "\n\n".join(parts) + "\n"
+
+
+def apply_migrations(store: Store, directory: Path = MIGRATIONS_DIR, *, cluster: str | None = None) -> list[str]:
+    """Apply the migrations not yet recorded (ON CLUSTER when a cluster is named); return those applied now."""
+    database = database_of(store.dsn)
+    store.command(ledger_ddl(cluster, database))
     done = {int(row[0]) for row in store.query("SELECT version FROM reise_migrations").rows}
     applied = []
-    for migration in load_migrations(directory):
+    for migration in render_migrations(cluster, database, directory):
         if migration.version in done:
             continue
         for statement in migration.statements:
