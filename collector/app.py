@@ -17,7 +17,9 @@ from collector.batcher import Batcher, recent_keys_from
 from collector.dedup import RecentIds
 from collector.errors import ConfigError
 from collector.handlers import error_middleware, routes
+from collector.metrics import METRICS, Metrics, metrics_handler, metrics_middleware
 from collector.protocol import MAX_BATCH_BYTES
+from collector.requestid import request_id_middleware
 from collector.settings import Settings
 from collector.spool import Spool
 from collector.stages import StageRules
@@ -91,9 +93,13 @@ def _redacted(dsn: str) -> str:
 
 def create_app(settings: Settings) -> web.Application:
     """Build the collector application from frozen settings."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BATCH_BYTES * 2)
+    app = web.Application(middlewares=[request_id_middleware, metrics_middleware, error_middleware],
+                          client_max_size=MAX_BATCH_BYTES * 2)
     app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[METRICS].watch_pending(lambda: float(app[BATCHER].pending) if BATCHER in app else 0.0)
     app[RULES] = StageRules.load(settings.stage_rules)
     app.add_routes(routes())
+    app.router.add_get("/metrics", metrics_handler)
     app.cleanup_ctx.append(_store_ctx)
     return app

@@ -17,6 +17,7 @@ from collector.auth import basic_user, bearer_or_basic, find_write_key, is_admin
 from collector.body import parse_json, read_body
 from collector.errors import QueryRefused, RequestRejected, StoreUnavailable
 from collector.ingest import accept, ingest_context
+from collector.metrics import METRICS
 from collector.protocol import (
     MAX_BATCH_BYTES,
     MAX_EVENT_BYTES,
@@ -94,6 +95,7 @@ def _ingest(default_type: str | None) -> Handler:
             ctx = ingest_context(app, key, received_ms, sent_at=doc.get("sentAt") if is_batch else None)
             events = _events(doc, is_batch, len(raw))
             outcome = await accept(app, ctx, endpoint, events, default_type)
+            app[METRICS].record_outcome(outcome)
             if default_type is not None and outcome.rejected:
                 reason = outcome.rejected[0]["reason"]
                 return json_response({"success": False, "error": reason, "rejected": outcome.rejected}, 400)

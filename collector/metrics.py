@@ -1,0 +1,138 @@
+"""Prometheus metrics: one registry per application, a request middleware, and the ``/metrics`` handler.
+
+The batcher and the spool report through small methods (``observe_insert``, ``store_error``,
+``watch_spool``) so they need not know about prometheus-client.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["METRICS", "Metrics", "metrics_handler", "metrics_middleware", "reason_label"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_REASON = re.compile(r"^[A-Za-z][A-Za-z0-9_. ]{0,39}$")
+MAX_REASONS = 64
+ROW_BUCKETS = (1, 10, 100, 1_000, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000)
+INSERT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+REQUEST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+
+
+def reason_label(reason: str) -> str:
+    """A bounded label for a rejection reason: the field named before the colon, else ``other``."""
+    head = reason.split(":", 1)[0].strip()
+    return head if _REASON.match(head) else "other"
+
+
+class Metrics:
+    """The collector's metrics in a registry of their own (one per application, never module-global)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = self.registry
+        self.requests = Counter("reise_http_requests", "HTTP requests answered, by route, method and status",
+                                ["route", "method", "status"], registry=registry)
+        self.request_seconds = Histogram("reise_http_request_duration_seconds", "Time to answer a request, by route",
+                                         ["route"], buckets=REQUEST_BUCKETS, registry=registry)
+        self.events = Counter("reise_events", "Events received, by outcome: accepted, duplicate or rejected",
+                              ["outcome"], registry=registry)
+        self.rejected = Counter("reise_events_rejected", "Events rejected, by reason (the field at fault)",
+                                ["reason"], registry=registry)
+        self.insert_rows = Histogram("reise_insert_rows", "Rows per ClickHouse insert (batch size), by table",
+                                     ["table"], buckets=ROW_BUCKETS, registry=registry)
+        self.insert_seconds = Histogram("reise_insert_duration_seconds", "Time of one ClickHouse insert, by table",
+                                        ["table"], buckets=INSERT_BUCKETS, registry=registry)
+        self.inserted = Counter("reise_inserted_rows", "Rows written to ClickHouse, by table", ["table"],
+                                registry=registry)
+        self.store_errors = Counter("reise_store_errors", "Failed ClickHouse operations, by kind: unavailable "
+                                    "(retried) or refused (bad data, kept as dead letters)", ["kind"],
+                                    registry=registry)
+        self.pending = Gauge("reise_pending_rows", "Rows accepted and not yet written to ClickHouse",
+                             registry=registry)
+        self.spool_bytes = Gauge("reise_spool_bytes", "Bytes held in the durable spool", registry=registry)
+        self._reasons: set[str] = set()
+        for outcome in ("accepted", "duplicate", "rejected"):
+            self.events.labels(outcome)
+
+    def record_events(self, accepted: int, duplicates: int, reasons: Iterable[str]) -> None:
+        """Count one request's events: accepted, duplicates, and each rejection by reason."""
+        self.events.labels("accepted").inc(accepted)
+        self.events.labels("duplicate").inc(duplicates)
+        for reason in reasons:
+            self.events.labels("rejected").inc()
+            label = reason_label(reason)
+            if label not in self._reasons:
+                if len(self._reasons) >= MAX_REASONS:
+                    label = "other"
+                else:
+                    self._reasons.add(label)
+            self.rejected.labels(label).inc()
+
+    def record_outcome(self, outcome: Any) -> None:
+        """Count an ingest outcome (``collector.ingest.Accepted``: accepted, duplicates, rejected[reason])."""
+        rejected: Iterable[Mapping[str, Any]] = outcome.rejected
+        self.record_events(outcome.accepted, outcome.duplicates, (str(r.get("reason", "")) for r in rejected))
+
+    def observe_insert(self, table: str, rows: int, seconds: float) -> None:
+        """Record one successful insert: its size and how long it took."""
+        self.insert_rows.labels(table).observe(rows)
+        self.insert_seconds.labels(table).observe(seconds)
+        self.inserted.labels(table).inc(rows)
+
+    def store_error(self, kind: str) -> None:
+        """Count a failed store operation: ``unavailable`` (will be retried) or ``refused`` (bad data)."""
+        self.store_errors.labels(kind).inc()
+
+    def watch_pending(self, rows: Callable[[], float]) -> None:
+        """Read the pending-row gauge from a callable at every scrape."""
+        self.pending.set_function(rows)
+
+    def watch_spool(self, size: Callable[[], float]) -> None:
+        """Read the spool-size gauge (bytes) from a callable at every scrape."""
+        self.spool_bytes.set_function(size)
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request."""
+        self.requests.labels(route, method, str(status)).inc()
+        self.request_seconds.labels(route).observe(seconds)
+
+    def render(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        return generate_latest(self.registry)
+
+
+METRICS = web.AppKey("metrics", Metrics)
+
+
+def _route(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count every request by route, method and final status, and time it."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        method = request.method if request.method in ("GET", "POST", "HEAD", "OPTIONS") else "other"
+        request.app[METRICS].observe_request(_route(request), method, status, time.perf_counter() - started)
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    """``GET /metrics``: every metric in the Prometheus text format."""
+    return web.Response(body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
