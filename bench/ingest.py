@@ -483,6 +483,7 @@ class BenchResult:
     client_cpu_seconds: float  # this process while sending
     generate_seconds: float
     errors: list[str]
+    memory_spool_end_to_end_seconds: float | None = None
 
     @property
     def accept_rate(self) -> float:
@@ -493,6 +494,18 @@ class BenchResult:
     def end_to_end_rate(self) -> float:
         """Events per second from the first request until all are visible in the raw table."""
         return self.events / self.end_to_end_seconds
+
+    @property
+    def memory_spool_rate(self) -> float | None:
+        """End-to-end events per second with the spool in memory (durability off)."""
+        t = self.memory_spool_end_to_end_seconds
+        return self.events / t if t else None
+
+    @property
+    def spool_cost(self) -> float | None:
+        """Share of the in-memory rate lost to the durable spool (fsync per group commit)."""
+        memory = self.memory_spool_rate
+        return 1 - self.end_to_end_rate / memory if memory else None
 
     @property
     def ratio(self) -> float | None:
@@ -515,10 +528,56 @@ def _parse_env(pairs: Sequence[str]) -> dict[str, str]:
     return env
 
 
+@dataclass
+class _Phase:
+    """Figures of one end-to-end run against one collector."""
+
+    sent: SendResult
+    accept_seconds: float
+    end_to_end_seconds: float
+    rss: float | None
+    collector_cpu: float | None
+    client_cpu: float
+
+
+def _end_to_end(args: argparse.Namespace, bodies: Sequence[bytes], work: Path, env: dict[str, str]) -> _Phase:
+    """Send every body to a collector (ours, or --url) and wait until all rows are visible."""
+    collector: ManagedCollector | None = None
+    try:
+        if args.url:
+            url, write_key, admin_key = args.url.rstrip("/"), args.write_key, args.admin_key
+        else:
+            collector = ManagedCollector(data_dir=work / "collector" / "data", extra_env=env)
+            collector.data_dir.parent.mkdir(parents=True)
+            collector.start()
+            url, write_key, admin_key = collector.url, WRITE_KEY, ADMIN_KEY
+            print(f"collector pid {collector.process.pid if collector.process else '?'} at {url} "
+                  f"(spool {env.get('REISE_SPOOL', 'disk')}), log {collector.log_path}", file=sys.stderr)
+        before = asyncio.run(count_touchpoints(url, admin_key))
+        collector_cpu = collector.cpu_seconds() if collector else None
+        client_cpu = _own_cpu_seconds()
+        sent = asyncio.run(send_all(url, write_key, bodies, args.connections))
+        client_cpu = _own_cpu_seconds() - client_cpu
+        accept_seconds = sent.last_accept - sent.started
+        print(f"accepted {sent.accepted:,} in {accept_seconds:.2f} s; waiting until visible", file=sys.stderr)
+        visible_at, _ = asyncio.run(wait_visible(url, admin_key, before + sent.accepted, args.timeout))
+        rss = collector.peak_rss_mib() if collector else None
+        cpu_now = collector.cpu_seconds() if collector else None
+        collector_cpu = cpu_now - collector_cpu if cpu_now is not None and collector_cpu is not None else None
+        if collector:
+            code = collector.stop()
+            if code != 0:
+                print(f"warning: collector exited with {code}:\n{collector.log_tail()}", file=sys.stderr)
+        collector = None
+        return _Phase(sent, accept_seconds, visible_at - sent.started, rss, collector_cpu, client_cpu)
+    finally:
+        if collector is not None:
+            collector.stop()
+
+
 def run(args: argparse.Namespace) -> BenchResult:
     """Run the three phases and return the figures."""
     work = Path(tempfile.mkdtemp(prefix="reise-bench-"))
-    collector: ManagedCollector | None = None
     try:
         started = time.perf_counter()
         bodies = generate_bodies(args.events, args.batch, run_id=f"bench-{uuid.uuid4().hex[:12]}", seed=args.seed)
@@ -528,33 +587,13 @@ def run(args: argparse.Namespace) -> BenchResult:
               f"({size / len(bodies) / 1024:.1f} KiB each) in {generate_seconds:.1f} s", file=sys.stderr)
 
         collector_env = _parse_env(args.collector_env)
-        if args.url:
-            url, write_key, admin_key = args.url.rstrip("/"), args.write_key, args.admin_key
-        else:
-            collector = ManagedCollector(data_dir=work / "collector" / "data", extra_env=collector_env)
-            collector.data_dir.parent.mkdir(parents=True)
-            collector.start()
-            url, write_key, admin_key = collector.url, WRITE_KEY, ADMIN_KEY
-            print(f"collector pid {collector.process.pid if collector.process else '?'} at {url}, "
-                  f"log {collector.log_path}", file=sys.stderr)
-
-        before = asyncio.run(count_touchpoints(url, admin_key))
-        collector_cpu = collector.cpu_seconds() if collector else None
-        client_cpu = _own_cpu_seconds()
-        sent = asyncio.run(send_all(url, write_key, bodies, args.connections))
-        client_cpu = _own_cpu_seconds() - client_cpu
-        accept_seconds = sent.last_accept - sent.started
-        print(f"accepted {sent.accepted:,} in {accept_seconds:.2f} s; waiting until visible", file=sys.stderr)
-        visible_at, _ = asyncio.run(wait_visible(url, admin_key, before + sent.accepted, args.timeout))
-        end_to_end_seconds = visible_at - sent.started
-        rss = collector.peak_rss_mib() if collector else None
-        cpu_now = collector.cpu_seconds() if collector else None
-        collector_cpu = cpu_now - collector_cpu if cpu_now is not None and collector_cpu is not None else None
-        if collector:
-            code = collector.stop()
-            if code != 0:
-                print(f"warning: collector exited with {code}:\n{collector.log_tail()}", file=sys.stderr)
-        collector = None
+        phase = _end_to_end(args, bodies, work / "disk", {"REISE_SPOOL": "disk", **collector_env})
+        memory: _Phase | None = None
+        if not args.url and args.compare_spool:
+            print("again with the spool in memory (not durable), for comparison", file=sys.stderr)
+            memory = _end_to_end(args, bodies, work / "memory", {**collector_env, "REISE_SPOOL": "memory"})
+        sent, accept_seconds, end_to_end_seconds = phase.sent, phase.accept_seconds, phase.end_to_end_seconds
+        rss, collector_cpu, client_cpu = phase.rss, phase.collector_cpu, phase.client_cpu
 
         batch_rows = int(collector_env.get("REISE_BATCH_SIZE", Settings().batch_size))
         store: StoreResult | None = None
@@ -572,11 +611,10 @@ def run(args: argparse.Namespace) -> BenchResult:
             store_insert_seconds=store.insert_seconds if store else None,
             store_batch_rows=batch_rows, collector_peak_rss_mib=rss, collector_cpu_seconds=collector_cpu,
             client_cpu_seconds=client_cpu, generate_seconds=generate_seconds,
-            errors=sent.errors,
+            errors=sent.errors + (memory.sent.errors if memory else []),
+            memory_spool_end_to_end_seconds=memory.end_to_end_seconds if memory else None,
         )
     finally:
-        if collector is not None:
-            collector.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:
@@ -602,6 +640,9 @@ def format_table(result: BenchResult) -> str:
         ("end-to-end events/s", rate(result.end_to_end_rate)),
         (f"store direct rows/s ({result.store_batch_rows:,}-row inserts)", rate(result.store_rows_per_second)),
         ("ratio end-to-end / store", f"{result.ratio:.2f}" if result.ratio is not None else "-"),
+        ("end-to-end events/s, spool in memory", rate(result.memory_spool_rate)),
+        ("durable spool cost (share of memory rate)",
+         f"{result.spool_cost:.1%}" if result.spool_cost is not None else "-"),
         ("collector peak RSS (MiB)", f"{result.collector_peak_rss_mib:.0f}"
          if result.collector_peak_rss_mib is not None else "-"),
         ("collector CPU us/event (all threads)", f"{result.collector_cpu_seconds / result.events * 1e6:.1f}"
@@ -628,6 +669,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=7, help="random seed of the generated events")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait until all rows are visible")
     parser.add_argument("--skip-store", action="store_true", help="skip the direct store baseline")
+    parser.add_argument("--no-compare-spool", dest="compare_spool", action="store_false",
+                        help="skip the second run with the spool in memory")
     parser.add_argument("--keep", action="store_true", help="keep the temporary chDB directories and log")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
     return parser

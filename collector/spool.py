@@ -190,7 +190,10 @@ class Spool:
             rows, self._pending_rows = self._pending_rows, 0
             data = {t: b"".join(chunks) for t, chunks in pending.items()}
             try:
-                sealed = await loop.run_in_executor(self._io, self._write, data, rows)
+                if self.durable:
+                    sealed = await loop.run_in_executor(self._io, self._write, data, rows)
+                else:  # nothing to wait for in memory: no thread hop
+                    sealed = self._write(data, rows)
             except OSError as exc:
                 log.error("spool write failed", error=str(exc))
                 group.set_exception(RequestRejected(503, "spool write failed; retry later", retry_after=5))
