@@ -14,6 +14,7 @@ import structlog
 from aiohttp import web
 
 from collector.batcher import Batcher, recent_keys_from
+from collector.dashboard import dashboard_routes
 from collector.dedup import RecentIds
 from collector.errors import ConfigError
 from collector.handlers import error_middleware, routes
@@ -100,6 +101,7 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS].watch_pending(lambda: float(app[BATCHER].pending) if BATCHER in app else 0.0)
     app[RULES] = StageRules.load(settings.stage_rules)
     app.add_routes(routes())
+    app.add_routes(dashboard_routes())
     app.router.add_get("/metrics", metrics_handler)
     app.cleanup_ctx.append(_store_ctx)
     return app

@@ -13,10 +13,12 @@ from aiohttp import web
 from collector.analyst import CUSTOMER_SQL, TIMELINE_SQL, run_query
 from collector.app import create_app
 from collector.cluster import database_of
+from collector.demo import add_demo_parser, run_demo
 from collector.errors import ConfigError, ReiseError, StoreUnavailable
 from collector.keys import ensure_keys
 from collector.logs import configure_logging
 from collector.migrate import apply_migrations, rendered_sql
+from collector.report import add_report_parser, run_report
 from collector.settings import Settings, is_embedded
 from collector.store import QueryResult, Store
 from collector.tables import format_record, format_table
@@ -53,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     customer.add_argument("id", help="customer id (or any id linked to it)")
     customer.add_argument("--json", action="store_true", help="print JSON instead of text")
     customer.add_argument("--dsn", help="as for serve (REISE_DSN)")
+    add_demo_parser(commands)
+    add_report_parser(commands)
     return parser
 
 
@@ -144,6 +148,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             _print_result(run_query(settings, args.query, params), args.json)
         elif args.command == "customer":
             sys.exit(_customer(settings, args.id, args.json))
+        elif args.command == "demo":
+            sys.exit(run_demo(settings, customers=args.customers, seed=args.seed, weeks=args.weeks,
+                              write_key=args.write_key))
+        elif args.command == "report":
+            sys.exit(run_report(settings, args))
     except ReiseError as exc:
         print(f"reise: {exc}", file=sys.stderr)
         sys.exit(2)

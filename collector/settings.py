@@ -103,6 +103,8 @@ class Settings:
     query_max_rows: int = 100_000
     log_format: str = "auto"
     url: str = "http://127.0.0.1:8080"
+    write_key: str = ""  # what `reise demo` sends with (REISE_WRITE_KEY); else the development key
+    session_ttl: float = 12 * 3600.0  # seconds a dashboard login lasts (REISE_SESSION_TTL)
     workers: int = 1
     cluster: str = ""
 
@@ -128,6 +130,8 @@ class Settings:
             "query_max_rows": ("REISE_QUERY_MAX_ROWS", int),
             "log_format": ("REISE_LOG_FORMAT", str),
             "url": ("REISE_URL", str),
+            "write_key": ("REISE_WRITE_KEY", str),
+            "session_ttl": ("REISE_SESSION_TTL", float),
             "workers": ("REISE_WORKERS", int),
             "cluster": ("REISE_CLUSTER", str),
         }
@@ -161,6 +165,8 @@ class Settings:
             raise ConfigError("REISE_FLUSH_INTERVAL must be positive")
         if self.log_format not in ("auto", "json", "console"):
             raise ConfigError("REISE_LOG_FORMAT must be auto, json or console")
+        if self.session_ttl <= 0:
+            raise ConfigError("REISE_SESSION_TTL must be positive")
         if self.workers < 1:
             raise ConfigError("REISE_WORKERS must be at least 1")
         if self.workers > 1 and is_embedded(self.dsn):

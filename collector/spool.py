@@ -232,7 +232,11 @@ class Spool:
         if segment is None or not segment.rows or time.monotonic() - segment.opened < age:
             return
         loop = asyncio.get_running_loop()
-        for sealed in await loop.run_in_executor(self._io, self._seal_if_same, segment):
+        if self.durable:
+            sealed_now = await loop.run_in_executor(self._io, self._seal_if_same, segment)
+        else:
+            sealed_now = self._seal_if_same(segment)
+        for sealed in sealed_now:
             self.sealed.append(sealed)
             self.sealed_ready.set()
 
