@@ -20,11 +20,12 @@ from collector.errors import ConfigError
 from collector.handlers import error_middleware, routes
 from collector.metrics import METRICS, Metrics, metrics_handler, metrics_middleware
 from collector.protocol import MAX_BATCH_BYTES
+from collector.ratelimit import RateLimiter
 from collector.requestid import request_id_middleware
 from collector.settings import Settings
 from collector.spool import Spool
 from collector.stages import StageRules
-from collector.state import BATCHER, READERS, RECENT_IDS, RULES, SETTINGS, STORE
+from collector.state import BATCHER, LIMITER, READERS, RECENT_IDS, RULES, SETTINGS, STORE
 from collector.store import Store
 
 __all__ = ["create_app"]
@@ -100,6 +101,7 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics()
     app[METRICS].watch_pending(lambda: float(app[BATCHER].pending) if BATCHER in app else 0.0)
     app[RULES] = StageRules.load(settings.stage_rules)
+    app[LIMITER] = RateLimiter(rate=settings.rate_limit, public_rate=settings.public_rate_limit)
     app.add_routes(routes())
     app.add_routes(dashboard_routes())
     app.router.add_get("/metrics", metrics_handler)

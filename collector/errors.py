@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "EventRejected",
+    "EventWithoutConsent",
     "QueryRefused",
     "ReiseError",
     "RequestRejected",
@@ -37,6 +38,10 @@ class EventRejected(ReiseError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class EventWithoutConsent(ReiseError):
+    """The event says its person did not consent: it is not stored at all, not even as a dead letter."""
 
 
 class StoreError(ReiseError):

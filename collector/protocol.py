@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import uuid
 from collections.abc import Mapping
@@ -11,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from collector.errors import EventRejected
+from collector.errors import EventRejected, EventWithoutConsent
 from collector.stages import CHANNELS, STAGE_RANK, STAGES, StageRules
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "MAX_EVENT_BYTES",
     "TOUCHPOINT_COLUMNS",
     "IngestContext",
+    "anonymise_ip",
     "dead_letter_row",
     "dedup_key",
     "normalise",
@@ -62,6 +64,8 @@ class IngestContext:
     sent_at: Any = None
     channels: frozenset[str] | None = None  # the channels the write key may write; None: all
     default_channel: str = "other"
+    ip_mode: str = "truncate"  # truncate (IPv4 /24, IPv6 /48), keep, or drop
+    public: bool = False  # sent with a public key (browser, pixel): its own rate limit
 
 
 def parse_time_ms(value: Any, field: str) -> int:
@@ -132,6 +136,28 @@ def _channel(event: Mapping[str, Any], ctx: IngestContext) -> str:
     return channel
 
 
+def anonymise_ip(ip: str, mode: str) -> str:
+    """Apply the IP policy: ``truncate`` zeroes the host part (IPv4 /24, IPv6 /48), ``drop`` removes it."""
+    if not ip or mode == "keep":
+        return ip
+    if mode == "drop":
+        return ""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ""  # not an address: keep nothing rather than something unexpected
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
+
+
+def _refused_consent(context: Mapping[str, Any]) -> bool:
+    """True when ``context.consent`` is false, or its ``analytics`` category is false."""
+    consent = context.get("consent")
+    if consent is False:
+        return True
+    return isinstance(consent, dict) and consent.get("analytics") is False
+
+
 def _first(*values: Any) -> Any:
     """The first value that is neither missing nor an empty string."""
     for value in values:
@@ -177,6 +203,8 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
     properties = _object(event.get("properties"), "properties")
     traits = _object(event.get("traits"), "traits")
     context = _object(event.get("context"), "context")
+    if _refused_consent(context):
+        raise EventWithoutConsent("context.consent: the person did not consent; not stored")
 
     customer_id = _text(_first(event.get("userId"), event.get("customer_id")), "userId", MAX_ID_CHARS)
     if type_ == "alias":
@@ -256,7 +284,7 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
         ctx.source,
         _text(_first(page.get("url"), properties.get("url")), "context.page.url", 4096),
         _text(_first(page.get("referrer"), properties.get("referrer")), "context.page.referrer", 4096),
-        _text(context.get("ip"), "context.ip", 64),
+        anonymise_ip(_text(context.get("ip"), "context.ip", 64), ctx.ip_mode),
         _text(context.get("userAgent"), "context.userAgent", 1024),
         _library(context.get("library")),
         properties,  # ClickHouse stores non-string values as their JSON text (see store.INSERT_SETTINGS)

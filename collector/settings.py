@@ -97,6 +97,9 @@ class Settings:
     spool_dir: Path = field(default_factory=lambda: Path("reise-data/spool").resolve())
     spool_max_bytes: int = 2 * 1024**3
     drain_timeout: float = 30.0
+    ip_mode: str = "truncate"
+    rate_limit: float = 100_000.0
+    public_rate_limit: float = 1_000.0
     stage_rules: Path = DEFAULT_RULES_PATH
     dedup_ids: int = 1_000_000
     query_timeout: float = 30.0
@@ -124,6 +127,9 @@ class Settings:
             "spool_dir": ("REISE_SPOOL_DIR", lambda v: Path(v).resolve()),
             "spool_max_bytes": ("REISE_SPOOL_MAX_BYTES", int),
             "drain_timeout": ("REISE_DRAIN_TIMEOUT", float),
+            "ip_mode": ("REISE_IP", str),
+            "rate_limit": ("REISE_RATE_LIMIT", float),
+            "public_rate_limit": ("REISE_PUBLIC_RATE_LIMIT", float),
             "stage_rules": ("REISE_STAGE_RULES", Path),
             "dedup_ids": ("REISE_DEDUP_IDS", int),
             "query_timeout": ("REISE_QUERY_TIMEOUT", float),
@@ -159,6 +165,10 @@ class Settings:
             raise ConfigError("REISE_BATCH_SIZE must be at least 1")
         if self.spool not in ("disk", "memory"):
             raise ConfigError("REISE_SPOOL must be disk (durable, the default) or memory (benchmarks only)")
+        if self.ip_mode not in ("truncate", "keep", "drop"):
+            raise ConfigError("REISE_IP must be truncate, keep or drop")
+        if self.rate_limit < 0 or self.public_rate_limit < 0:
+            raise ConfigError("REISE_RATE_LIMIT and REISE_PUBLIC_RATE_LIMIT must be 0 (off) or positive")
         if self.spool_max_bytes < 1024 * 1024:
             raise ConfigError("REISE_SPOOL_MAX_BYTES must be at least 1 MiB")
         if self.flush_interval <= 0:

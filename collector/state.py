@@ -8,11 +8,12 @@ from aiohttp import web
 
 from collector.batcher import Batcher
 from collector.dedup import RecentIds
+from collector.ratelimit import RateLimiter
 from collector.settings import Settings
 from collector.stages import StageRules
 from collector.store import Store
 
-__all__ = ["BATCHER", "READERS", "RECENT_IDS", "RULES", "SETTINGS", "STORE"]
+__all__ = ["BATCHER", "LIMITER", "READERS", "RECENT_IDS", "RULES", "SETTINGS", "STORE"]
 
 SETTINGS = web.AppKey("settings", Settings)
 RULES = web.AppKey("rules", StageRules)
@@ -20,3 +21,4 @@ STORE = web.AppKey("store", Store)
 BATCHER = web.AppKey("batcher", Batcher)
 RECENT_IDS = web.AppKey("recent_ids", RecentIds)
 READERS = web.AppKey("readers", ThreadPoolExecutor)
+LIMITER = web.AppKey("limiter", RateLimiter)

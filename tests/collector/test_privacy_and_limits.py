@@ -1,0 +1,46 @@
+"""IP truncation, consent, per-key rate limits."""
+
+from __future__ import annotations
+
+import uuid
+
+from collector.protocol import anonymise_ip
+from tests.helpers import Collector
+
+
+def test_ip_policy() -> None:
+    assert anonymise_ip("203.0.113.77", "truncate") == "203.0.113.0"
+    assert anonymise_ip("2001:db8:85a3:8d3:1319:8a2e:370:7348", "truncate") == "2001:db8:85a3::"
+    assert anonymise_ip("203.0.113.77", "keep") == "203.0.113.77"
+    assert anonymise_ip("203.0.113.77", "drop") == ""
+    assert anonymise_ip("not-an-ip", "truncate") == ""
+
+
+def test_ips_are_truncated_and_refused_consent_is_not_stored(collector: Collector) -> None:
+    user = f"priv-{uuid.uuid4().hex[:10]}"
+    reply = collector.post("/v1/batch", {"batch": [
+        {"type": "track", "userId": user, "event": "Product Viewed", "context": {"ip": "198.51.100.23"}},
+        {"type": "track", "userId": user, "event": "Product Viewed", "context": {"consent": False}},
+        {"type": "track", "userId": user, "event": "Product Viewed", "context": {"consent": {"analytics": False}}},
+        {"type": "track", "userId": user, "event": "Product Viewed", "context": {"consent": {"analytics": True}}},
+    ]})
+    assert reply.status == 200
+    assert (reply.body["accepted"], reply.body["without_consent"], reply.body["rejected"]) == (2, 2, [])
+    collector.wait_for("SELECT count() FROM touchpoints WHERE customer_id = {u:String}", 2, {"u": user})
+    assert sorted(r["ip"] for r in collector.query(
+        "SELECT ip FROM touchpoints WHERE customer_id = {u:String}", {"u": user})) == ["", "198.51.100.0"]
+    assert collector.scalar("SELECT count() FROM dead_letters WHERE customer_id = {u:String}", {"u": user}) == 0
+
+
+def test_public_key_rate_limit_answers_429_with_retry_after(collector: Collector) -> None:
+    anon = f"rl-{uuid.uuid4().hex[:10]}"
+    batch = [{"type": "page", "anonymousId": anon, "channel": "web", "messageId": f"{anon}-{i}"} for i in range(600)]
+    first = collector.post("/v1/batch", {"batch": batch[:300]}, key="pk_site")
+    second = collector.post("/v1/batch", {"batch": batch[300:]}, key="pk_site")
+    third = collector.post("/v1/batch", {"batch": batch[300:] + batch[:300]}, key="pk_site")
+    assert first.status == 200 and second.status == 200  # within the public limit of 1000 events/s
+    assert third.status == 429
+    assert int(third.headers["Retry-After"]) >= 1
+    assert "rate limit" in third.body["error"]
+    # secret keys have their own, higher limit
+    assert collector.post("/v1/batch", {"batch": batch[:300]}).status == 200
