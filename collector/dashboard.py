@@ -1,0 +1,218 @@
+"""The live journey dashboard: a login form, the page, its static files and the JSON endpoints behind it.
+
+Sessions are signed cookies (collector.session). The JSON endpoints are GETs without side effects, answer
+only with a valid session cookie (SameSite=Strict) and a custom request header (which a cross-site page
+cannot send without a CORS preflight, which is never granted). Every query runs read-only in the reader
+thread pool with its filters as server-side parameters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from collector.analyst import CUSTOMER_SQL, TIMELINE_SQL
+from collector.auth import is_admin
+from collector.errors import QueryRefused, RequestRejected, StoreUnavailable
+from collector.handlers import json_response
+from collector.insights import FILTER_OPTIONS_SQL, LINKS_SQL, SEARCH_SQL, Filters, overview
+from collector.session import COOKIE, issue, valid
+from collector.state import READERS, SETTINGS, STORE
+from collector.store import QueryResult
+
+__all__ = ["API_HEADER", "STATIC_DIR", "dashboard_routes"]
+
+STATIC_DIR = Path(__file__).with_name("static")
+PAGES = STATIC_DIR / "dashboard"
+API_HEADER = "X-Reise-Dashboard"
+MAX_FILTER = 200
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
+LOGIN_ERROR = '<p class="error" role="alert">That is not the admin key.</p>'
+
+
+def _page(name: str, status: int = 200, error: str = "") -> web.Response:
+    html = (PAGES / name).read_text(encoding="utf-8").replace("<!--error-->", error)
+    return web.Response(text=html, status=status, content_type="text/html", headers={
+        "Content-Security-Policy": CSP, "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
+        "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
+    })
+
+
+def _signed_in(request: web.Request) -> bool:
+    return valid(request.app[SETTINGS].admin_key, request.cookies.get(COOKIE))
+
+
+def _same_origin(request: web.Request) -> bool:
+    """False for a request a browser says came from another site (login CSRF)."""
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("Origin")
+    return origin is None or urlsplit(origin).netloc == request.host
+
+
+def _secure(request: web.Request) -> bool:
+    return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    """The dashboard page, or the way to the login form."""
+    if not _signed_in(request):
+        raise web.HTTPSeeOther("/dashboard/login")
+    return _page("index.html")
+
+
+async def login_form(request: web.Request) -> web.Response:
+    """The login form (the admin key is posted, never put in a URL)."""
+    return _page("login.html")
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    """Check the admin key in constant time and set a signed, expiring, HttpOnly, SameSite=Strict cookie."""
+    if not _same_origin(request):
+        raise RequestRejected(403, "cross-site login refused")
+    form = await request.post()
+    key = form.get("key")
+    settings = request.app[SETTINGS]
+    if not isinstance(key, str) or not is_admin(settings.admin_key, key.strip()):
+        await asyncio.sleep(0.25)  # slows guessing without holding a thread
+        return _page("login.html", status=401, error=LOGIN_ERROR)
+    response = web.Response(status=303, headers={"Location": "/dashboard"})
+    response.set_cookie(COOKIE, issue(settings.admin_key, settings.session_ttl), max_age=int(settings.session_ttl),
+                        path="/dashboard", httponly=True, samesite="Strict", secure=_secure(request))
+    return response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    """Forget the session cookie in this browser."""
+    if not _same_origin(request):
+        raise RequestRejected(403, "cross-site logout refused")
+    response = web.Response(status=303, headers={"Location": "/dashboard/login"})
+    response.del_cookie(COOKIE, path="/dashboard")
+    return response
+
+
+def _require_session(request: web.Request) -> None:
+    if not _signed_in(request):
+        raise RequestRejected(401, "sign in at /dashboard/login")
+    if request.headers.get(API_HEADER) != "1":
+        raise RequestRejected(403, f"missing {API_HEADER} header")
+
+
+def _text_param(request: web.Request, name: str) -> str:
+    value = request.query.get(name, "").strip()
+    if len(value) > MAX_FILTER:
+        raise RequestRejected(400, f"{name}: longer than {MAX_FILTER} characters")
+    return value
+
+
+def _day_param(request: web.Request, name: str, *, next_day: bool = False) -> datetime | None:
+    value = _text_param(request, name)
+    if not value:
+        return None
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d")
+    except ValueError:
+        raise RequestRejected(400, f"{name}: expected YYYY-MM-DD") from None
+    return day + timedelta(days=1) if next_day else day
+
+
+async def _read(request: web.Request, work: Any) -> Any:
+    """Run blocking store work in the reader pool, turning store failures into HTTP answers."""
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.run_in_executor(request.app[READERS], work)
+    except QueryRefused as exc:
+        raise RequestRejected(400, f"query refused: {exc}") from None
+    except StoreUnavailable as exc:
+        raise RequestRejected(503, f"store unavailable: {exc}", retry_after=5) from None
+
+
+def _runner(request: web.Request) -> Any:
+    settings, store = request.app[SETTINGS], request.app[STORE]
+
+    def run(sql: str, params: Mapping[str, Any]) -> QueryResult:
+        return store.query_readonly(sql, params, timeout=settings.query_timeout, max_rows=settings.query_max_rows)
+
+    return run
+
+
+def _no_store(payload: Any, status: int = 200) -> web.Response:
+    return json_response(payload, status, headers={"Cache-Control": "no-store"})
+
+
+async def api_overview(request: web.Request) -> web.Response:
+    """Funnel, contacts before purchase, channel mix, stage entries and campaigns for the filters."""
+    _require_session(request)
+    filters = Filters(since=_day_param(request, "from"), until=_day_param(request, "to", next_day=True),
+                      channel=_text_param(request, "channel"), campaign=_text_param(request, "campaign"))
+    run = _runner(request)
+    data = await _read(request, lambda: overview(run, filters))
+    data["generated_at"] = datetime.now().astimezone().isoformat(timespec="seconds")
+    return _no_store(data)
+
+
+async def api_filters(request: web.Request) -> web.Response:
+    """The channels and campaigns there are, for the filter menus."""
+    _require_session(request)
+    run = _runner(request)
+    result = await _read(request, lambda: run(FILTER_OPTIONS_SQL, {}))
+    options: dict[str, list[str]] = {"channel": [], "campaign": []}
+    for kind, value, _count in result.rows:
+        options[kind].append(value)
+    return _no_store({"channels": options["channel"], "campaigns": options["campaign"]})
+
+
+async def api_customers(request: web.Request) -> web.Response:
+    """Up to 20 customers whose id (or a linked id) starts with ``q``."""
+    _require_session(request)
+    prefix = _text_param(request, "q")
+    run = _runner(request)
+    result = await _read(request, lambda: run(SEARCH_SQL, {"prefix": prefix}))
+    return _no_store({"customers": [dict(zip(result.columns, row, strict=True)) for row in result.rows]})
+
+
+async def api_customer(request: web.Request) -> web.Response:
+    """One customer's journey: the merged state, every touchpoint in order, and the identity links."""
+    _require_session(request)
+    customer_id = _text_param(request, "id")
+    if not customer_id:
+        raise RequestRejected(400, "id: required")
+    run = _runner(request)
+
+    def work() -> dict[str, Any] | None:
+        journey = run(CUSTOMER_SQL, {"id": customer_id})
+        if not journey.rows:
+            return None
+        record = dict(zip(journey.columns, journey.rows[0], strict=True))
+        ids = list(record["ids"]) or [record["customer_id"]]
+        timeline, links = run(TIMELINE_SQL, {"ids": ids}), run(LINKS_SQL, {"ids": ids})
+        return {"customer": record,
+                "touchpoints": [dict(zip(timeline.columns, r, strict=True)) for r in timeline.rows],
+                "links": [dict(zip(links.columns, r, strict=True)) for r in links.rows]}
+
+    found = await _read(request, work)
+    if found is None:
+        return _no_store({"success": False, "error": f"no customer {customer_id!r}"}, 404)
+    return _no_store(found)
+
+
+def dashboard_routes() -> list[web.AbstractRouteDef]:
+    """Every route of the dashboard (register with one ``app.add_routes`` call)."""
+    return [
+        web.get("/dashboard", index),
+        web.get("/dashboard/login", login_form),
+        web.post("/dashboard/login", login),
+        web.post("/dashboard/logout", logout),
+        web.get("/dashboard/api/overview", api_overview),
+        web.get("/dashboard/api/filters", api_filters),
+        web.get("/dashboard/api/customers", api_customers),
+        web.get("/dashboard/api/customer", api_customer),
+        web.static("/dashboard/static", STATIC_DIR, append_version=False),
+    ]

@@ -1,0 +1,321 @@
+"""The analyst's overview of the journey: funnel, contacts before purchase, channel mix, entries, campaigns.
+
+One set of parameterised queries serves both ``reise report`` and the dashboard. Filters pick customers:
+those with at least one contact in the date range, on the channel, from the campaign (each optional). Every
+figure is about those customers; counts of touchpoints (channel mix) and of stage entries count only those
+in the date range. Filter values travel as server-side ``{name:Type}`` parameters, never inside the SQL.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from collector.store import QueryResult
+
+__all__ = [
+    "CAMPAIGNS_SQL",
+    "CHANNEL_MIX_SQL",
+    "CONTACTS_SQL",
+    "ENTRIES_SQL",
+    "FILTER_OPTIONS_SQL",
+    "FUNNEL_SQL",
+    "LINKS_SQL",
+    "SEARCH_SQL",
+    "STAGES",
+    "STEPS",
+    "Filters",
+    "Runner",
+    "contacts_summary",
+    "funnel_rows",
+    "overview",
+    "percentile",
+]
+
+STAGES = ("awareness", "consideration", "purchase", "retention", "advocacy")
+LITERATURE_RANGE = (7, 11)  # contacts before a purchase, by the rule of thumb
+EARLIEST = datetime(1970, 1, 1)
+LATEST = datetime(2200, 1, 1)
+
+Runner = Callable[[str, Mapping[str, Any]], QueryResult]
+"""Runs one read-only query with server-side parameters (CLI: through the collector; dashboard: in a reader)."""
+
+# Constant SQL fragments, joined once at import time; user input only ever arrives as parameters.
+_CONTACT = "t.type IN ('track', 'page', 'screen')"
+_IN_RANGE = "t.timestamp >= {since:DateTime64(3, 'UTC')} AND t.timestamp < {until:DateTime64(3, 'UTC')}"
+_RESOLVED = "if(m.customer_id != '', m.customer_id, t.journey_id)"
+_SELECTED = f"""
+WITH selected AS (
+    SELECT DISTINCT {_RESOLVED} AS customer_id
+    FROM touchpoints AS t
+    LEFT JOIN identity_map AS m ON t.journey_id = m.anonymous_id
+    WHERE {_CONTACT} AND {_IN_RANGE}
+      AND ({{channel:String}} = '' OR t.channel = {{channel:String}})
+      AND ({{campaign:String}} = '' OR t.campaign = {{campaign:String}})
+)"""
+_OF_SELECTED = "customer_id IN (SELECT customer_id FROM selected)"
+
+FUNNEL_SQL = f"""{_SELECTED}
+SELECT count() AS customers,
+       countIf(furthest_stage_rank >= 1) AS awareness,
+       countIf(furthest_stage_rank >= 2) AS consideration,
+       countIf(furthest_stage_rank >= 3) AS purchase,
+       countIf(furthest_stage_rank >= 4) AS retention,
+       countIf(furthest_stage_rank >= 5) AS advocacy,
+       sum(revenue) AS revenue
+FROM customer_journey
+WHERE {_OF_SELECTED}
+"""
+
+CONTACTS_SQL = f"""{_SELECTED}
+SELECT first_channel, contacts, count() AS customers
+FROM contacts_before_purchase
+WHERE {_OF_SELECTED}
+GROUP BY first_channel, contacts
+ORDER BY first_channel, contacts
+"""
+
+CHANNEL_MIX_SQL = f"""{_SELECTED}
+SELECT t.stage_rank AS stage_rank, toString(t.stage) AS stage, toString(t.channel) AS channel,
+       count() AS touchpoints
+FROM touchpoints AS t
+LEFT JOIN identity_map AS m ON t.journey_id = m.anonymous_id
+WHERE {_CONTACT} AND {_IN_RANGE} AND t.stage_rank > 0
+  AND {_RESOLVED} IN (SELECT customer_id FROM selected)
+GROUP BY stage_rank, stage, channel
+ORDER BY stage_rank, touchpoints DESC
+"""
+
+ENTRIES_SQL = f"""{_SELECTED}
+SELECT toDate(entry.2) AS day, entry.1 AS stage_rank, count() AS customers
+FROM
+(
+    SELECT arrayJoin([(1, reached_awareness_at), (2, reached_consideration_at), (3, reached_purchase_at),
+                      (4, reached_retention_at), (5, reached_advocacy_at)]) AS entry
+    FROM customer_journey
+    WHERE {_OF_SELECTED}
+)
+WHERE entry.2 IS NOT NULL
+  AND entry.2 >= {{since:DateTime64(3, 'UTC')}} AND entry.2 < {{until:DateTime64(3, 'UTC')}}
+GROUP BY day, stage_rank
+ORDER BY day, stage_rank
+"""
+
+CAMPAIGNS_SQL = f"""{_SELECTED},
+touched AS (
+    SELECT t.campaign AS campaign, {_RESOLVED} AS customer_id, min(t.timestamp) AS first_touch
+    FROM touchpoints AS t
+    LEFT JOIN identity_map AS m ON t.journey_id = m.anonymous_id
+    WHERE {_CONTACT} AND {_IN_RANGE} AND t.campaign != ''
+    GROUP BY campaign, customer_id
+)
+SELECT c.campaign AS campaign,
+       countIf(j.reached_purchase_at IS NULL OR c.first_touch < j.reached_purchase_at) AS customers,
+       countIf(c.first_touch < j.reached_purchase_at) AS buyers,
+       if(customers = 0, 0, buyers / customers) AS conversion,
+       sumIf(j.revenue, c.first_touch < j.reached_purchase_at) AS revenue
+FROM touched AS c
+INNER JOIN customer_journey AS j ON c.customer_id = j.customer_id
+WHERE c.{_OF_SELECTED}
+GROUP BY campaign
+HAVING customers > 0
+ORDER BY conversion DESC, customers DESC, campaign
+LIMIT {{limit:UInt32}}
+"""
+
+FILTER_OPTIONS_SQL = """
+SELECT kind, value, touchpoints FROM
+(
+    SELECT 'channel' AS kind, toString(channel) AS value, count() AS touchpoints FROM touchpoints
+    WHERE type IN ('track', 'page', 'screen') GROUP BY value
+    UNION ALL
+    SELECT 'campaign' AS kind, campaign AS value, count() AS touchpoints FROM touchpoints
+    WHERE type IN ('track', 'page', 'screen') AND campaign != '' GROUP BY value
+)
+ORDER BY kind, touchpoints DESC, value
+"""
+
+SEARCH_SQL = """
+SELECT customer_id, furthest_stage, contacts, revenue
+FROM customer_journey
+WHERE startsWith(customer_id, {prefix:String}) OR arrayExists(i -> startsWith(i, {prefix:String}), ids)
+ORDER BY contacts DESC, customer_id
+LIMIT 20
+"""
+
+LINKS_SQL = """
+SELECT anonymous_id, customer_id, linked_at, toString(source) AS source
+FROM identity_links
+WHERE anonymous_id IN {ids:Array(String)} OR customer_id IN {ids:Array(String)}
+ORDER BY linked_at, anonymous_id
+LIMIT 1000
+"""
+
+STEPS = ("funnel", "contacts before purchase", "channel mix", "stage entries", "campaigns")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Filters:
+    """Which customers a report covers: active between since and until, on a channel, from a campaign."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    channel: str = ""
+    campaign: str = ""
+
+    def params(self) -> dict[str, Any]:
+        """The filters as query parameters (naive UTC times as text, empty strings for "any")."""
+        return {
+            "since": _sql_time(self.since or EARLIEST),
+            "until": _sql_time(self.until or LATEST),
+            "channel": self.channel,
+            "campaign": self.campaign,
+        }
+
+    def describe(self) -> str:
+        """The filters in words, for report headings."""
+        parts = []
+        if self.since:
+            parts.append(f"since {self.since:%Y-%m-%d}")
+        if self.until:
+            parts.append(f"until {self.until:%Y-%m-%d}")
+        if self.channel:
+            parts.append(f"channel {self.channel}")
+        if self.campaign:
+            parts.append(f"campaign {self.campaign}")
+        return ", ".join(parts) if parts else "all customers"
+
+
+def _sql_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S.000")
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, Decimal | int | float) else 0.0
+
+
+def _records(result: QueryResult) -> list[dict[str, Any]]:
+    return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+
+
+def funnel_rows(reached: Sequence[int]) -> list[dict[str, Any]]:
+    """Per stage: customers who reached it, conversion from the stage before, and how many stopped there."""
+    rows = []
+    for index, stage in enumerate(STAGES):
+        customers = int(reached[index])
+        previous = int(reached[index - 1]) if index else None
+        following = int(reached[index + 1]) if index + 1 < len(STAGES) else customers
+        rows.append({
+            "stage": stage,
+            "customers": customers,
+            "conversion": (customers / previous if previous else None) if index else None,
+            "dropped": customers - following,
+            "drop_share": (customers - following) / customers if customers else None,
+        })
+    return rows
+
+
+def percentile(histogram: Mapping[int, int], share: float) -> int | None:
+    """Nearest-rank percentile of a value -> count histogram (the median is ``share=0.5``)."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    rank = max(1, -(-total * share // 1))  # ceil without floats drifting
+    seen = 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= rank:
+            return value
+    return max(histogram)
+
+
+def _contacts_stats(histogram: Mapping[int, int]) -> dict[str, Any]:
+    total = sum(histogram.values())
+    low, high = LITERATURE_RANGE
+    within = sum(n for value, n in histogram.items() if low <= value <= high)
+    return {
+        "buyers": total,
+        "median": percentile(histogram, 0.5),
+        "p90": percentile(histogram, 0.9),
+        "within_7_11": within / total if total else None,
+    }
+
+
+def contacts_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Histogram and statistics of contacts before the first purchase, overall and by first channel."""
+    overall: dict[int, int] = defaultdict(int)
+    by_channel: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for row in rows:
+        contacts, customers = int(row["contacts"]), int(row["customers"])
+        overall[contacts] += customers
+        by_channel[row["first_channel"] or "(purchase first)"][contacts] += customers
+    top = max(overall, default=0)
+    return {
+        "histogram": [{"contacts": c, "customers": overall.get(c, 0)} for c in range(top + 1)] if overall else [],
+        **_contacts_stats(overall),
+        "by_first_channel": sorted(
+            ({"first_channel": channel, **_contacts_stats(hist)} for channel, hist in by_channel.items()),
+            key=lambda r: (-r["buyers"], r["first_channel"]),
+        ),
+    }
+
+
+def _channel_mix(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    channels = sorted({r["channel"] for r in rows}, key=lambda c: -sum(r["touchpoints"] for r in rows
+                                                                        if r["channel"] == c))
+    stages = []
+    for stage in STAGES:
+        counts = {r["channel"]: int(r["touchpoints"]) for r in rows if r["stage"] == stage}
+        total = sum(counts.values())
+        stages.append({"stage": stage, "touchpoints": total,
+                       "shares": {c: counts.get(c, 0) / total if total else 0.0 for c in channels},
+                       "counts": {c: counts.get(c, 0) for c in channels}})
+    return {"channels": channels, "stages": stages}
+
+
+def _entries(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    by_day: dict[date, list[int]] = defaultdict(lambda: [0] * len(STAGES))
+    for row in rows:
+        day = row["day"] if isinstance(row["day"], date) else date.fromisoformat(str(row["day"])[:10])
+        by_day[day][int(row["stage_rank"]) - 1] += int(row["customers"])
+    if not by_day:
+        return {"days": [], "series": {s: [] for s in STAGES}}
+    first, last = min(by_day), max(by_day)
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    return {"days": [d.isoformat() for d in days],
+            "series": {stage: [by_day[d][i] if d in by_day else 0 for d in days] for i, stage in enumerate(STAGES)}}
+
+
+def overview(run: Runner, filters: Filters, *, campaigns: int = 10,
+             on_step: Callable[[int, str], None] | None = None) -> dict[str, Any]:
+    """Every figure of the report and the dashboard for the given filters (five read-only queries)."""
+    params = filters.params()
+
+    def step(index: int, sql: str, extra: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        if on_step:
+            on_step(index, STEPS[index])
+        return _records(run(sql, {**params, **(extra or {})}))
+
+    totals = step(0, FUNNEL_SQL)[0]
+    contacts = contacts_summary(step(1, CONTACTS_SQL))
+    mix = _channel_mix(step(2, CHANNEL_MIX_SQL))
+    entries = _entries(step(3, ENTRIES_SQL))
+    top = [{**r, "customers": int(r["customers"]), "buyers": int(r["buyers"]),
+            "conversion": _number(r["conversion"]), "revenue": _number(r["revenue"])}
+           for r in step(4, CAMPAIGNS_SQL, {"limit": campaigns})]
+    return {
+        "filters": {"since": filters.since.isoformat() if filters.since else None,
+                    "until": filters.until.isoformat() if filters.until else None,
+                    "channel": filters.channel, "campaign": filters.campaign},
+        "customers": int(totals["customers"]),
+        "revenue": _number(totals["revenue"]),
+        "funnel": funnel_rows([int(totals[s]) for s in STAGES]),
+        "contacts_before_purchase": contacts,
+        "channel_mix": mix,
+        "stage_entries": entries,
+        "campaigns": top,
+    }

@@ -1,0 +1,284 @@
+/* Reise dashboard: fetches the JSON endpoints (same origin, session cookie) and draws Chart.js charts. */
+"use strict";
+
+(function () {
+  const REFRESH_MS = 15000;
+  const STAGES = ["awareness", "consideration", "purchase", "retention", "advocacy"];
+  const STAGE_COLORS = { awareness: "#4e79a7", consideration: "#59a14f", purchase: "#f28e2b",
+                         retention: "#b07aa1", advocacy: "#e15759", "": "#9aa5b1" };
+  const CHANNEL_COLORS = { web: "#4e79a7", ads: "#f28e2b", social: "#e15759", email: "#76b7b2", pos: "#59a14f",
+                           app: "#edc948", sms: "#b07aa1", support: "#ff9da7", other: "#9c755f" };
+  const charts = {};
+  let inFlight = false;
+
+  Chart.defaults.animation = false;
+  Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+  Chart.defaults.color = "#44505c";
+  Chart.defaults.maintainAspectRatio = false;
+
+  const $ = (id) => document.getElementById(id);
+  const pct = (v) => (v === null || v === undefined ? "–" : (v * 100).toFixed(1) + "%");
+  const num = (v) => Number(v || 0).toLocaleString("en");
+  const money = (v) => Number(v || 0).toLocaleString("en", { maximumFractionDigits: 0 });
+
+  async function api(path, params) {
+    const query = new URLSearchParams(params || {});
+    const response = await fetch(path + (query.toString() ? "?" + query : ""), {
+      headers: { "X-Reise-Dashboard": "1" }, credentials: "same-origin", cache: "no-store",
+    });
+    if (response.status === 401) { window.location.assign("/dashboard/login"); throw new Error("signed out"); }
+    const body = await response.json();
+    if (!response.ok) { throw new Error(body.error || response.statusText); }
+    return body;
+  }
+
+  function draw(id, config) {
+    if (charts[id]) {
+      charts[id].data = config.data;
+      charts[id].options = config.options || {};
+      charts[id].update("none");
+    } else {
+      charts[id] = new Chart($(id), config);
+    }
+  }
+
+  function fillTable(tableId, rows) {
+    const body = $(tableId).querySelector("tbody");
+    body.replaceChildren(...rows.map((cells) => {
+      const tr = document.createElement("tr");
+      cells.forEach((cell, i) => {
+        const td = document.createElement("td");
+        td.textContent = cell;
+        if (i > 0) td.className = "num";
+        tr.appendChild(td);
+      });
+      return tr;
+    }));
+  }
+
+  function filters() {
+    const out = {};
+    for (const name of ["from", "to", "channel", "campaign"]) {
+      const value = $("f-" + name).value;
+      if (value) out[name] = value;
+    }
+    return out;
+  }
+
+  function renderOverview(data) {
+    const funnel = data.funnel;
+    const buyers = funnel[2].customers;
+    $("kpi-customers").textContent = num(data.customers);
+    $("kpi-buyers").textContent = num(buyers);
+    $("kpi-conversion").textContent = data.customers ? pct(buyers / data.customers) : "–";
+    $("kpi-median").textContent = data.contacts_before_purchase.median ?? "–";
+    $("kpi-within").textContent = pct(data.contacts_before_purchase.within_7_11);
+    $("kpi-revenue").textContent = money(data.revenue);
+
+    draw("chart-funnel", {
+      type: "bar",
+      data: {
+        labels: funnel.map((r) => r.stage),
+        datasets: [
+          { label: "continued", data: funnel.map((r) => r.customers - r.dropped),
+            backgroundColor: funnel.map((r) => STAGE_COLORS[r.stage]), stack: "s" },
+          { label: "dropped here", data: funnel.map((r) => r.dropped), backgroundColor: "#d5dbe2", stack: "s" },
+        ],
+      },
+      options: { indexAxis: "y", scales: { x: { stacked: true, beginAtZero: true }, y: { stacked: true } },
+                 plugins: { legend: { position: "bottom" } } },
+    });
+    fillTable("funnel-table", funnel.map((r) => [r.stage, num(r.customers), pct(r.conversion),
+                                                  `${num(r.dropped)} (${pct(r.drop_share)})`]));
+
+    const cbp = data.contacts_before_purchase;
+    draw("chart-contacts", {
+      type: "bar",
+      data: {
+        labels: cbp.histogram.map((h) => String(h.contacts)),
+        datasets: [{ label: "buyers", data: cbp.histogram.map((h) => h.customers),
+                     backgroundColor: cbp.histogram.map((h) => (h.contacts >= 7 && h.contacts <= 11 ? "#2f6fde" : "#a9bfe6")) }],
+      },
+      options: { plugins: { legend: { display: false } },
+                 scales: { x: { title: { display: true, text: "contacts before the first purchase" } },
+                           y: { beginAtZero: true, title: { display: true, text: "buyers" } } } },
+    });
+    $("contacts-note").textContent = cbp.buyers
+      ? `${num(cbp.buyers)} buyers · median ${cbp.median} · p90 ${cbp.p90} · ${pct(cbp.within_7_11)} within 7–11`
+      : "No purchases for these filters.";
+    fillTable("contacts-table", cbp.by_first_channel.map((r) => [r.first_channel, num(r.buyers), r.median ?? "–",
+                                                                  r.p90 ?? "–", pct(r.within_7_11)]));
+
+    const mix = data.channel_mix;
+    draw("chart-mix", {
+      type: "bar",
+      data: {
+        labels: mix.stages.map((s) => s.stage),
+        datasets: mix.channels.map((c) => ({ label: c, data: mix.stages.map((s) => +(s.shares[c] * 100).toFixed(1)),
+                                             backgroundColor: CHANNEL_COLORS[c] || "#999" })),
+      },
+      options: { scales: { x: { stacked: true }, y: { stacked: true, max: 100, ticks: { callback: (v) => v + "%" } } },
+                 plugins: { legend: { position: "bottom" },
+                            tooltip: { callbacks: { label: (ctx) => `${ctx.dataset.label}: ${ctx.parsed.y}%` } } } },
+    });
+
+    const entries = data.stage_entries;
+    draw("chart-entries", {
+      type: "line",
+      data: {
+        labels: entries.days,
+        datasets: STAGES.map((s) => ({ label: s, data: entries.series[s], borderColor: STAGE_COLORS[s],
+                                       backgroundColor: STAGE_COLORS[s], tension: 0.25, pointRadius: 0, borderWidth: 2 })),
+      },
+      options: { interaction: { mode: "index", intersect: false }, plugins: { legend: { position: "bottom" } },
+                 scales: { x: { ticks: { maxTicksLimit: 10 } }, y: { beginAtZero: true } } },
+    });
+
+    draw("chart-campaigns", {
+      type: "bar",
+      data: {
+        labels: data.campaigns.map((c) => c.campaign),
+        datasets: [{ label: "conversion", data: data.campaigns.map((c) => +(c.conversion * 100).toFixed(1)),
+                     backgroundColor: "#2f6fde" }],
+      },
+      options: { indexAxis: "y", plugins: { legend: { display: false } },
+                 scales: { x: { beginAtZero: true, max: 100, ticks: { callback: (v) => v + "%" } } } },
+    });
+    fillTable("campaign-table", data.campaigns.map((c) => [c.campaign, num(c.customers), num(c.buyers),
+                                                            pct(c.conversion), money(c.revenue)]));
+  }
+
+  function setOptions(select, values) {
+    const current = select.value;
+    const first = select.options[0];
+    select.replaceChildren(first, ...values.map((v) => new Option(v, v)));
+    select.value = values.includes(current) ? current : "";
+  }
+
+  async function refresh() {
+    if (inFlight) return;
+    inFlight = true;
+    try {
+      const [options, data] = await Promise.all([api("/dashboard/api/filters"), api("/dashboard/api/overview", filters())]);
+      setOptions($("f-channel"), options.channels);
+      setOptions($("f-campaign"), options.campaigns);
+      renderOverview(data);
+      $("status").textContent = "live · updated " + new Date().toLocaleTimeString();
+      $("live-dot").className = "dot live";
+      document.body.dataset.loaded = String(Number(document.body.dataset.loaded || 0) + 1);
+    } catch (error) {
+      $("status").textContent = "update failed: " + error.message;
+      $("live-dot").className = "dot failed";
+    } finally {
+      inFlight = false;
+    }
+  }
+
+  function badge(text, cls) {
+    const span = document.createElement("span");
+    span.className = "badge " + cls;
+    span.textContent = text;
+    return span;
+  }
+
+  function renderCustomer(doc) {
+    const c = doc.customer;
+    const summary = $("customer-summary");
+    summary.replaceChildren();
+    const facts = [["customer", c.customer_id], ["stage now", c.current_stage || "–"],
+                   ["furthest", c.furthest_stage || "–"], ["contacts", c.contacts],
+                   ["before first purchase", c.contacts_before_first_purchase ?? "–"],
+                   ["purchases", c.purchases], ["revenue", money(c.revenue)], ["ids", c.ids.join(", ")]];
+    for (const [label, value] of facts) {
+      const span = document.createElement("span");
+      span.append(label + ": ");
+      const b = document.createElement("b");
+      b.textContent = String(value);
+      span.appendChild(b);
+      summary.appendChild(span);
+    }
+
+    const points = doc.touchpoints;
+    const lanes = [...new Set(points.map((t) => (t.type === "identify" || t.type === "alias" ? "identity" : t.channel)))];
+    const datasets = [...STAGES, ""].map((stage) => ({
+      label: stage || "no stage",
+      data: points.filter((t) => t.type !== "identify" && t.type !== "alias" && (t.stage || "") === stage)
+                  .map((t) => ({ x: Date.parse(t.timestamp), y: t.channel, event: t.event, via: t.via_id })),
+      backgroundColor: STAGE_COLORS[stage], pointRadius: 6, pointHoverRadius: 8,
+    })).filter((d) => d.data.length);
+    const idEvents = points.filter((t) => t.type === "identify" || t.type === "alias");
+    if (idEvents.length) {
+      datasets.push({ label: "identity link", pointStyle: "rectRot", pointRadius: 8, backgroundColor: "#b7791f",
+                      data: idEvents.map((t) => ({ x: Date.parse(t.timestamp), y: "identity", event: t.type, via: t.via_id })) });
+    }
+    draw("chart-timeline", {
+      type: "scatter",
+      data: { datasets },
+      options: {
+        scales: {
+          x: { type: "linear", ticks: { maxTicksLimit: 8, callback: (v) => new Date(v).toISOString().slice(0, 10) } },
+          y: { type: "category", labels: lanes, offset: true },
+        },
+        plugins: { legend: { position: "bottom" },
+                   tooltip: { callbacks: { label: (ctx) => `${new Date(ctx.raw.x).toISOString().slice(0, 16).replace("T", " ")} ` +
+                                                          `${ctx.raw.y}: ${ctx.raw.event} (${ctx.raw.via})` } } },
+      },
+    });
+
+    const list = $("timeline-list");
+    list.replaceChildren(...points.map((t) => {
+      const li = document.createElement("li");
+      li.dataset.event = t.event || t.type;
+      li.dataset.channel = t.channel;
+      const time = document.createElement("time");
+      time.textContent = t.timestamp.slice(0, 16).replace("T", " ");
+      li.appendChild(time);
+      li.appendChild(badge(t.channel, "channel"));
+      li.appendChild(badge(t.type === "identify" || t.type === "alias" ? "identity link" : (t.stage || "no stage"),
+                           t.type === "identify" || t.type === "alias" ? "anon" : "stage-" + (t.stage || "none")));
+      li.append(" " + (t.event || t.type));
+      if (Number(t.revenue)) li.append(` · ${money(t.revenue)} €`);
+      if (t.store_id) li.append(` · store ${t.store_id}`);
+      if (t.via_id !== c.customer_id) li.appendChild(badge("as " + t.via_id, "anon"));
+      return li;
+    }));
+    $("links-list").replaceChildren(...(doc.links.length ? doc.links.map((l) => {
+      const li = document.createElement("li");
+      li.textContent = `${l.anonymous_id} → ${l.customer_id} (${l.linked_at.slice(0, 16).replace("T", " ")}, ${l.source})`;
+      return li;
+    }) : [Object.assign(document.createElement("li"), { textContent: "none: always seen under one id" })]));
+    $("lookup-result").hidden = false;
+  }
+
+  async function lookup(id) {
+    $("lookup-error").hidden = true;
+    try {
+      renderCustomer(await api("/dashboard/api/customer", { id }));
+    } catch (error) {
+      $("lookup-result").hidden = true;
+      $("lookup-error").textContent = error.message;
+      $("lookup-error").hidden = false;
+    }
+  }
+
+  async function suggest() {
+    const q = $("lookup-id").value.trim();
+    try {
+      const { customers } = await api("/dashboard/api/customers", { q });
+      $("lookup-suggestions").replaceChildren(...customers.map((c) => new Option(`${c.furthest_stage || "–"}, ${c.contacts} contacts`, c.customer_id)));
+    } catch (error) { /* suggestions are a convenience */ }
+  }
+
+  $("filters").addEventListener("submit", (event) => { event.preventDefault(); refresh(); });
+  $("f-reset").addEventListener("click", () => { $("filters").reset(); refresh(); });
+  $("lookup-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const id = $("lookup-id").value.trim();
+    if (id) lookup(id);
+  });
+  $("lookup-id").addEventListener("input", suggest);
+
+  refresh();
+  suggest();
+  setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);
+})();
