@@ -10,11 +10,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from collector.errors import QueryRefused, StoreUnavailable
+from collector.forget import forget_person
 from collector.keys import read_dev_admin_key
 from collector.settings import Settings, is_embedded
 from collector.store import QueryResult, Store
 
-__all__ = ["CUSTOMER_SQL", "TIMELINE_SQL", "run_query"]
+__all__ = ["CUSTOMER_SQL", "TIMELINE_SQL", "forget", "post_admin", "run_query"]
 
 CUSTOMER_SQL = """
 SELECT * FROM customer_journey
@@ -44,12 +45,18 @@ def run_query(settings: Settings, sql: str, params: Mapping[str, Any] | None = N
 
 
 def _query_collector(settings: Settings, sql: str, params: Mapping[str, Any]) -> QueryResult:
+    doc = post_admin(settings, "/v1/query", {"sql": sql, "params": dict(params)})
+    return QueryResult(doc["columns"], doc["types"], [tuple(r) for r in doc["rows"]])
+
+
+def post_admin(settings: Settings, path: str, body: Mapping[str, Any]) -> Any:
+    """POST JSON to one of the collector's admin endpoints with the admin key; the parsed answer."""
     admin_key = settings.admin_key or read_dev_admin_key(settings)
     if not admin_key:
         raise QueryRefused("no admin key: set REISE_ADMIN_KEY")
     request = urllib.request.Request(
-        settings.url.rstrip("/") + "/v1/query",
-        data=json.dumps({"sql": sql, "params": dict(params)}).encode(),
+        settings.url.rstrip("/") + path,
+        data=json.dumps(dict(body)).encode(),
         headers={
             "Content-Type": "application/json",
             "Authorization": "Basic " + base64.b64encode(f"{admin_key}:".encode()).decode(),
@@ -57,8 +64,8 @@ def _query_collector(settings: Settings, sql: str, params: Mapping[str, Any]) ->
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=settings.query_timeout + 10) as response:
-            doc = json.loads(response.read())
+        with urllib.request.urlopen(request, timeout=settings.query_timeout + settings.drain_timeout) as response:
+            return json.loads(response.read())
     except urllib.error.HTTPError as exc:
         try:
             reason = json.loads(exc.read()).get("error", exc.reason)
@@ -67,4 +74,15 @@ def _query_collector(settings: Settings, sql: str, params: Mapping[str, Any]) ->
         raise QueryRefused(f"{reason} (HTTP {exc.code})") from None
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
         raise StoreUnavailable(f"cannot reach the collector at {settings.url}: {exc}") from None
-    return QueryResult(doc["columns"], doc["types"], [tuple(r) for r in doc["rows"]])
+
+
+def forget(settings: Settings, customer_id: str) -> dict[str, Any]:
+    """Forget a person: through the collector (embedded store), or straight on a server."""
+    if is_embedded(settings.dsn):
+        return dict(post_admin(settings, "/v1/admin/forget", {"customer_id": customer_id}))
+    store = Store(dsn=settings.dsn)
+    try:
+        done = forget_person(store, customer_id)
+    finally:
+        store.close()
+    return {"customer_id": done.customer_id, "ids": done.ids, "deleted": done.deleted}

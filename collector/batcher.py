@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import structlog
@@ -25,6 +25,7 @@ __all__ = ["Batcher", "BatcherStats"]
 log = structlog.get_logger("reise.batcher")
 
 Row = tuple[Any, ...]
+T = TypeVar("T")
 MAX_BACKOFF = 30.0
 RECENT_KEYS_SQL = f"""
 SELECT {DEDUP_KEY_SQL} FROM touchpoints
@@ -150,6 +151,10 @@ class Batcher:
         self.stats.retries += 1
         log.warning("store unavailable, will retry", delay=delay, spooled_rows=self.spool.rows, error=str(exc))
 
+    async def run_exclusive(self, job: Callable[[], T]) -> T:
+        """Run a job on the writer thread, between inserts (e.g. deletions that must not race one)."""
+        return await asyncio.get_running_loop().run_in_executor(self._writer, job)
+
     async def _write_segment(self, segment: Segment) -> None:
         for table in ("touchpoints", "dead_letters"):
             body = await asyncio.get_running_loop().run_in_executor(self._writer, segment.read, table)
@@ -204,6 +209,13 @@ class Batcher:
         """Stop accepting, seal and write everything spooled; False if time ran out first."""
         self._closing = True
         self.pause(False)
+        if await self.flush(timeout):
+            return True
+        log.error("drain timed out; the rest stays in the spool for the next start", pending=self.spool.rows)
+        return False
+
+    async def flush(self, timeout: float) -> bool:
+        """Seal and write everything spooled so far; False if time ran out first (store down or paused)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             await self.spool.seal_if_older(0)
@@ -211,7 +223,6 @@ class Batcher:
                 return True
             self.spool.sealed_ready.set()
             await asyncio.sleep(0.05)
-        log.error("drain timed out; the rest stays in the spool for the next start", pending=self.spool.rows)
         return False
 
 

@@ -15,7 +15,8 @@ from aiohttp import web
 
 from collector.auth import basic_user, bearer_or_basic, find_write_key, is_admin
 from collector.body import parse_json, read_body
-from collector.errors import QueryRefused, RequestRejected, StoreUnavailable
+from collector.errors import QueryRefused, RequestRejected, StoreError, StoreUnavailable
+from collector.forget import forget_person
 from collector.ingest import accept, ingest_context
 from collector.metrics import METRICS
 from collector.protocol import (
@@ -154,6 +155,25 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response(body, 200 if accepting else 503)
 
 
+async def forget(request: web.Request) -> web.Response:
+    """Delete a person everywhere (admin key): ``{"customer_id": "..."}``; 503 if the spool cannot drain."""
+    require_admin(request)
+    doc = parse_json(await read_body(request, 4096))
+    customer_id = doc.get("customer_id") if isinstance(doc, dict) else None
+    if not isinstance(customer_id, str) or not customer_id or len(customer_id) > 256:
+        raise RequestRejected(400, "customer_id: expected a non-empty string")
+    batcher, store = request.app[BATCHER], request.app[STORE]
+    # rows of the person still in the spool would come back after the delete: write them first
+    if not await batcher.flush(request.app[SETTINGS].drain_timeout):
+        raise RequestRejected(503, "the spool could not be written to the store; retry later", retry_after=30)
+    try:
+        done = await batcher.run_exclusive(lambda: forget_person(store, customer_id))
+    except StoreError as exc:
+        raise RequestRejected(503, f"store: {exc}", retry_after=30) from None
+    log.info("forgot a person", ids=len(done.ids), deleted=done.deleted)
+    return json_response({"customer_id": done.customer_id, "ids": done.ids, "deleted": done.deleted})
+
+
 async def pause_writing(request: web.Request) -> web.Response:
     """Pause or resume writing to the store (admin key): ``{"paused": true}``; accepting goes on."""
     require_admin(request)
@@ -211,4 +231,5 @@ def routes() -> list[web.RouteDef]:
         web.get("/readyz", readyz),
         web.post("/v1/query", query),
         web.post("/v1/admin/writing", pause_writing),
+        web.post("/v1/admin/forget", forget),
     ]
