@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import orjson
 from aiohttp import web
 
-from collector.analyst import CUSTOMER_SQL, TIMELINE_SQL, run_query
+from collector.analyst import CUSTOMER_SQL, TIMELINE_SQL, forget, run_query
 from collector.app import create_app
 from collector.cluster import database_of
 from collector.demo import add_demo_parser, run_demo
@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     sql.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a query parameter")
     sql.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     sql.add_argument("--dsn", help="as for serve (REISE_DSN)")
+
+    forget_cmd = commands.add_parser("forget", help="delete a person and their linked ids from every table")
+    forget_cmd.add_argument("id", help="customer id")
+    forget_cmd.add_argument("--dsn", help="as for serve (REISE_DSN)")
 
     customer = commands.add_parser("customer", help="print one customer's journey")
     customer.add_argument("id", help="customer id (or any id linked to it)")
@@ -146,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif args.command == "sql":
             params = dict(p.partition("=")[::2] for p in args.param)
             _print_result(run_query(settings, args.query, params), args.json)
+        elif args.command == "forget":
+            done = forget(settings, args.id)
+            removed = ", ".join(f"{table} {n}" for table, n in done["deleted"].items())
+            print(f"reise: forgot {done['customer_id']} (ids: {', '.join(done['ids'])}); rows deleted: {removed}")
         elif args.command == "customer":
             sys.exit(_customer(settings, args.id, args.json))
         elif args.command == "demo":
