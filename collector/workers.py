@@ -56,8 +56,9 @@ def run_workers(settings: Settings, serve: Callable[[Settings], None]) -> int:
         for worker in workers:
             worker.start()
         log.info("workers started", workers=len(workers), pids=[w.pid for w in workers])
-        wait([w.sentinel for w in workers])
-        first = next(w for w in workers if not w.is_alive())
+        ready = wait([w.sentinel for w in workers])
+        first = next(w for w in workers if w.sentinel in ready)
+        first.join(STOP_TIMEOUT)  # its sentinel closes a moment before the process is reaped
         if not stopping:
             log.error("a worker ended; stopping the others", worker=first.name, exitcode=first.exitcode)
         for worker in workers:
