@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench-ingest bench-sdk clean
+.PHONY: run test lint bench-ingest bench-sdk demo clean
 
 $(STAMP): pyproject.toml sdk/pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,6 +13,11 @@ $(STAMP): pyproject.toml sdk/pyproject.toml
 
 run: $(STAMP)
 	$(VENV)/bin/reise serve
+
+# Demo journeys into the collector `make run` started (in another terminal), then the report.
+demo: $(STAMP)
+	$(VENV)/bin/reise demo
+	$(VENV)/bin/reise report
 
 lint: $(STAMP)
 	$(PY) -m ruff check collector tests bench sdk

@@ -9,12 +9,16 @@ from typing import Any, TextIO
 
 import orjson
 
-from collector.demo_journeys import DemoEvent, Journey, plan
-from collector.errors import ConfigError
-from collector.keys import dev_keys_path
+from collector.analyst import run_query
+from collector.demo_journeys import DEFAULT_SEED, DemoEvent, Journey, plan
+from collector.errors import ConfigError, ReiseError
+from collector.keys import dev_keys_path, read_dev_admin_key
 from collector.settings import Settings
 
 __all__ = ["add_demo_parser", "find_write_key", "run_demo", "send"]
+
+PREFIX = "demo"
+STORED_SQL = "SELECT count() FROM touchpoints WHERE startsWith(message_id, {prefix:String})"
 
 
 def add_demo_parser(commands: Any) -> None:
@@ -22,7 +26,7 @@ def add_demo_parser(commands: Any) -> None:
     demo = commands.add_parser("demo", help="send realistic demo journeys to a running collector")
     demo.add_argument("--customers", type=int, default=1000, help="how many people (default 1000)")
     demo.add_argument("--weeks", type=int, default=8, help="spread the journeys over this many past weeks")
-    demo.add_argument("--seed", type=int, default=7, help="another seed makes other people (default 7)")
+    demo.add_argument("--seed", type=int, default=DEFAULT_SEED, help="another seed sends other people (default 7)")
     demo.add_argument("--write-key", help="write key (REISE_WRITE_KEY; default: the development key)")
     demo.add_argument("--dsn", help="as for serve: where to find the development key (REISE_DSN)")
 
@@ -91,19 +95,40 @@ def send(journeys: Sequence[Journey], write_key: str, url: str, *, out: TextIO =
     return stats
 
 
+def _wait_until_stored(settings: Settings, prefix: str, events: int, timeout: float = 30.0) -> int | None:
+    """Poll until the demo's events are queryable (needs the admin key; None without one)."""
+    if not (settings.admin_key or read_dev_admin_key(settings)):
+        return None
+    deadline = time.monotonic() + timeout
+    stored = 0
+    while time.monotonic() < deadline:
+        try:
+            stored = int(run_query(settings, STORED_SQL, {"prefix": prefix}).rows[0][0])
+        except ReiseError:
+            return None
+        if stored >= events:
+            break
+        time.sleep(0.25)
+    return stored
+
+
 def run_demo(settings: Settings, *, customers: int, seed: int, weeks: int, write_key: str | None) -> int:
     """Plan and send the demo journeys, then say what to look at next."""
     if customers < 1 or weeks < 1:
         raise ConfigError("--customers and --weeks must be at least 1")
     key = find_write_key(settings, write_key)
-    journeys = plan(customers, seed=seed, weeks=weeks)
+    journeys = plan(customers, seed=seed, weeks=weeks, prefix=PREFIX)
     events = sum(len(j.events) for j in journeys)
     print(f"reise: sending {events} events for {customers} customers over the past {weeks} weeks "
           f"to {settings.url} ...", flush=True)
     send(journeys, key, settings.url)
     buyers = sum(1 for j in journeys if j.buys)
+    print(f"reise: sent {events} events ({buyers} of the {customers} customers bought)", flush=True)
+    stored = _wait_until_stored(settings, f"{PREFIX}-s{seed}-", events)
+    if stored is not None:
+        print(f"reise: {stored} of them stored", flush=True)
     example = next((j.resolved_id for j in journeys if j.buys), journeys[0].resolved_id)
-    print(f"reise: sent {events} events ({buyers} customers bought). Within a second or two, try:\n"
+    print(f"reise: now try:\n"
           f"  reise report\n"
           f"  reise customer {example}\n"
           f"  {settings.url}/dashboard  (log in with the admin key)", flush=True)

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-__all__ = ["CAMPAIGNS", "STORES", "DemoEvent", "Journey", "plan"]
+__all__ = ["CAMPAIGNS", "DEFAULT_SEED", "STORES", "DemoEvent", "Journey", "plan"]
 
+DEFAULT_SEED = 7  # its people are cust-00001, cust-00002, ...; another seed's are cust-s<seed>-00001, ...
 STORES = ("berlin-mitte", "hamburg-altona", "munich-marienplatz", "cologne-dom", "vienna-graben")
 # campaign -> (channel it runs on, how much more or less likely its audience buys)
 CAMPAIGNS: dict[str, tuple[str, float]] = {
@@ -200,11 +201,12 @@ def _after_purchase(b: _Builder, journey_index: int, store: str, online: bool) -
                   revenue=round(rng.uniform(15, 220), 2), currency="EUR")
 
 
-def _journey(rng: random.Random, index: int, prefix: str) -> tuple[Journey, _Builder]:
+def _journey(rng: random.Random, index: int, seed: int, prefix: str) -> tuple[Journey, _Builder]:
     entry = rng.choices([e for e, _ in ENTRY], weights=[w for _, w in ENTRY])[0]
     campaigns = [c for c, (channel, _) in CAMPAIGNS.items() if channel == entry]
     campaign = rng.choice(campaigns) if campaigns else ("radio-city" if entry == "radio" else None)
-    journey = Journey(customer_id=f"cust-{index:05d}", anonymous_id=f"anon-{rng.getrandbits(40):010x}",
+    person = f"cust-{index:05d}" if seed == DEFAULT_SEED else f"cust-s{seed}-{index:05d}"
+    journey = Journey(customer_id=person, anonymous_id=f"anon-{rng.getrandbits(40):010x}",
                       identified=False, buys=False)
     builder = _Builder(rng, journey, prefix)
     store = rng.choice(STORES)
@@ -230,7 +232,7 @@ def _journey(rng: random.Random, index: int, prefix: str) -> tuple[Journey, _Bui
     return journey, builder
 
 
-def plan(customers: int, *, seed: int = 7, weeks: int = 8, now: datetime | None = None,
+def plan(customers: int, *, seed: int = DEFAULT_SEED, weeks: int = 8, now: datetime | None = None,
          prefix: str = "demo") -> list[Journey]:
     """Journeys for ``customers`` people, spread over the past ``weeks`` and ending before ``now``."""
     rng = random.Random(seed)
@@ -238,7 +240,7 @@ def plan(customers: int, *, seed: int = 7, weeks: int = 8, now: datetime | None 
     window = timedelta(weeks=weeks)
     journeys = []
     for index in range(1, customers + 1):
-        journey, builder = _journey(rng, index, prefix)
+        journey, builder = _journey(rng, index, seed, f"{prefix}-s{seed}")
         span = builder.raw[-1][0] if builder.raw else timedelta(0)
         if span > window:  # squeeze an unusually long journey into the window, keeping its order
             factor = window / span * 0.95

@@ -15,7 +15,7 @@ from collector.demo_journeys import Journey, plan
 from tests.helpers import ROOT, Collector
 
 DEMO_CUSTOMERS = 300
-DEMO_SEED = 11
+DEMO_SEED = 7
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -45,6 +45,7 @@ def demo_collector(tmp_path_factory: pytest.TempPathFactory, demo_plan: list[Jou
         expected = sum(len(j.events) for j in demo_plan)
         stored = instance.wait_for("SELECT count() FROM touchpoints WHERE startsWith(message_id, 'demo-')", expected)
         assert stored == expected, f"{stored} of {expected} demo events stored"
+        assert f"sent {expected} events" in done.stdout and f"{expected} of them stored" in done.stdout
         yield instance
     finally:
         if instance.process is not None:
