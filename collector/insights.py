@@ -278,16 +278,23 @@ def _channel_mix(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _entries(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    by_day: dict[date, list[int]] = defaultdict(lambda: [0] * len(STAGES))
+    """Stage entries per day, or per week (from Monday) when they span more than six weeks."""
+    per_day: dict[date, list[int]] = defaultdict(lambda: [0] * len(STAGES))
     for row in rows:
         day = row["day"] if isinstance(row["day"], date) else date.fromisoformat(str(row["day"])[:10])
-        by_day[day][int(row["stage_rank"]) - 1] += int(row["customers"])
-    if not by_day:
-        return {"days": [], "series": {s: [] for s in STAGES}}
-    first, last = min(by_day), max(by_day)
-    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    return {"days": [d.isoformat() for d in days],
-            "series": {stage: [by_day[d][i] if d in by_day else 0 for d in days] for i, stage in enumerate(STAGES)}}
+        per_day[day][int(row["stage_rank"]) - 1] += int(row["customers"])
+    if not per_day:
+        return {"bucket": "day", "days": [], "series": {s: [] for s in STAGES}}
+    weekly = (max(per_day) - min(per_day)).days > 42
+    step = timedelta(days=7 if weekly else 1)
+    buckets: dict[date, list[int]] = defaultdict(lambda: [0] * len(STAGES))
+    for day, counts in per_day.items():
+        start = day - timedelta(days=day.weekday()) if weekly else day
+        buckets[start] = [a + b for a, b in zip(buckets[start], counts, strict=True)]
+    first, last = min(buckets), max(buckets)
+    days = [first + step * i for i in range((last - first) // step + 1)]
+    return {"bucket": "week" if weekly else "day", "days": [d.isoformat() for d in days],
+            "series": {stage: [buckets[d][i] if d in buckets else 0 for d in days] for i, stage in enumerate(STAGES)}}
 
 
 def overview(run: Runner, filters: Filters, *, campaigns: int = 10,

@@ -19,7 +19,7 @@ from tests.helpers import Collector
 CHARTS = ("chart-funnel", "chart-contacts", "chart-mix", "chart-entries", "chart-campaigns")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-dev-shm-usage", "--window-size=1440,2700")
+                  "--disable-dev-shm-usage", "--window-size=1440,2350")
 # True when the chart exists, has data, and its canvas has painted pixels.
 CHART_DRAWN_JS = """
 const chart = Chart.getChart(arguments[0]);

@@ -133,6 +133,9 @@ def test_overview_counts_and_filters(demo_collector: Collector, cookie: str) -> 
     assert everyone["customers"] == DEMO_CUSTOMERS
     funnel = {row["stage"]: row["customers"] for row in everyone["funnel"]}
     assert funnel == {r["stage"]: r["customers"] for r in demo_collector.query("SELECT * FROM stage_funnel")}
+    entries = everyone["stage_entries"]
+    assert entries["bucket"] == "week" and len(entries["days"]) >= 8
+    assert {stage: sum(counts) for stage, counts in entries["series"].items()} == funnel
     email = api(demo_collector, "/dashboard/api/overview?channel=email", cookie).json()
     assert 0 < email["customers"] < everyone["customers"]
     hostile = api(demo_collector, "/dashboard/api/overview?campaign=" + "x'%20OR%201=1%20--", cookie)

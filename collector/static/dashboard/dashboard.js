@@ -123,12 +123,15 @@
     });
 
     const entries = data.stage_entries;
+    $("entries-note").textContent = `customers first reaching a stage, per ${entries.bucket}` +
+      (entries.bucket === "week" ? " (weeks from Monday)" : "");
     draw("chart-entries", {
       type: "line",
       data: {
         labels: entries.days,
         datasets: STAGES.map((s) => ({ label: s, data: entries.series[s], borderColor: STAGE_COLORS[s],
-                                       backgroundColor: STAGE_COLORS[s], tension: 0.25, pointRadius: 0, borderWidth: 2 })),
+                                       backgroundColor: STAGE_COLORS[s], tension: 0.25, pointRadius: entries.bucket === "week" ? 3 : 0,
+                                       borderWidth: 2 })),
       },
       options: { interaction: { mode: "index", intersect: false }, plugins: { legend: { position: "bottom" } },
                  scales: { x: { ticks: { maxTicksLimit: 10 } }, y: { beginAtZero: true } } },
