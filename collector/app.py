@@ -13,7 +13,9 @@ from typing import IO
 import structlog
 from aiohttp import web
 
+from collector.attribution import AttributionRules
 from collector.batcher import Batcher, recent_keys_from
+from collector.channels import install_channels
 from collector.dashboard import dashboard_routes
 from collector.dedup import RecentIds
 from collector.errors import ConfigError
@@ -25,7 +27,7 @@ from collector.requestid import request_id_middleware
 from collector.settings import Settings
 from collector.spool import Spool
 from collector.stages import StageRules
-from collector.state import BATCHER, LIMITER, READERS, RECENT_IDS, RULES, SETTINGS, STORE
+from collector.state import ATTRIBUTION, BATCHER, LIMITER, READERS, RECENT_IDS, RULES, SETTINGS, STORE
 from collector.store import Store
 
 __all__ = ["create_app"]
@@ -95,12 +97,16 @@ def _redacted(dsn: str) -> str:
 
 def create_app(settings: Settings) -> web.Application:
     """Build the collector application from frozen settings."""
-    app = web.Application(middlewares=[request_id_middleware, metrics_middleware, error_middleware],
+    # bodies are decompressed by collector.body within its limits, not by aiohttp
+    app = web.Application(handler_args={"auto_decompress": False},
+                          middlewares=[request_id_middleware, metrics_middleware, error_middleware],
                           client_max_size=MAX_BATCH_BYTES * 2)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[METRICS].watch_pending(lambda: float(app[BATCHER].pending) if BATCHER in app else 0.0)
     app[RULES] = StageRules.load(settings.stage_rules)
+    app[ATTRIBUTION] = AttributionRules.load(settings.attribution)
+    install_channels(app)  # pixel, click links, browser snippet, CORS (collector/channels.py)
     app[LIMITER] = RateLimiter(rate=settings.rate_limit, public_rate=settings.public_rate_limit)
     app.add_routes(routes())
     app.add_routes(dashboard_routes())
