@@ -12,6 +12,7 @@ from aiohttp import web
 
 from collector.analyst import CUSTOMER_SQL, TIMELINE_SQL, forget, run_query
 from collector.app import create_app
+from collector.channel_cli import CHANNEL_COMMANDS, add_channel_parsers, run_channel_command
 from collector.cluster import database_of
 from collector.demo import add_demo_parser, run_demo
 from collector.errors import ConfigError, ReiseError, StoreUnavailable
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     customer.add_argument("id", help="customer id (or any id linked to it)")
     customer.add_argument("--json", action="store_true", help="print JSON instead of text")
     customer.add_argument("--dsn", help="as for serve (REISE_DSN)")
+    add_channel_parsers(commands)
     add_demo_parser(commands)
     add_report_parser(commands)
     return parser
@@ -156,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"reise: forgot {done['customer_id']} (ids: {', '.join(done['ids'])}); rows deleted: {removed}")
         elif args.command == "customer":
             sys.exit(_customer(settings, args.id, args.json))
+        elif args.command in CHANNEL_COMMANDS:
+            sys.exit(run_channel_command(settings, args))
         elif args.command == "demo":
             sys.exit(run_demo(settings, customers=args.customers, seed=args.seed, weeks=args.weeks,
                               write_key=args.write_key))

@@ -10,7 +10,7 @@ from aiohttp import web
 from collector.errors import EventRejected, EventWithoutConsent, RequestRejected
 from collector.protocol import IngestContext, dead_letter_row, dedup_key, normalise
 from collector.settings import WriteKey
-from collector.state import BATCHER, LIMITER, RECENT_IDS, RULES, SETTINGS
+from collector.state import ATTRIBUTION, BATCHER, LIMITER, RECENT_IDS, RULES, SETTINGS
 
 __all__ = ["Accepted", "accept", "ingest_context"]
 
@@ -34,7 +34,7 @@ def ingest_context(app: web.Application, key: WriteKey, received_ms: int, sent_a
     """What every event of one request shares: its source, key limits, receive time and the rules."""
     return IngestContext(source=key.source, received_ms=received_ms, rules=app[RULES], sent_at=sent_at,
                          channels=key.channels, default_channel=key.default_channel,
-                         ip_mode=app[SETTINGS].ip_mode, public=key.public)
+                         ip_mode=app[SETTINGS].ip_mode, public=key.public, attribution=app[ATTRIBUTION])
 
 
 async def accept(

@@ -12,7 +12,9 @@ from typing import Any
 
 import orjson
 
+from collector.attribution import AttributionRules
 from collector.errors import EventRejected, EventWithoutConsent
+from collector.orders import ORDER_KEY_SQL, order_key, signed_revenue
 from collector.stages import CHANNELS, STAGE_RANK, STAGES, StageRules
 
 __all__ = [
@@ -37,6 +39,7 @@ MAX_ID_CHARS = 256
 MAX_NAME_CHARS = 512
 MAX_REVENUE = 1e13
 DEAD_LETTER_PAYLOAD_CHARS = 64 * 1024
+DEFAULT_ATTRIBUTION = AttributionRules.load()
 
 EVENT_TYPES = frozenset({"track", "identify", "alias", "page", "screen", "group"})
 CHANNEL_ALIASES = {"browser": "web", "mobile": "app", "server": "other"}
@@ -46,6 +49,7 @@ TOUCHPOINT_COLUMNS: tuple[str, ...] = (
     "stage_rank", "timestamp", "original_timestamp", "sent_at", "received_at", "revenue", "currency",
     "campaign", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "store_id",
     "order_id", "source", "page_url", "referrer", "ip", "user_agent", "library", "properties", "traits",
+    "traffic_class", "traffic_source",
 )  # fmt: skip
 
 DEAD_LETTER_COLUMNS: tuple[str, ...] = (
@@ -66,6 +70,7 @@ class IngestContext:
     default_channel: str = "other"
     ip_mode: str = "truncate"  # truncate (IPv4 /24, IPv6 /48), keep, or drop
     public: bool = False  # sent with a public key (browser, pixel): its own rate limit
+    attribution: AttributionRules = DEFAULT_ATTRIBUTION  # classifies page views that name no channel
 
 
 def parse_time_ms(value: Any, field: str) -> int:
@@ -233,7 +238,9 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
     if corrected - received > MAX_FUTURE_MS:
         raise EventRejected("timestamp: more than a day in the future after clock-skew correction")
 
-    channel = _channel(event, ctx)
+    # A page view naming no channel is attributed from its URL and referrer, when its key may write web.
+    attributed = type_ == "page" and event.get("channel") is None and (ctx.channels is None or "web" in ctx.channels)
+    channel = "web" if attributed else _channel(event, ctx)
     if ctx.channels is not None and channel not in ctx.channels:
         allowed = ", ".join(sorted(ctx.channels))
         raise EventRejected(f"channel: this write key may not write {channel!r} (only {allowed})")
@@ -241,14 +248,20 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
     if explicit_stage is not None and explicit_stage != "":
         if not isinstance(explicit_stage, str) or explicit_stage not in STAGE_RANK:
             raise EventRejected(f"stage: must be one of {', '.join(STAGES)}")
-        stage = explicit_stage
     else:
-        stage = ctx.rules.stage_for(type_, name, channel)
-
+        explicit_stage = None
     utm = _utm(context.get("campaign")) if context.get("campaign") is not None else _NO_UTM
     page = _object(context.get("page"), "context.page")
-    revenue = _revenue(_first(event.get("revenue"), properties.get("revenue"), properties.get("total")),
-                       "properties.revenue")
+    page_url = _text(_first(page.get("url"), properties.get("url")), "context.page.url", 4096)
+    referrer = _text(_first(page.get("referrer"), properties.get("referrer")), "context.page.referrer", 4096)
+    traffic_class = traffic_source = ""
+    if attributed:
+        found = ctx.attribution.attribute(page_url, referrer, utm)
+        channel, utm, traffic_class, traffic_source = (found.channel, found.utm, found.traffic_class,
+                                                       found.traffic_source)
+    stage = explicit_stage or ctx.rules.stage_for(type_, name, channel)
+    revenue = signed_revenue(name, _revenue(
+        _first(event.get("revenue"), properties.get("revenue"), properties.get("total")), "properties.revenue"))
     currency = _text(_first(event.get("currency"), properties.get("currency")), "properties.currency", 8)
     utm_source, utm_medium, utm_campaign, utm_term, utm_content = utm
     campaign = _text(_first(event.get("campaign"), properties.get("campaign"), utm_campaign), "properties.campaign")
@@ -282,22 +295,31 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
         store_id,
         order_id,
         ctx.source,
-        _text(_first(page.get("url"), properties.get("url")), "context.page.url", 4096),
-        _text(_first(page.get("referrer"), properties.get("referrer")), "context.page.referrer", 4096),
+        page_url,
+        referrer,
         anonymise_ip(_text(context.get("ip"), "context.ip", 64), ctx.ip_mode),
         _text(context.get("userAgent"), "context.userAgent", 1024),
         _library(context.get("library")),
         properties,  # ClickHouse stores non-string values as their JSON text (see store.INSERT_SETTINGS)
         traits,
+        traffic_class,
+        traffic_source,
     )
 
 
+_TYPE, _EVENT, _ORDER_ID, _SOURCE, _PROPERTIES = (
+    TOUCHPOINT_COLUMNS.index(c) for c in ("type", "event", "order_id", "source", "properties"))
+
+
 def dedup_key(row: tuple[Any, ...]) -> str:
-    """The idempotency key of a touchpoint row: its message id."""
+    """The idempotency key of a touchpoint row: source, order id and event kind for order events, else messageId."""
+    if row[_ORDER_ID] and row[_TYPE] == "track":
+        return order_key(row[_SOURCE], row[_ORDER_ID], row[_EVENT], row[_PROPERTIES])
     return str(row[0])
 
 
-DEDUP_KEY_SQL = "message_id"  # the same key computed in SQL over the touchpoints table
+# The same key computed in SQL over the touchpoints table.
+DEDUP_KEY_SQL = f"if(type = 'track' AND order_id != '', {ORDER_KEY_SQL}, message_id)"
 
 
 def dead_letter_row(

@@ -61,6 +61,11 @@ def parse_write_keys(text: str) -> dict[str, WriteKey]:
     return keys
 
 
+def _comma_list(text: str) -> tuple[str, ...]:
+    """``a, b,c`` as ``("a", "b", "c")``, without empty items."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
 def is_embedded(dsn: str) -> bool:
     """Tell whether a DSN selects the embedded chDB engine."""
     return dsn.startswith("chdb:")
@@ -101,6 +106,9 @@ class Settings:
     rate_limit: float = 100_000.0
     public_rate_limit: float = 1_000.0
     stage_rules: Path = DEFAULT_RULES_PATH
+    attribution: Path | None = None  # extra web-attribution rules, added to collector/attribution.json
+    link_keys: tuple[str, ...] = ()  # secrets that sign click links; the first signs, all verify
+    link_domains: tuple[str, ...] = ()  # domains click links may lead to (and their subdomains); empty: any
     dedup_ids: int = 1_000_000
     query_timeout: float = 30.0
     query_max_rows: int = 100_000
@@ -131,6 +139,9 @@ class Settings:
             "rate_limit": ("REISE_RATE_LIMIT", float),
             "public_rate_limit": ("REISE_PUBLIC_RATE_LIMIT", float),
             "stage_rules": ("REISE_STAGE_RULES", Path),
+            "attribution": ("REISE_ATTRIBUTION", Path),
+            "link_keys": ("REISE_LINK_KEYS", _comma_list),
+            "link_domains": ("REISE_LINK_DOMAINS", lambda v: tuple(d.lower().lstrip(".") for d in _comma_list(v))),
             "dedup_ids": ("REISE_DEDUP_IDS", int),
             "query_timeout": ("REISE_QUERY_TIMEOUT", float),
             "query_max_rows": ("REISE_QUERY_MAX_ROWS", int),
@@ -159,6 +170,8 @@ class Settings:
 
     def check(self) -> None:
         """Raise ConfigError for values that cannot work."""
+        if any(len(key) < 16 for key in self.link_keys):
+            raise ConfigError("REISE_LINK_KEYS: each link key must be at least 16 characters")
         if not (self.dsn.startswith(("chdb:", "http://", "https://"))):
             raise ConfigError(f"REISE_DSN: expected chdb:///path or http(s)://host:8123/db, got {self.dsn!r}")
         if self.batch_size < 1:

@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from reise import _json
+from reise import links as _links
 from reise._ids import new_message_id
 from reise._version import __version__
 from reise.consumer import Consumer, ErrorCallback, Stats
@@ -166,6 +167,8 @@ class Client:
         max_backoff: float = 10.0,
         max_retry_after: float = 300.0,
         exit_timeout: float = 5.0,
+        link_key: str | None = None,
+        public_key: str | None = None,
     ) -> None:
         """Create a client; see the README for every option. Starts the sender thread."""
         if not isinstance(write_key, str) or not write_key:
@@ -203,6 +206,8 @@ class Client:
         self.host = host
         self.on_error = on_error
         self.exit_timeout = exit_timeout
+        self.link_key = link_key  # signs click_url() links (one of REISE_LINK_KEYS)
+        self.public_key = public_key or (write_key if write_key.startswith("pk_") else None)
         self._consumer_opts: dict[str, Any] = {
             "max_batch_events": batch_size, "max_batch_bytes": batch_bytes,
             "flush_interval": flush_interval, "max_retries": max_retries,
@@ -509,6 +514,18 @@ class Client:
         return left == 0
 
     close = shutdown
+
+    def click_url(self, url: str, **fields: Any) -> str:
+        """A signed link that records a click, then redirects to ``url`` (``reise.links``)."""
+        if not self.link_key:
+            raise ConfigurationError("click_url needs link_key= (one of REISE_LINK_KEYS)")
+        return _links.click_url(self.host, self.link_key, url, **fields)
+
+    def pixel_url(self, **fields: Any) -> str:
+        """A tracking-pixel URL (e-mail opens by default); needs a public (pk_) key."""
+        if not self.public_key:
+            raise ConfigurationError("pixel_url needs a public write key (public_key='pk_...')")
+        return _links.pixel_url(self.host, self.public_key, **fields)
 
     def stats(self) -> dict[str, int]:
         """Counters: queued, delivered, rejected, dropped, failed, retries, batches."""

@@ -1,0 +1,28 @@
+"""Channels where no SDK runs: the pixel, signed click links and the browser snippet, wired into the app."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from collector.pixel import pixel
+from collector.redirect import redirect
+from collector.snippet import SNIPPET, SNIPPET_PATH, cors_headers, preflight, snippet
+
+__all__ = ["channel_routes", "install_channels"]
+
+
+def channel_routes() -> list[web.RouteDef]:
+    """The routes of the pixel, the click redirect, the snippet and the CORS preflight."""
+    return [
+        web.get("/p.gif", pixel),
+        web.get("/r/{token}", redirect),
+        web.get("/t.js", snippet),
+        web.options("/{path:v1/[a-z]+}", preflight),
+    ]
+
+
+def install_channels(app: web.Application) -> None:
+    """Add the channel routes, the snippet and the CORS headers to the collector application."""
+    app[SNIPPET] = SNIPPET_PATH.read_bytes()
+    app.add_routes(channel_routes())
+    app.on_response_prepare.append(cors_headers)

@@ -1,0 +1,40 @@
+"""The browser snippet (``GET /t.js``) and CORS, so a shop on another origin can post events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+__all__ = ["CORS_PATHS", "SNIPPET", "SNIPPET_PATH", "cors_headers", "preflight", "snippet"]
+
+SNIPPET_PATH = Path(__file__).with_name("static") / "t.js"
+SNIPPET = web.AppKey("snippet", bytes)
+# Public ingestion endpoints a browser may post to; the admin endpoints are left out on purpose.
+CORS_PATHS = frozenset({"/v1/batch", "/v1/track", "/v1/page", "/v1/identify", "/v1/alias", "/v1/screen",
+                        "/v1/group", "/p.gif", "/t.js"})
+_CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Content-Encoding, Authorization",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+async def snippet(request: web.Request) -> web.Response:
+    """``GET /t.js``: the dependency-free tracking script."""
+    return web.Response(body=request.app[SNIPPET], content_type="application/javascript", charset="utf-8",
+                        headers={"Cache-Control": "public, max-age=3600"})
+
+
+async def preflight(request: web.Request) -> web.Response:
+    """``OPTIONS`` on an ingestion endpoint: the CORS preflight answer (headers added by cors_headers)."""
+    if request.path not in CORS_PATHS:
+        raise web.HTTPNotFound()
+    return web.Response(status=204)
+
+
+async def cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Allow any origin on the ingestion endpoints (no credentials: keys travel in the body or a header)."""
+    if request.path in CORS_PATHS:
+        response.headers.update(_CORS)
