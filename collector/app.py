@@ -50,7 +50,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     for key in recent_keys_from(spool.recover()):
         recent.add(key)
     store = Store(dsn=settings.dsn)
-    batcher = Batcher(store=store, writer=writer, spool=spool, recent=recent, flush_interval=settings.flush_interval)
+    batcher = Batcher(store=store, writer=writer, spool=spool, recent=recent, flush_interval=settings.flush_interval,
+                      metrics=app[METRICS], cluster=settings.cluster)
+    app[METRICS].watch_spool(lambda: float(spool.bytes))
     app[STORE], app[READERS], app[RECENT_IDS], app[BATCHER] = store, readers, recent, batcher
     if not await batcher.connect():
         log.warning("store unreachable at start; accepting into the spool and retrying", dsn=_redacted(settings.dsn))

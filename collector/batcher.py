@@ -15,6 +15,7 @@ import structlog
 
 from collector.dedup import RecentIds
 from collector.errors import RequestRejected, StoreError, StoreUnavailable
+from collector.metrics import Metrics
 from collector.migrate import apply_migrations
 from collector.protocol import DEAD_LETTER_COLUMNS, DEDUP_KEY_SQL, dedup_key
 from collector.spool import Segment, Spool
@@ -59,12 +60,16 @@ class Batcher:
         spool: Spool,
         recent: RecentIds,
         flush_interval: float,
+        metrics: Metrics,
+        cluster: str = "",
     ) -> None:
         self._store = store
         self._writer = writer
         self.spool = spool
         self._recent = recent
         self.flush_interval = flush_interval
+        self._metrics = metrics
+        self._cluster = cluster or None
         self._closing = False
         self._store_ready = False
         self.paused = False
@@ -126,7 +131,8 @@ class Batcher:
             return True
         loop = asyncio.get_running_loop()
         try:
-            applied = await loop.run_in_executor(self._writer, apply_migrations, self._store)
+            applied = await loop.run_in_executor(
+                self._writer, lambda: apply_migrations(self._store, cluster=self._cluster))
             keys = await loop.run_in_executor(
                 self._writer, lambda: self._store.query(RECENT_KEYS_SQL, {"n": self._recent.capacity}).rows)
         except StoreUnavailable as exc:
@@ -146,6 +152,7 @@ class Batcher:
             delay = min(delay * 2, MAX_BACKOFF)
 
     def _unavailable(self, exc: Exception, delay: float) -> None:
+        self._metrics.store_error("unavailable")
         self.stats.store_ok = False
         self.stats.last_error = str(exc)
         self.stats.retries += 1
@@ -176,6 +183,7 @@ class Batcher:
                 delay = min(delay * 2, MAX_BACKOFF)
                 continue
             except StoreError as exc:
+                self._metrics.store_error("refused")
                 self.stats.last_error = str(exc)
                 log.error("store refused a segment as bad data; keeping its rows as dead letters", table=table,
                           token=token, error=str(exc))
@@ -189,6 +197,7 @@ class Batcher:
             self.stats.store_ok = True
             self.stats.batches += 1
             self.stats.last_insert_seconds = time.perf_counter() - started
+            self._metrics.observe_insert(table, rows, self.stats.last_insert_seconds)
             if table == "touchpoints":
                 self.stats.inserted += rows
             else:

@@ -79,6 +79,7 @@ def test_stage_rules_explicit_stage_and_unknown_events(collector: Collector) -> 
              for i, (name, channel, stage, _) in enumerate(events)]
     assert collector.post("/v1/batch", {"batch": batch}).body["rejected"] == []
     collector.wait_for("SELECT count() FROM touchpoints WHERE customer_id = {u:String}", len(events), {"u": user})
+    collector.wait_for("SELECT contacts FROM customer_journey WHERE customer_id = {u:String}", len(events), {"u": user})
     stages = [r["stage"] for r in collector.query(
         "SELECT stage FROM touchpoints WHERE customer_id = {u:String} ORDER BY timestamp", {"u": user})]
     assert stages == [expected for *_, expected in events]

@@ -108,3 +108,18 @@ def test_rejection_reasons_are_bounded_labels() -> None:
     reasons = {dict(labels)["reason"] for (name, labels) in parse(metrics.render().decode())
                if name == "reise_events_rejected_total"}
     assert len(reasons) == MAX_REASONS + 1 and "other" in reasons
+
+
+def test_inserts_are_observed_by_the_running_collector(collector: Collector) -> None:
+    before = scrape(collector)
+    tag = uuid.uuid4().hex
+    batch = [{"type": "track", "event": "Product Viewed", "userId": f"ins-{tag}"} for _ in range(7)]
+    assert collector.post("/v1/batch", {"batch": batch}).body["accepted"] == 7
+    collector.wait_for("SELECT count() FROM touchpoints WHERE customer_id = {u:String}", 7, {"u": f"ins-{tag}"})
+    after = scrape(collector)
+    inserted = value(after, "reise_inserted_rows_total", table="touchpoints") - value(
+        before, "reise_inserted_rows_total", table="touchpoints")
+    assert inserted >= 7
+    assert value(after, "reise_insert_duration_seconds_count", table="touchpoints") > value(
+        before, "reise_insert_duration_seconds_count", table="touchpoints")
+    assert ("reise_spool_bytes", frozenset()) in after
