@@ -9,6 +9,7 @@ thread pool with its filters as server-side parameters.
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from aiohttp import web
 
 from collector.analyst import CUSTOMER_SQL, TIMELINE_SQL
 from collector.auth import is_admin
+from collector.body import read_body
 from collector.errors import QueryRefused, RequestRejected, StoreUnavailable
 from collector.handlers import json_response
 from collector.insights import FILTER_OPTIONS_SQL, LINKS_SQL, SEARCH_SQL, Filters, overview
@@ -77,8 +79,10 @@ async def login(request: web.Request) -> web.StreamResponse:
     """Check the admin key in constant time and set a signed, expiring, HttpOnly, SameSite=Strict cookie."""
     if not _same_origin(request):
         raise RequestRejected(403, "cross-site login refused")
-    form = await request.post()
-    key = form.get("key")
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise RequestRejected(415, "login: expected a form (application/x-www-form-urlencoded)")
+    form = urllib.parse.parse_qs((await read_body(request, 4096)).decode("utf-8", "replace"))
+    key = form.get("key", [None])[0]
     settings = request.app[SETTINGS]
     if not isinstance(key, str) or not is_admin(settings.admin_key, key.strip()):
         await asyncio.sleep(0.25)  # slows guessing without holding a thread
