@@ -101,6 +101,19 @@ def test_a_wrong_key_gets_no_cookie(demo_collector: Collector) -> None:
         assert b"not the admin key" in reply.body
 
 
+def test_a_malformed_login_is_a_4xx(demo_collector: Collector) -> None:
+    """Only the HTML form's encoding is read; anything else is refused without a 5xx."""
+    for content_type, body in (("multipart/form-data", b""), ("application/json", b'{"key": "x"}'),
+                               ("application/x-www-form-urlencoded", b"key=%ff%fe")):
+        connection = http.client.HTTPConnection("127.0.0.1", demo_collector.port, timeout=60)
+        try:
+            connection.request("POST", "/dashboard/login", body=body, headers={"Content-Type": content_type})
+            status = connection.getresponse().status
+        finally:
+            connection.close()
+        assert status in (401, 415), (content_type, status)
+
+
 def test_a_cross_site_login_is_refused(demo_collector: Collector) -> None:
     """Login CSRF: a form posted from another site does not sign the browser in."""
     for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
