@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -116,9 +117,14 @@ def test_inserts_are_observed_by_the_running_collector(collector: Collector) -> 
     batch = [{"type": "track", "event": "Product Viewed", "userId": f"ins-{tag}"} for _ in range(7)]
     assert collector.post("/v1/batch", {"batch": batch}).body["accepted"] == 7
     collector.wait_for("SELECT count() FROM touchpoints WHERE customer_id = {u:String}", 7, {"u": f"ins-{tag}"})
-    after = scrape(collector)
-    inserted = value(after, "reise_inserted_rows_total", table="touchpoints") - value(
-        before, "reise_inserted_rows_total", table="touchpoints")
+    deadline = time.monotonic() + 10
+    while True:  # the insert is counted once the writer thread hands it back, just after the rows show
+        after = scrape(collector)
+        inserted = value(after, "reise_inserted_rows_total", table="touchpoints") - value(
+            before, "reise_inserted_rows_total", table="touchpoints")
+        if inserted >= 7 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert inserted >= 7
     assert value(after, "reise_insert_duration_seconds_count", table="touchpoints") > value(
         before, "reise_insert_duration_seconds_count", table="touchpoints")
