@@ -17,7 +17,7 @@ from collector.dedup import RecentIds
 from collector.errors import RequestRejected, StoreError, StoreUnavailable
 from collector.metrics import Metrics
 from collector.migrate import apply_migrations
-from collector.protocol import DEAD_LETTER_COLUMNS, DEDUP_KEY_SQL, dedup_key
+from collector.protocol import DEAD_LETTER_COLUMNS, DEDUP_KEY_SQL, TOUCHPOINT_COLUMNS, dedup_key
 from collector.spool import Segment, Spool
 from collector.store import Store, encode_rows
 
@@ -190,10 +190,10 @@ class Batcher:
                 if table == "dead_letters":
                     self._quarantine(body, token)
                     return
-                refused = [_as_dead_letter(line, str(exc)) for line in body.splitlines() if line]
+                refused = [_as_dead_letter(line, str(exc)) for line in body.splitlines()[1:] if line]
                 await self._insert_until_done("dead_letters", encode_rows(refused), token + "-refused")
                 return
-            rows = body.count(b"\n")
+            rows = body.count(b"\n") - 1  # the first line names the columns
             self.stats.store_ok = True
             self.stats.batches += 1
             self.stats.last_insert_seconds = time.perf_counter() - started
@@ -239,9 +239,12 @@ def recent_keys_from(segments: Sequence[Segment]) -> list[str]:
     """The dedup keys of rows waiting in recovered segments, so retries of them are recognised."""
     keys = []
     for segment in segments:
-        for line in segment.read("touchpoints").splitlines():
+        header, *lines = segment.read("touchpoints").splitlines() or [b"[]"]
+        names = orjson.loads(header)
+        for line in lines:
             if line:
-                keys.append(dedup_key(tuple(orjson.loads(line))))
+                values = dict(zip(names, orjson.loads(line), strict=False))
+                keys.append(dedup_key(tuple(values.get(c, "") for c in TOUCHPOINT_COLUMNS)))
     return keys
 
 

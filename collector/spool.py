@@ -4,8 +4,9 @@ Concurrent requests share one write and one fsync (group commit). A segment is s
 or old enough and is then drained into ClickHouse by the batcher, which removes it only after its
 inserts succeeded; on start, segments left by a previous process are replayed first.
 
-Each segment holds, per table, the rows as a JSONCompactEachRow body (one JSON array per line), so
-draining a segment is a raw insert of the file's bytes with a token derived from the segment's name.
+Each segment holds, per table, a JSONCompactEachRowWithNames body (a line of column names, then one JSON
+array per row), so draining a segment is a raw insert of the file's bytes with a token derived from the
+segment's name, and a segment written before a schema change still inserts by name.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import structlog
 
 from collector.errors import RequestRejected
+from collector.store import header_line
 
 __all__ = ["TABLES", "Segment", "Spool"]
 
@@ -54,12 +56,16 @@ class Segment:
         if not data:
             return
         if self.directory is None:
+            if not self.buffers[table]:
+                self.buffers[table].append(header_line(table))
             self.buffers[table].append(data)
             return
         fd = self.files.get(table)
         if fd is None:
             fd = os.open(self.path(table), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self.files[table] = fd
+            if os.fstat(fd).st_size == 0:
+                data = header_line(table) + data
         view = memoryview(data)
         while view:
             written = os.write(fd, view)
@@ -74,7 +80,7 @@ class Segment:
         self.files.clear()
 
     def read(self, table: str) -> bytes:
-        """The rows of a table as one JSONCompactEachRow body."""
+        """The rows of a table as one JSONCompactEachRowWithNames body (empty when there are none)."""
         if self.directory is None:
             return b"".join(self.buffers[table])
         path = self.path(table)
@@ -148,7 +154,7 @@ class Spool:
                         with path.open("r+b") as handle:
                             handle.truncate(len(whole))
                     segment.size += len(whole)
-                    segment.rows += whole.count(b"\n")
+                    segment.rows += max(whole.count(b"\n") - 1, 0)  # the first line names the columns
             recovered.append(segment)
             self._account(segment)
         if recovered:

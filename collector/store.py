@@ -17,7 +17,7 @@ from collector.errors import QueryRefused, StoreError, StoreUnavailable
 from collector.protocol import DEAD_LETTER_COLUMNS, TOUCHPOINT_COLUMNS
 from collector.sqlguard import single_statement
 
-__all__ = ["TABLE_COLUMNS", "QueryResult", "Store", "connect", "encode_rows"]
+__all__ = ["TABLE_COLUMNS", "QueryResult", "Store", "connect", "encode_rows", "header_line"]
 
 # ClickHouse error codes that mean "try again later" rather than "this data is bad".
 RETRYABLE_CODES = frozenset({159, 202, 203, 209, 210, 241, 242, 252, 285, 319, 425, 999, 1002})
@@ -43,6 +43,11 @@ def encode_rows(rows: Sequence[Sequence[Any]]) -> bytes:
     several times more GIL time per row.
     """
     return b"".join([orjson.dumps(row) + b"\n" for row in rows])
+
+
+def header_line(table: str) -> bytes:
+    """The column-names line that starts every encoded body of a table."""
+    return orjson.dumps(list(TABLE_COLUMNS[table])) + b"\n"
 
 
 def connect(dsn: str) -> Client:
@@ -121,14 +126,16 @@ class Store:
     def insert_touchpoints(self, rows: Sequence[Sequence[Any]], token: str) -> None:
         """Insert touchpoint rows idempotently: a replay with the same token is not counted twice."""
         if rows:
-            self.insert_encoded("touchpoints", encode_rows(rows), token)
+            self.insert_encoded("touchpoints", header_line("touchpoints") + encode_rows(rows), token)
 
     def insert_encoded(self, table: str, body: bytes, token: str) -> None:
-        """Insert a JSONCompactEachRow body into touchpoints or dead_letters with a deduplication token."""
+        """Insert a JSONCompactEachRowWithNames body (a line of column names, then rows) idempotently.
+
+        The names travel with the rows, so a spool segment written before a schema change still inserts.
+        """
         settings = {**INSERT_SETTINGS, "insert_deduplication_token": token}
         with self._errors():
-            self.client().raw_insert(table, list(TABLE_COLUMNS[table]), body, settings=settings,
-                                     fmt="JSONCompactEachRow")
+            self.client().raw_insert(table, None, body, settings=settings, fmt="JSONCompactEachRowWithNames")
 
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
         """Run one statement (DDL or a small query) and return its result."""

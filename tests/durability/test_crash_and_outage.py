@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 import uuid
@@ -156,4 +157,23 @@ def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
     assert not list(spool.glob("*.tp"))
     collector.start()
     assert stored_once(collector, prefix) == (len(data.events), len(data.events), 0)
+    collector.stop()
+
+
+def test_a_segment_written_before_a_schema_change_still_replays(tmp_path: Path) -> None:
+    """Segments carry their column names: rows spooled by an older version (fewer columns) insert by name."""
+    spool = tmp_path / "data" / "spool"
+    spool.mkdir(parents=True)
+    older = ["message_id", "type", "event", "journey_id", "customer_id", "channel", "timestamp", "received_at"]
+    user = f"old-{uuid.uuid4().hex[:8]}"
+    rows = [[f"{user}-{i}", "track", "Product Viewed", user, user, "web", 1780000000.5 + i, 1780000001.0]
+            for i in range(3)]
+    lines = [json.dumps(older)] + [json.dumps(r) for r in rows]
+    (spool / "00000000000000000001-0000abcd.tp").write_text("\n".join(lines) + '\n{"torn": ')
+    collector = Collector(data_dir=tmp_path / "data")
+    collector.start()
+    assert collector.wait_for("SELECT count() FROM touchpoints WHERE customer_id = {u:String}", 3, {"u": user}) == 3
+    assert collector.scalar("SELECT contacts FROM customer_journey WHERE customer_id = {u:String}", {"u": user}) == 3
+    assert collector.post("/v1/track", {"userId": user, "event": "x", "messageId": f"{user}-0"}).body[
+        "duplicates"] == 1  # spooled keys are remembered
     collector.stop()
