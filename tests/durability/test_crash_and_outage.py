@@ -52,7 +52,8 @@ def test_sigkill_under_load_loses_and_doubles_nothing(tmp_path: Path) -> None:
     time.sleep(1)
     assert stored_once(collector, prefix) == (total, total, 0)
     assert missing(collector, prefix, acked) == set()
-    assert collector.scalar(RECOUNT_SQL, {"p": prefix}) == 0
+    # the views are written by the same insert, their parts land a moment after the raw rows
+    assert wait_until(lambda: collector.scalar(RECOUNT_SQL, {"p": prefix}) == 0, timeout=60)
     collector.stop()
 
 
@@ -81,7 +82,8 @@ def test_store_paused_for_30s_under_load_then_catches_up(tmp_path: Path) -> None
     total = len(data.events)
     assert wait_until(lambda: stored_once(collector, prefix)[0] >= total)
     assert stored_once(collector, prefix) == (total, total, 0)
-    assert collector.scalar(RECOUNT_SQL, {"p": prefix}) == 0
+    # the views are written by the same insert, their parts land a moment after the raw rows
+    assert wait_until(lambda: collector.scalar(RECOUNT_SQL, {"p": prefix}) == 0, timeout=60)
     assert http("POST", collector.url + "/v1/admin/writing", {"paused": True}).status == 401
     collector.stop()
 
@@ -113,7 +115,8 @@ def test_unreachable_store_for_30s_then_back(tmp_path: Path) -> None:
     total = len(data.events)
     assert wait_until(lambda: stored_once(back, prefix)[0] >= total)
     assert stored_once(back, prefix) == (total, total, 0)
-    assert back.scalar(RECOUNT_SQL, {"p": prefix}) == 0
+    # the views are written by the same insert, their parts land a moment after the raw rows
+    assert wait_until(lambda: back.scalar(RECOUNT_SQL, {"p": prefix}) == 0, timeout=60)
     # the same events sent again are recognised as duplicates
     again = back.post("/v1/batch", {"batch": data.events[:100]})
     assert again.body["duplicates"] == 100

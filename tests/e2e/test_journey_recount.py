@@ -24,6 +24,9 @@ def loaded(collector: Collector) -> Dataset:
         assert reply.status == 200 and not reply.body["rejected"], reply.body
     count_sql = "SELECT count() FROM touchpoints WHERE startsWith(message_id, {p:String})"
     assert collector.wait_for(count_sql, len(data.events), {"p": PREFIX + "-"}) == len(data.events)
+    contacts = sum(1 for e in data.events if e["type"] != "identify")
+    contacts_sql = "SELECT sum(contacts) FROM journey_state WHERE startsWith(journey_id, {p:String})"
+    assert collector.wait_for(contacts_sql, contacts, {"p": PREFIX + "-"}) == contacts  # the views' parts too
     return data
 
 
