@@ -9,7 +9,16 @@ import pytest
 
 from collector.migrate import apply_migrations
 from collector.store import Store
-from tests.helpers import Collector
+from tests.helpers import RUNNING, Collector
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_collector_outlives_the_run() -> Iterator[None]:
+    """Kill collectors a failed test left running, so none outlives the test run."""
+    yield
+    for process in list(RUNNING):
+        process.kill()
+        process.wait(30)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+RUNNING: list[subprocess.Popen[bytes]] = []  # collector processes started and not yet stopped
 
 
 def free_port() -> int:
@@ -105,6 +106,7 @@ class Collector:
             [sys.executable, "-m", "collector", "serve", "--port", str(self.port)],
             cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
         )
+        RUNNING.append(self.process)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -122,6 +124,7 @@ class Collector:
         assert self.process is not None
         self.process.send_signal(sig)
         code = self.process.wait(timeout)
+        RUNNING.remove(self.process)
         self.process = None
         return code
 
