@@ -38,15 +38,11 @@ LIMIT {{n:UInt64}}
 
 @dataclass
 class BatcherStats:
-    """Counters the health endpoints report."""
+    """What /readyz reports (the metrics carry the rest)."""
 
     inserted: int = 0
-    dead_lettered: int = 0
-    batches: int = 0
     store_ok: bool = False
     last_error: str = ""
-    last_insert_seconds: float = 0.0
-    retries: int = 0
 
 
 class Batcher:
@@ -91,7 +87,7 @@ class Batcher:
         """Refuse a request with 503 while shutting down or while the spool is at its disk limit."""
         if self._closing:
             raise RequestRejected(503, "collector is shutting down", retry_after=5)
-        self.spool.check_capacity(0)
+        self.spool.check_capacity()
 
     async def submit(self, rows: Sequence[Row], dead: Sequence[Row] = ()) -> None:
         """Append rows to the spool; returns once they are on disk (fsynced)."""
@@ -155,7 +151,6 @@ class Batcher:
         self._metrics.store_error("unavailable")
         self.stats.store_ok = False
         self.stats.last_error = str(exc)
-        self.stats.retries += 1
         log.warning("store unavailable, will retry", delay=delay, spooled_rows=self.spool.rows, error=str(exc))
 
     async def run_exclusive(self, job: Callable[[], T]) -> T:
@@ -195,13 +190,9 @@ class Batcher:
                 return
             rows = body.count(b"\n") - 1  # the first line names the columns
             self.stats.store_ok = True
-            self.stats.batches += 1
-            self.stats.last_insert_seconds = time.perf_counter() - started
-            self._metrics.observe_insert(table, rows, self.stats.last_insert_seconds)
+            self._metrics.observe_insert(table, rows, time.perf_counter() - started)
             if table == "touchpoints":
                 self.stats.inserted += rows
-            else:
-                self.stats.dead_lettered += rows
             return
 
     def _quarantine(self, body: bytes, token: str) -> None:

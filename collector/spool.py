@@ -169,9 +169,9 @@ class Spool:
 
     # ---- appending --------------------------------------------------------------------------------
 
-    def check_capacity(self, incoming_bytes: int) -> None:
+    def check_capacity(self) -> None:
         """Refuse with 503 and Retry-After when the spool is at its disk limit."""
-        if self.bytes + incoming_bytes > self.max_bytes:
+        if self.bytes >= self.max_bytes:
             raise RequestRejected(503, "spool is full while the store catches up; retry later", retry_after=5)
 
     async def append(self, tables: dict[str, bytes], rows: int) -> None:

@@ -24,21 +24,15 @@ def no_collector_outlives_the_run() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
     """A running collector shared by the tests (each test uses its own ids)."""
-    instance = Collector(data_dir=tmp_path_factory.mktemp("collector") / "data")
-    instance.start()
-    yield instance
-    if instance.process is not None:
-        instance.stop()
+    with Collector(data_dir=tmp_path_factory.mktemp("collector") / "data") as instance:
+        yield instance
 
 
 @pytest.fixture
 def fresh_collector(tmp_path: Path) -> Iterator[Collector]:
     """A collector of its own, for tests that stop, kill or reconfigure it."""
-    instance = Collector(data_dir=tmp_path / "data")
-    instance.start()
-    yield instance
-    if instance.process is not None:
-        instance.stop()
+    with Collector(data_dir=tmp_path / "data") as instance:
+        yield instance
 
 
 @pytest.fixture(scope="session")

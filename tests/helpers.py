@@ -128,6 +128,14 @@ class Collector:
         self.process = None
         return code
 
+    def __enter__(self) -> Collector:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.stop()
+
     def log_tail(self, lines: int = 30) -> str:
         """The last lines the process logged."""
         if not self.log_path or not self.log_path.exists():

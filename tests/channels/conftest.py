@@ -20,12 +20,9 @@ TILL_KEY = "wk_till"  # secret, @pos
 @pytest.fixture(scope="session")
 def channels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
     """A running collector that signs and checks links (two keys: rotation) to shop.example only."""
-    instance = Collector(data_dir=tmp_path_factory.mktemp("channels") / "data", extra_env={
-        "REISE_LINK_KEYS": f"{LINK_KEY},{OLD_LINK_KEY}", "REISE_LINK_DOMAINS": "shop.example"})
-    instance.start()
-    yield instance
-    if instance.process is not None:
-        instance.stop()
+    with Collector(data_dir=tmp_path_factory.mktemp("channels") / "data", extra_env={
+            "REISE_LINK_KEYS": f"{LINK_KEY},{OLD_LINK_KEY}", "REISE_LINK_DOMAINS": "shop.example"}) as instance:
+        yield instance
 
 
 @dataclass

@@ -46,10 +46,8 @@ def test_statements_that_write_or_change_settings_are_refused(collector: Collect
 
 
 def test_result_size_and_time_are_limited(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    limited = Collector(data_dir=tmp_path / "data",
-                        extra_env={"REISE_QUERY_MAX_ROWS": "100", "REISE_QUERY_TIMEOUT": "1"})
-    limited.start()
-    try:
+    with Collector(data_dir=tmp_path / "data",
+                   extra_env={"REISE_QUERY_MAX_ROWS": "100", "REISE_QUERY_TIMEOUT": "1"}) as limited:
         status, body = run(limited, "SELECT number FROM numbers(1000)")
         assert status == 400
         assert "Limit for result exceeded" in body["error"]
@@ -57,8 +55,6 @@ def test_result_size_and_time_are_limited(tmp_path) -> None:  # type: ignore[no-
         assert status == 400
         assert "Timeout" in body["error"]
         assert run(limited, "SELECT number FROM numbers(100)")[1]["rows"][-1] == [99]
-    finally:
-        limited.stop()
 
 
 def test_parameters_are_bound_server_side(collector: Collector) -> None:

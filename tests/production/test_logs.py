@@ -18,11 +18,8 @@ from tests.helpers import Collector, http
 @pytest.fixture(scope="module")
 def json_collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
     """A collector logging JSON lines to its own log file."""
-    instance = Collector(data_dir=tmp_path_factory.mktemp("logs") / "data")
-    instance.start()
-    yield instance
-    if instance.process is not None:
-        instance.stop()
+    with Collector(data_dir=tmp_path_factory.mktemp("logs") / "data") as instance:
+        yield instance
 
 
 def log_lines(collector: Collector, needle: str, timeout: float = 10) -> list[str]:
@@ -83,14 +80,10 @@ def test_every_line_is_json_and_request_lines_have_an_id(json_collector: Collect
 
 
 def test_a_terminal_gets_readable_lines(tmp_path: Path) -> None:
-    instance = Collector(data_dir=tmp_path / "data", extra_env={"REISE_LOG_FORMAT": "console"})
-    instance.start()
-    try:
+    with Collector(data_dir=tmp_path / "data", extra_env={"REISE_LOG_FORMAT": "console"}) as instance:
         instance.post("/v1/track", {"event": "x", "userId": "u"}, key="wk_nobody",
                       headers={REQUEST_ID_HEADER: "tty-check-1"})
         [line] = log_lines(instance, "tty-check-1")
-    finally:
-        instance.stop()
     assert not line.lstrip().startswith("{")
     assert "request refused" in line and "request_id=tty-check-1" in line and "status=401" in line
 
