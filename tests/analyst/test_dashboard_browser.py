@@ -26,6 +26,7 @@ const chart = Chart.getChart(arguments[0]);
 if (!chart) return false;
 const hasData = chart.data.datasets.some(d => d.data.some(v => (typeof v === 'number' ? v > 0 : v !== null)));
 const canvas = chart.canvas;
+if (!canvas.width || !canvas.height) return false;  // not laid out yet
 const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
 let painted = 0;
 for (let i = 3; i < pixels.length; i += 4) { if (pixels[i] > 0) painted++; }

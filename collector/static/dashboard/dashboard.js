@@ -214,6 +214,8 @@
       datasets.push({ label: "identity link", pointStyle: "rectRot", pointRadius: 8, backgroundColor: "#b7791f",
                       data: idEvents.map((t) => ({ x: Date.parse(t.timestamp), y: "identity", event: t.type, via: t.via_id })) });
     }
+    // Shown before drawing, so Chart.js sizes the canvas to its box, not to a hidden 0x0 one.
+    $("lookup-result").hidden = false;
     draw("chart-timeline", {
       type: "scatter",
       data: { datasets },
@@ -250,7 +252,6 @@
       li.textContent = `${l.anonymous_id} → ${l.customer_id} (${l.linked_at.slice(0, 16).replace("T", " ")}, ${l.source})`;
       return li;
     }) : [Object.assign(document.createElement("li"), { textContent: "none: always seen under one id" })]));
-    $("lookup-result").hidden = false;
   }
 
   async function lookup(id) {
