@@ -33,6 +33,8 @@ from collector.store import Store
 __all__ = ["create_app"]
 
 log = structlog.get_logger("reise.app")
+MAX_REQUEST_LINE = 64 * 1024  # aiohttp's default is 8190 bytes
+MAX_HEADER_FIELD = 32 * 1024
 
 
 
@@ -99,8 +101,10 @@ def _redacted(dsn: str) -> str:
 
 def create_app(settings: Settings) -> web.Application:
     """Build the collector application from frozen settings."""
-    # bodies are decompressed by collector.body within its limits, not by aiohttp
-    app = web.Application(handler_args={"auto_decompress": False},
+    # bodies are decompressed by collector.body within its limits, not by aiohttp; request lines and
+    # headers may be long enough for a pixel hit with a long query or Referer to still get its GIF
+    app = web.Application(handler_args={"auto_decompress": False, "max_line_size": MAX_REQUEST_LINE,
+                                        "max_field_size": MAX_HEADER_FIELD},
                           middlewares=[request_id_middleware, metrics_middleware, error_middleware],
                           client_max_size=MAX_BATCH_BYTES * 2)
     app[SETTINGS] = settings

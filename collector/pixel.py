@@ -81,8 +81,9 @@ async def _record(request: web.Request) -> None:
     """Record the hit, or keep it as a dead letter; never raises for bad input."""
     app, raw = request.app, request.rel_url.raw_query_string
     if len(raw) > MAX_QUERY_CHARS:
-        await keep_dead_letter(app, source="", endpoint="pixel", payload=raw,
-                               reason=f"query: longer than {MAX_QUERY_CHARS} characters")
+        kept = raw if len(raw) <= 2 * MAX_QUERY_CHARS else f"{raw[:MAX_QUERY_CHARS]}...{raw[-MAX_QUERY_CHARS:]}"
+        await keep_dead_letter(app, source="", endpoint="pixel", payload=kept,
+                               reason=f"query: longer than {MAX_QUERY_CHARS} characters ({len(raw)})")
         return
     pairs = parse_qsl(raw, keep_blank_values=False, max_num_fields=MAX_PARAMS)
     params: dict[str, str] = {}

@@ -62,6 +62,7 @@ def test_a_page_pixel_is_attributed_from_its_url(channels: Collector) -> None:
     ("writeKey=pk_site&event=x&channel=web&uid={m}&timestamp=&stage=nirvana", "stage: must be one of"),
     ("%ff%fe=%00&&&==&writeKey=pk_site&uid={m}&type=%E2%98%83", "type: must be one of"),
     ("writeKey=pk_site&uid={m}&" + "x" * 5000, "query: longer than 4096 characters"),
+    ("writeKey=pk_site&uid={m}&" + "x" * 40_000, "query: longer than 4096 characters"),
     ("writeKey=pk_site&uid={m}&" + "&".join(f"p{i}=1" for i in range(80)), "query: Max number of fields exceeded"),
 ])
 def test_garbage_still_answers_the_gif_and_is_kept_as_a_dead_letter(channels: Collector, query: str,
