@@ -27,6 +27,7 @@ class AsyncClient:
         self.identify = self._client.identify
         self.alias = self._client.alias
         self.page = self._client.page
+        self.screen = self._client.screen
         self.purchase = self._client.purchase
         self.stats = self._client.stats
 

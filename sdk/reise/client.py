@@ -329,7 +329,49 @@ class Client:
         integrations: Mapping[str, Any] | None = None,
     ) -> str:
         """Record a page view (Segment's ``page``); returns the messageId."""
-        msg: dict[str, Any] = {"type": "page"}
+        return self._view("page", user_id, category, name, properties, anonymous_id, context,
+                          timestamp, channel, stage, campaign, store_id, message_id, integrations)
+
+    def screen(
+        self,
+        user_id: str | int | None = None,
+        category: str | None = None,
+        name: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+        *,
+        anonymous_id: str | int | None = None,
+        context: Mapping[str, Any] | None = None,
+        timestamp: _dt.datetime | None = None,
+        channel: str | None = None,
+        stage: str | None = None,
+        campaign: str | None = None,
+        store_id: str | None = None,
+        message_id: str | None = None,
+        integrations: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Record an app screen view (Segment's ``screen``); returns the messageId."""
+        return self._view("screen", user_id, category, name, properties, anonymous_id, context,
+                          timestamp, channel, stage, campaign, store_id, message_id, integrations)
+
+    def _view(
+        self,
+        kind: str,
+        user_id: str | int | None,
+        category: str | None,
+        name: str | None,
+        properties: Mapping[str, Any] | None,
+        anonymous_id: str | int | None,
+        context: Mapping[str, Any] | None,
+        timestamp: _dt.datetime | None,
+        channel: str | None,
+        stage: str | None,
+        campaign: str | None,
+        store_id: str | None,
+        message_id: str | None,
+        integrations: Mapping[str, Any] | None,
+    ) -> str:
+        """A page or screen view: name, category and properties, then the common fields."""
+        msg: dict[str, Any] = {"type": kind}
         props = _mapping(properties, "properties") if properties is not None else {}
         if name is not None:
             msg["name"] = _text(name, "name")

@@ -54,6 +54,7 @@ def test_every_call_type_lands_in_the_store(real_collector: Any) -> None:
         ids = {
             "page": c.page(None, "Shop", "Home", {"path": "/"}, anonymous_id=anon, channel="web",
                            campaign=f"camp-{tag}"),
+            "screen": c.screen(None, "App", "Basket", {"items": 2}, anonymous_id=anon, channel="app"),
             "track": c.track(None, "Product Viewed", {"sku": "A-1"}, anonymous_id=anon,
                              stage="consideration", channel="web"),
             "identify": c.identify(user, {"tier": "gold"}, anonymous_id=anon),
@@ -66,13 +67,15 @@ def test_every_call_type_lands_in_the_store(real_collector: Any) -> None:
                     "SELECT message_id, type, event, customer_id, anonymous_id, channel, stage, "
                     "toFloat64(revenue) AS revenue, currency, store_id, order_id, campaign, library,"
                     " properties FROM touchpoints WHERE message_id IN {ids:Array(String)}",
-                    5, {"ids": list(ids.values())})
+                    6, {"ids": list(ids.values())})
     by_id = {r["message_id"]: r for r in rows}
     assert set(by_id) == set(ids.values())
-    page, track, ident, alias, buy = (by_id[ids[k]] for k in
-                                      ("page", "track", "identify", "alias", "purchase"))
+    page, screen, track, ident, alias, buy = (by_id[ids[k]] for k in
+                                              ("page", "screen", "track", "identify", "alias", "purchase"))
     assert (page["type"], page["channel"], page["anonymous_id"], page["campaign"]) == (
         "page", "web", anon, f"camp-{tag}")
+    assert (screen["type"], screen["event"], screen["channel"], screen["properties"]["items"]) == (
+        "screen", "Basket", "app", "2")
     assert (track["type"], track["event"], track["stage"]) == (
         "track", "Product Viewed", "consideration")
     assert track["properties"]["sku"] == "A-1"

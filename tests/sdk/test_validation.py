@@ -58,6 +58,8 @@ BAD_CALLS: list[tuple[str, Callable[[Any], Any], str]] = [
     ("item not dict", lambda c: c.purchase("o1", 1, "EUR", items=[1], user_id="u"),
      "items[] must be a dict"),
     ("purchase no ids", lambda c: c.purchase("o1", 1, "EUR"), "user_id or anonymous_id"),
+    ("screen name", lambda c: c.screen("u", None, ["Basket"]), "name must be a str"),
+    ("screen no ids", lambda c: c.screen(None, None, "Basket"), "user_id or anonymous_id"),
 ]
 
 
