@@ -114,5 +114,6 @@ def test_dashboard_logs_in_draws_filters_and_shows_a_timeline(
     browser.execute_script("document.getElementById('lookup').scrollIntoView(false)")
     browser.execute_script("window.scrollTo(0, 0)")
     assert browser.save_screenshot(str(artifacts / "dashboard.png"))
-    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    console = browser.get_log("browser")  # type: ignore[no-untyped-call]
+    errors = [entry for entry in console if entry["level"] == "SEVERE"]
     assert errors == []

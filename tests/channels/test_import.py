@@ -7,11 +7,12 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 from tests.helpers import ROOT, Collector
 
 
-def run_import(collector: Collector, path: Path) -> tuple[int, dict[str, object]]:
+def run_import(collector: Collector, path: Path) -> tuple[int, dict[str, Any]]:
     env = {**collector.env(), "REISE_WRITE_KEY": collector.write_key}
     done = subprocess.run([sys.executable, "-m", "collector", "import", str(path), "--json"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
@@ -31,9 +32,9 @@ def test_a_jsonl_import_loads_once_and_reports_rejections(channels: Collector, t
     code, summary = run_import(channels, path)
     assert code == 1  # some rows were rejected
     assert (summary["rows"], summary["loaded"], summary["duplicates"]) == (10, 8, 0)
-    assert [r["line"] for r in summary["rejected"]] == [4, 9]  # type: ignore[index]
-    assert summary["rejected"][0]["reason"].startswith("invalid JSON")  # type: ignore[index]
-    assert summary["rejected"][1]["reason"].startswith("channel: must be one of")  # type: ignore[index]
+    assert [r["line"] for r in summary["rejected"]] == [4, 9]
+    assert summary["rejected"][0]["reason"].startswith("invalid JSON")
+    assert summary["rejected"][1]["reason"].startswith("channel: must be one of")
     channels.wait_for("SELECT count() FROM touchpoints WHERE customer_id = {u:String}", 8, {"u": user})
     code, again = run_import(channels, path)
     assert (again["loaded"], again["duplicates"]) == (0, 8)

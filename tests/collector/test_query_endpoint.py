@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.helpers import Collector, http
 
 
-def run(collector: Collector, sql: str, key: str | None = None) -> tuple[int, dict]:
+def run(collector: Collector, sql: str, key: str | None = None) -> tuple[int, dict[str, Any]]:
     reply = http("POST", collector.url + "/v1/query", {"sql": sql},
                  key=collector.admin_key if key is None else key)
     return reply.status, reply.body

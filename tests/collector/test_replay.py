@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 from collector.migrate import apply_migrations, load_migrations
 from collector.protocol import IngestContext, normalise
@@ -13,7 +14,7 @@ from collector.store import Store
 from tests.helpers import Collector
 
 
-def make_batch(prefix: str, n: int) -> list[dict]:
+def make_batch(prefix: str, n: int) -> list[dict[str, Any]]:
     return [{"type": "track", "userId": f"{prefix}-u{i % 7}", "anonymousId": f"{prefix}-a{i % 7}",
              "event": "Product Viewed", "channel": "web", "messageId": f"{prefix}-m{i}",
              "timestamp": f"2026-03-01T00:00:{i % 60:02d}.{i:03d}Z"} for i in range(n)]

@@ -62,8 +62,8 @@ def test_store_paused_for_30s_under_load_then_catches_up(tmp_path: Path) -> None
     data = generate(30_000, seed=12, prefix=prefix)
     collector = Collector(data_dir=tmp_path / "data", extra_env=BIG_QUERIES)
     collector.start()
-    admin = {"key": collector.admin_key}
-    assert http("POST", collector.url + "/v1/admin/writing", {"paused": True}, **admin).status == 200
+    admin_key = collector.admin_key
+    assert http("POST", collector.url + "/v1/admin/writing", {"paused": True}, key=admin_key).status == 200
     load = Load(collector, batches_of(data.events), threads=2)
     workers = load.run()
     started = time.monotonic()
@@ -78,7 +78,7 @@ def test_store_paused_for_30s_under_load_then_catches_up(tmp_path: Path) -> None
     assert stored_once(collector, prefix)[0] == 0  # nothing written while paused
     assert all(state == "paused" for state, _ in seen_paused)
     assert seen_paused[-1][1] >= len(data.events)  # all of it waiting in the spool
-    assert http("POST", collector.url + "/v1/admin/writing", {"paused": False}, **admin).status == 200
+    assert http("POST", collector.url + "/v1/admin/writing", {"paused": False}, key=admin_key).status == 200
     total = len(data.events)
     assert wait_until(lambda: stored_once(collector, prefix)[0] >= total)
     assert stored_once(collector, prefix) == (total, total, 0)
@@ -130,15 +130,15 @@ def test_full_spool_answers_503_with_retry_after_and_keeps_what_it_took(tmp_path
     collector = Collector(data_dir=tmp_path / "data",
                           extra_env={**BIG_QUERIES, "REISE_SPOOL_MAX_BYTES": str(1024 * 1024)})
     collector.start()
-    admin = {"key": collector.admin_key}
-    http("POST", collector.url + "/v1/admin/writing", {"paused": True}, **admin)
+    admin_key = collector.admin_key
+    http("POST", collector.url + "/v1/admin/writing", {"paused": True}, key=admin_key)
     load = Load(collector, batches_of(data.events), threads=1)
     for worker in load.run():
         worker.join(300)
     assert load.statuses.get(503, 0) > 0 and load.statuses.get(200, 0) > 0
     assert set(load.retry_after) == {"5"}
     assert http("GET", collector.url + "/readyz").status == 503
-    http("POST", collector.url + "/v1/admin/writing", {"paused": False}, **admin)
+    http("POST", collector.url + "/v1/admin/writing", {"paused": False}, key=admin_key)
     acked = set(load.acked)
     assert wait_until(lambda: stored_once(collector, prefix)[0] >= len(acked))
     assert stored_once(collector, prefix) == (len(acked), len(acked), 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from tests.helpers import Collector
 
@@ -11,7 +12,7 @@ def uid(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-def journey(collector: Collector, customer_id: str) -> dict:
+def journey(collector: Collector, customer_id: str) -> dict[str, Any]:
     rows = collector.query("SELECT * FROM customer_journey WHERE customer_id = {c:String}", {"c": customer_id})
     assert len(rows) == 1, rows
     return rows[0]
