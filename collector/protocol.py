@@ -6,6 +6,7 @@ import ipaddress
 import math
 import uuid
 from collections.abc import Mapping
+from functools import lru_cache
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -87,6 +88,12 @@ def parse_time_ms(value: Any, field: str) -> int:
     if ms < 0:
         raise EventRejected(f"{field}: before 1970")
     return ms
+
+
+@lru_cache(maxsize=256)
+def _sent_at_ms(value: str) -> int:
+    """``sentAt`` in epoch milliseconds, remembered: every event of a batch carries the same one."""
+    return parse_time_ms(value, "sentAt")
 
 
 def _text(value: Any, field: str, limit: int = MAX_NAME_CHARS) -> str:
@@ -237,7 +244,10 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
     raw_time = event.get("timestamp")
     original = parse_time_ms(raw_time, "timestamp") if raw_time is not None else received
     raw_sent = event.get("sentAt", ctx.sent_at)
-    sent_at = parse_time_ms(raw_sent, "sentAt") if raw_sent is not None else None
+    if raw_sent is None:
+        sent_at = None
+    else:
+        sent_at = _sent_at_ms(raw_sent) if raw_sent.__class__ is str else parse_time_ms(raw_sent, "sentAt")
     corrected = original + (received - sent_at) if sent_at is not None and raw_time is not None else original
     if corrected - received > MAX_FUTURE_MS:
         raise EventRejected("timestamp: more than a day in the future after clock-skew correction")

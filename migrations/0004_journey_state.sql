@@ -17,8 +17,8 @@ CREATE TABLE IF NOT EXISTS journey_state
     reached_5            AggregateFunction(minOrNullIf, DateTime64(3, 'UTC'), UInt8),
     purchases            SimpleAggregateFunction(sum, UInt64),
     revenue              SimpleAggregateFunction(sum, Decimal(38, 4)),
-    contact_log          AggregateFunction(groupArraySorted(1000), Tuple(DateTime64(3, 'UTC'), String, String))
-        COMMENT 'the earliest 1000 contacts as (time, channel, campaign)'
+    contact_log          AggregateFunction(groupArray(1000), Tuple(DateTime64(3, 'UTC'), String, String))
+        COMMENT 'up to 1000 contacts of each insert as (time, channel, campaign); the views sort them'
 )
 ENGINE = AggregatingMergeTree
 ORDER BY journey_id
@@ -40,7 +40,7 @@ SELECT
     minOrNullIfState(timestamp, stage_rank >= 5) AS reached_5,
     toUInt64(countIf(stage_rank = 3)) AS purchases,
     toDecimal128(sum(revenue), 4) AS revenue,
-    groupArraySortedState(1000)((timestamp, toString(channel), campaign)) AS contact_log
+    groupArrayState(1000)((timestamp, toString(channel), campaign)) AS contact_log
 FROM touchpoints
 WHERE type IN ('track', 'page', 'screen')
 GROUP BY journey_id;

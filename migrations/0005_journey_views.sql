@@ -17,7 +17,8 @@ SELECT
     minOrNullIfMerge(s.reached_5) AS reached_advocacy_at,
     sum(s.purchases) AS purchases,
     sum(s.revenue) AS revenue,
-    groupArraySortedMerge(1000)(s.contact_log) AS contact_log
+    -- the earliest 1000 contacts, in time order (sorting here is cheaper than keeping them sorted on insert)
+    arraySlice(arraySort(arrayFlatten(groupArray(finalizeAggregation(s.contact_log)))), 1, 1000) AS contact_log
 FROM journey_state AS s
 LEFT JOIN identity_map AS m ON s.journey_id = m.anonymous_id
 GROUP BY customer_id;
