@@ -6,9 +6,9 @@ import ipaddress
 import math
 import uuid
 from collections.abc import Mapping
-from functools import lru_cache
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson

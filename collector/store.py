@@ -166,7 +166,20 @@ class Store:
             raise StoreUnavailable(str(exc)[:500]) from exc
         except ClickHouseError as exc:
             raise QueryRefused(_query_message(exc)) from exc
+        if not rows and not result.column_names:
+            return self._described(statement, parameters, settings)
         return QueryResult(list(result.column_names), [t.name for t in result.column_types], rows)
+
+    def _described(
+        self, statement: str, parameters: Mapping[str, Any] | None, settings: Mapping[str, Any]
+    ) -> QueryResult:
+        """An empty result with its column names and types (chDB sends none when no row comes back)."""
+        try:
+            described = self.client().query(f"DESCRIBE ({statement})", parameters=dict(parameters or {}),
+                                             settings=dict(settings)).result_rows
+        except ClickHouseError:  # not a SELECT (SHOW, EXISTS ...): nothing to describe
+            described = []
+        return QueryResult([str(r[0]) for r in described], [str(r[1]) for r in described], [])
 
     def close(self) -> None:
         """Close every client this store opened."""

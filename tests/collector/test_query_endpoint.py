@@ -68,6 +68,17 @@ def test_parameters_are_bound_server_side(collector: Collector) -> None:
     assert reply.body["rows"] == [[hostile, 0]]
 
 
+def test_an_empty_result_still_names_its_columns(collector: Collector) -> None:
+    reply = http("POST", collector.url + "/v1/query",
+                 {"sql": "SELECT customer_id, toFloat64(revenue) AS revenue FROM touchpoints"
+                         " WHERE customer_id = {v:String}",
+                  "params": {"v": "nobody-at-all"}}, key=collector.admin_key)
+    assert reply.status == 200
+    assert reply.body["rows"] == []
+    assert reply.body["columns"] == ["customer_id", "revenue"]
+    assert reply.body["types"] == ["String", "Float64"]
+
+
 def test_bad_sql_names_the_problem(collector: Collector) -> None:
     status, body = run(collector, "SELEC 1")
     assert status == 400
