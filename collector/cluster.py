@@ -57,7 +57,8 @@ def sharding_key(columns: str) -> str:
     """The Distributed sharding expression for a table's column list: the customer id it belongs to.
 
     ``journey_id`` where the table has it (customer id when known, else anonymous id); otherwise the
-    customer id, falling back to the anonymous id for rows that carry none.
+    customer id, falling back to the anonymous id for rows that carry none; a table of keys alone
+    (``event_keys``) by its key.
     """
     if _has_column(columns, "journey_id"):
         return "cityHash64(journey_id)"
@@ -65,7 +66,9 @@ def sharding_key(columns: str) -> str:
         return "cityHash64(if(customer_id != '', customer_id, anonymous_id))"
     if _has_column(columns, "customer_id"):
         return "cityHash64(customer_id)"
-    raise ConfigError("cannot shard a table without a journey_id or customer_id column")
+    if _has_column(columns, "key"):
+        return "cityHash64(key)"  # event_keys: no customer in it; lookups read every shard
+    raise ConfigError("cannot shard a table without a journey_id, customer_id or key column")
 
 
 def database_of(dsn: str) -> str:

@@ -67,11 +67,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_response({"success": False, "error": "internal error"}, 500)
 
 
-def _ingest(default_type: str | None) -> Handler:
-    """A handler for one of the /v1 ingestion endpoints (default_type None means /v1/batch)."""
+def _ingest(default_type: str | None, *, historical: bool = False) -> Handler:
+    """A handler for one of the /v1 ingestion endpoints (default_type None: a batch; historical: /v1/import)."""
     is_batch = default_type is None
     limit = MAX_BATCH_BYTES if is_batch else MAX_EVENT_BYTES
-    endpoint = "batch" if is_batch else default_type or ""
+    endpoint = "import" if historical else "batch" if is_batch else default_type or ""
 
     async def handler(request: web.Request) -> web.Response:
         app = request.app
@@ -95,7 +95,7 @@ def _ingest(default_type: str | None) -> Handler:
                     raise RequestRejected(401, "missing or unknown write key")
             ctx = ingest_context(app, key, received_ms, sent_at=doc.get("sentAt") if is_batch else None)
             events = _events(doc, is_batch, len(raw))
-            outcome = await accept(app, ctx, endpoint, events, default_type)
+            outcome = await accept(app, ctx, endpoint, events, default_type, check_store=historical)
             app[METRICS].record_outcome(outcome)
             if default_type is not None and outcome.rejected:
                 reason = outcome.rejected[0]["reason"]
@@ -220,7 +220,7 @@ def routes() -> list[web.RouteDef]:
     """Every route of the collector."""
     return [
         web.post("/v1/batch", _ingest(None)),
-        web.post("/v1/import", _ingest(None)),
+        web.post("/v1/import", _ingest(None, historical=True)),
         web.post("/v1/track", _ingest("track")),
         web.post("/v1/identify", _ingest("identify")),
         web.post("/v1/alias", _ingest("alias")),

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from collector.errors import EventRejected, EventWithoutConsent, RequestRejected
+from collector.errors import EventRejected, EventWithoutConsent, RequestRejected, StoreError
 from collector.protocol import IngestContext, dead_letter_row, dedup_key, normalise
 from collector.settings import WriteKey
-from collector.state import ATTRIBUTION, BATCHER, LIMITER, RECENT_IDS, RULES, SETTINGS
+from collector.state import ATTRIBUTION, BATCHER, LIMITER, READERS, RECENT_IDS, RULES, SETTINGS, STORE
 
 __all__ = ["Accepted", "accept", "ingest_context"]
+
+Row = tuple[Any, ...]
 
 
 @dataclass
@@ -38,12 +41,15 @@ def ingest_context(app: web.Application, key: WriteKey, received_ms: int, sent_a
 
 
 async def accept(
-    app: web.Application, ctx: IngestContext, endpoint: str, events: list[Any], default_type: str | None
+    app: web.Application, ctx: IngestContext, endpoint: str, events: list[Any], default_type: str | None,
+    *, check_store: bool = False,
 ) -> Accepted:
     """Validate and deduplicate events, keep the rejected ones as dead letters, spool the rest durably.
 
-    Returns once everything is fsynced in the spool. Raises RequestRejected: 429 past the key's rate limit,
-    503 when the spool has no room or cannot be written; nothing of the request is kept then.
+    Recently seen keys are caught in memory; with ``check_store`` (imports) the store is asked too, so a
+    file imported again adds nothing however long ago the first import was. Returns once everything is
+    fsynced in the spool. Raises RequestRejected: 429 past the key's rate limit, 503 when the spool has no
+    room or cannot be written, or the store cannot be asked; nothing of the request is kept then.
     """
     batcher, recent = app[BATCHER], app[RECENT_IDS]
     batcher.check_capacity()
@@ -68,9 +74,29 @@ async def accept(
         else:
             outcome.duplicates += 1
     try:
+        if check_store and rows:
+            rows, outcome.duplicates = await _not_stored(app, rows, keys, outcome.duplicates)
         await batcher.submit(rows, dead)
     except RequestRejected:
         recent.forget(keys)  # not stored: a retry must not be taken for a duplicate
         raise
     outcome.accepted = len(rows)
     return outcome
+
+
+async def _not_stored(
+    app: web.Application, rows: list[Row], keys: list[str], duplicates: int
+) -> tuple[list[Row], int]:
+    """The rows whose keys the store does not hold yet (each key once), and the duplicates count so far."""
+    loop = asyncio.get_running_loop()
+    try:
+        stored = await loop.run_in_executor(app[READERS], app[STORE].stored_keys, keys)
+    except StoreError as exc:
+        raise RequestRejected(503, "store: unavailable, so duplicates cannot be checked; retry later",
+                              retry_after=5) from exc
+    fresh, seen = [], set(stored)
+    for row, key in zip(rows, keys, strict=True):
+        if key not in seen:
+            seen.add(key)
+            fresh.append(row)
+    return fresh, duplicates + len(rows) - len(fresh)

@@ -33,6 +33,10 @@ INSERT_SETTINGS = {
 
 
 TABLE_COLUMNS = {"touchpoints": TOUCHPOINT_COLUMNS, "dead_letters": DEAD_LETTER_COLUMNS}
+STORED_KEYS_SQL = """
+SELECT DISTINCT key FROM event_keys
+WHERE key IN (SELECT arrayJoin(keys) FROM format(JSONCompactEachRow, 'keys Array(String)', $keys$))
+"""
 
 
 def encode_rows(rows: Sequence[Sequence[Any]]) -> bytes:
@@ -136,6 +140,21 @@ class Store:
         settings = {**INSERT_SETTINGS, "insert_deduplication_token": token}
         with self._errors():
             self.client().raw_insert(table, None, body, settings=settings, fmt="JSONCompactEachRowWithNames")
+
+    def stored_keys(self, keys: Sequence[str]) -> set[str]:
+        """Which of these idempotency keys (protocol.dedup_key) the store already holds, in ``event_keys``.
+
+        The keys travel as one binary parameter (a heredoc the server reads as is), not as a literal escaped
+        in Python character by character; a ``$`` in a key is sent as the JSON escape ``\\u0024``, so
+        nothing in the data can end the heredoc.
+        """
+        if not keys:
+            return set()
+        data = orjson.dumps([list(keys)]).replace(b"$", b"\\u0024")
+        with self._errors():
+            result = self.client().query(STORED_KEYS_SQL, parameters={"$keys$": data},
+                                         settings={"max_query_size": len(data) + 4096})
+        return {str(row[0]) for row in result.result_rows}
 
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
         """Run one statement (DDL or a small query) and return its result."""

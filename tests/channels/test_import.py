@@ -62,3 +62,27 @@ def test_a_csv_import_of_till_history(channels: Collector, tmp_path: Path) -> No
     assert rows[0]["properties"] == {"cashier": "anna", "loyalty_tier": "gold"}
     code, again = run_import(channels, path)
     assert (again["loaded"], again["duplicates"]) == (0, 4)
+
+
+def test_an_import_is_recognised_by_the_store_after_a_restart(tmp_path: Path) -> None:
+    """With the in-memory window off (REISE_DEDUP_IDS=0) and a restart in between, only the store remembers."""
+    user = f"imp-{uuid.uuid4().hex[:10]}"
+    events = [{"userId": user, "event": "Post Viewed", "channel": "social", "messageId": f"{user}-{n}$x$",
+               "timestamp": f"2025-0{n}-01T10:00:00Z"} for n in range(1, 6)]
+    order = {"userId": user, "event": "Order Completed", "channel": "pos", "timestamp": "2025-07-01T10:00:00Z",
+             "properties": {"order_id": f"{user}-o1", "revenue": 30}}
+    resent_order = {**order, "messageId": f"{user}-resent"}  # the till sent it again with a new messageId
+    lines = [*events, events[2], order, resent_order]  # one line repeated within the file
+    path = tmp_path / "history.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in lines) + "\n")
+    with Collector(data_dir=tmp_path / "data", extra_env={"REISE_DEDUP_IDS": "0"}) as collector:
+        code, first = run_import(collector, path)
+        assert code == 0 and (first["loaded"], first["duplicates"]) == (6, 2)
+        collector.wait_for("SELECT count() FROM touchpoints WHERE customer_id = {u:String}", 6, {"u": user})
+        collector.stop()
+        collector.start()
+        code, again = run_import(collector, path)
+        assert code == 0 and (again["loaded"], again["duplicates"]) == (0, 8)
+        # nothing was accepted, so nothing is on its way: the store holds each event once
+        assert collector.query("SELECT count() AS n, uniqExact(message_id) AS ids FROM touchpoints"
+                               " WHERE customer_id = {u:String}", {"u": user}) == [{"n": 6, "ids": 6}]

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from collector.migrate import apply_migrations, load_migrations
-from collector.protocol import IngestContext, normalise
+from collector.protocol import IngestContext, dedup_key, normalise
 from collector.settings import DEFAULT_RULES_PATH
 from collector.stages import StageRules
 from collector.store import Store
@@ -42,13 +42,33 @@ def test_same_token_inserted_twice_counts_once_through_the_views(store: Store) -
                        params).rows == [(510,)]
 
 
+def test_the_store_keeps_the_same_keys_the_collector_computes(store: Store) -> None:
+    """event_keys (kept by SQL in a migration) holds exactly protocol.dedup_key of every stored row."""
+    prefix = uuid.uuid4().hex[:8]
+    ctx = IngestContext(source="till-7", received_ms=int(time.time() * 1000),
+                        rules=StageRules.load(DEFAULT_RULES_PATH))
+    events = [*make_batch(prefix, 20),
+              {"type": "track", "userId": f"{prefix}-u0", "event": "Order Completed", "channel": "pos",
+               "messageId": f"{prefix}-buy", "properties": {"order_id": f"{prefix}-o1", "revenue": 12}},
+              {"type": "track", "userId": f"{prefix}-u0", "event": "Order Refunded", "channel": "pos",
+               "messageId": f"{prefix}-back", "properties": {"order_id": f"{prefix}-o1", "return_id": "r-1"}},
+              {"type": "page", "anonymousId": f"{prefix}-a9", "name": "Home", "messageId": f"{prefix} $x$ 'q'\n"}]
+    rows = [normalise(e, None, ctx) for e in events]
+    store.insert_touchpoints(rows, f"keys-{prefix}")
+    keys = [dedup_key(row) for row in rows]
+    assert sum(k.startswith("order") for k in keys) == 2
+    unknown = [f"{prefix}-never", f"order\x1ftill-7\x1f{prefix}-o2\x1forder completed\x1f"]
+    assert store.stored_keys(keys + unknown) == set(keys)
+    assert store.stored_keys([]) == set()
+
+
 def test_migrations_are_recorded_and_safe_to_rerun(store: Store) -> None:
     assert apply_migrations(store) == []
     versions = store.query("SELECT version FROM reise_migrations FINAL ORDER BY version").rows
     assert [v for (v,) in versions] == [m.version for m in load_migrations()]
     tables = {t for (t,) in store.query("SELECT name FROM system.tables WHERE database = currentDatabase()").rows}
     assert {"touchpoints", "dead_letters", "identity_links", "journey_state", "customer_journey",
-            "stage_funnel", "contacts_before_purchase", "identity_map"} <= tables
+            "stage_funnel", "contacts_before_purchase", "identity_map", "event_keys"} <= tables
 
 
 def test_resent_message_ids_are_duplicates(collector: Collector) -> None:

@@ -105,6 +105,11 @@ def test_unreachable_store_for_30s_then_back(tmp_path: Path) -> None:
         worker.join(300)
     time.sleep(max(0.0, 30 - (time.monotonic() - started)))
     assert set(load.statuses) == {200}
+    # an import must ask the store for duplicates: refused for now, with a time to come back
+    history = {"type": "track", "userId": f"{prefix}-old", "event": "Old Order", "messageId": uuid.uuid4().hex}
+    refused = http("POST", down.url + "/v1/import", {"batch": [history]}, key=down.write_key)
+    assert refused.status == 503 and refused.body["error"].startswith("store: unavailable")
+    assert int(refused.headers["Retry-After"]) > 0
     ready = http("GET", down.url + "/readyz").body
     assert ready["writing"] == "retrying" and ready["spool"]["rows"] == len(data.events)
     assert "cannot reach" in ready["last_error"].lower() or ready["last_error"]
