@@ -94,3 +94,14 @@ def test_serve_without_keys_generates_and_reuses_development_keys(tmp_path: Path
     finally:
         if dev.process is not None:
             dev.stop()
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly(collector: Collector) -> None:
+    """`reise sql ... | head -1`: the reader closes the pipe; no traceback, exit status 0."""
+    process = subprocess.Popen([sys.executable, "-m", "collector", "sql", "SELECT number FROM numbers(50000)"],
+                               cwd=ROOT, env=collector.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().split() == [b"number"]
+    process.stdout.close()
+    assert process.wait(timeout=120) == 0
+    assert b"Traceback" not in process.stderr.read()
