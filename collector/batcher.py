@@ -17,7 +17,7 @@ from collector.dedup import RecentIds
 from collector.errors import RequestRejected, StoreError, StoreUnavailable
 from collector.metrics import Metrics
 from collector.migrate import apply_migrations
-from collector.protocol import DEAD_LETTER_COLUMNS, DEDUP_KEY_SQL, TOUCHPOINT_COLUMNS, dedup_key
+from collector.protocol import DEAD_LETTER_COLUMNS, DEDUP_KEY_SQL, TOUCHPOINT_COLUMNS, Row, dedup_key
 from collector.spool import Segment, Spool
 from collector.store import Store, encode_rows
 
@@ -25,7 +25,6 @@ __all__ = ["Batcher", "BatcherStats"]
 
 log = structlog.get_logger("reise.batcher")
 
-Row = tuple[Any, ...]
 T = TypeVar("T")
 MAX_BACKOFF = 30.0
 RECENT_KEYS_SQL = f"""
@@ -79,9 +78,9 @@ class Batcher:
         return self.spool.rows
 
     @property
-    def closing(self) -> bool:
-        """True once shutdown began: new requests are refused."""
-        return self._closing
+    def accepting(self) -> bool:
+        """True while requests are taken: not shutting down, and the spool has room."""
+        return not self._closing and not self.spool.full
 
     def check_capacity(self) -> None:
         """Refuse a request with 503 while shutting down or while the spool is at its disk limit."""
@@ -183,7 +182,7 @@ class Batcher:
                 log.error("store refused a segment as bad data; keeping its rows as dead letters", table=table,
                           token=token, error=str(exc))
                 if table == "dead_letters":
-                    self._quarantine(body, token)
+                    await loop.run_in_executor(self._writer, self._quarantine, body, token)
                     return
                 refused = [_as_dead_letter(line, str(exc)) for line in body.splitlines()[1:] if line]
                 await self._insert_until_done("dead_letters", encode_rows(refused), token + "-refused")

@@ -142,7 +142,7 @@ async def readyz(request: web.Request) -> web.Response:
     spool = batcher.spool
     loop = asyncio.get_running_loop()
     store_ok = await loop.run_in_executor(request.app[READERS], request.app[STORE].ping)
-    accepting = not batcher.closing and spool.bytes < spool.max_bytes
+    accepting = batcher.accepting
     body = {
         "status": "ready" if accepting else "not ready",
         "store": "ok" if store_ok else "unreachable",

@@ -9,13 +9,11 @@ from typing import Any
 from aiohttp import web
 
 from collector.errors import EventRejected, EventWithoutConsent, RequestRejected, StoreError
-from collector.protocol import IngestContext, dead_letter_row, dedup_key, normalise
+from collector.protocol import IngestContext, Row, dead_letter_row, dedup_key, normalise
 from collector.settings import WriteKey
 from collector.state import ATTRIBUTION, BATCHER, LIMITER, READERS, RECENT_IDS, RULES, SETTINGS, STORE
 
 __all__ = ["Accepted", "accept", "ingest_context"]
-
-Row = tuple[Any, ...]
 
 
 @dataclass
@@ -75,7 +73,9 @@ async def accept(
             outcome.duplicates += 1
     try:
         if check_store and rows:
-            rows, outcome.duplicates = await _not_stored(app, rows, keys, outcome.duplicates)
+            fresh = await _not_stored(app, rows, keys)
+            outcome.duplicates += len(rows) - len(fresh)
+            rows = fresh
         await batcher.submit(rows, dead)
     except RequestRejected:
         recent.forget(keys)  # not stored: a retry must not be taken for a duplicate
@@ -84,10 +84,8 @@ async def accept(
     return outcome
 
 
-async def _not_stored(
-    app: web.Application, rows: list[Row], keys: list[str], duplicates: int
-) -> tuple[list[Row], int]:
-    """The rows whose keys the store does not hold yet (each key once), and the duplicates count so far."""
+async def _not_stored(app: web.Application, rows: list[Row], keys: list[str]) -> list[Row]:
+    """The rows whose keys the store does not hold yet, each key once."""
     loop = asyncio.get_running_loop()
     try:
         stored = await loop.run_in_executor(app[READERS], app[STORE].stored_keys, keys)
@@ -99,4 +97,4 @@ async def _not_stored(
         if key not in seen:
             seen.add(key)
             fresh.append(row)
-    return fresh, duplicates + len(rows) - len(fresh)
+    return fresh

@@ -26,6 +26,7 @@ __all__ = [
     "MAX_EVENT_BYTES",
     "TOUCHPOINT_COLUMNS",
     "IngestContext",
+    "Row",
     "anonymise_ip",
     "dead_letter_row",
     "dedup_key",
@@ -57,6 +58,9 @@ DEAD_LETTER_COLUMNS: tuple[str, ...] = (
     "received_at", "source", "endpoint", "batch_index", "message_id", "customer_id", "anonymous_id",
     "reason", "payload",
 )  # fmt: skip
+
+
+Row = tuple[Any, ...]  # a touchpoint or dead-letter row, in TOUCHPOINT_COLUMNS / DEAD_LETTER_COLUMNS order
 
 
 @dataclass(frozen=True, slots=True)

@@ -169,9 +169,14 @@ class Spool:
 
     # ---- appending --------------------------------------------------------------------------------
 
+    @property
+    def full(self) -> bool:
+        """True at the disk limit: nothing more is accepted until the store catches up."""
+        return self.bytes >= self.max_bytes
+
     def check_capacity(self) -> None:
         """Refuse with 503 and Retry-After when the spool is at its disk limit."""
-        if self.bytes >= self.max_bytes:
+        if self.full:
             raise RequestRejected(503, "spool is full while the store catches up; retry later", retry_after=5)
 
     async def append(self, tables: dict[str, bytes], rows: int) -> None:
