@@ -17,13 +17,11 @@ from collector.auth import basic_user, bearer_or_basic, find_write_key, is_admin
 from collector.body import parse_json, read_body
 from collector.errors import QueryRefused, RequestRejected, StoreError, StoreUnavailable
 from collector.forget import forget_person
-from collector.ingest import accept, ingest_context
+from collector.ingest import accept, ingest_context, keep_dead_letter
 from collector.metrics import METRICS
 from collector.protocol import (
     MAX_BATCH_BYTES,
     MAX_EVENT_BYTES,
-    IngestContext,
-    dead_letter_row,
 )
 from collector.state import BATCHER, READERS, SETTINGS, STORE
 
@@ -81,7 +79,6 @@ def _ingest(default_type: str | None, *, historical: bool = False) -> Handler:
         if header_key and key is None:
             raise RequestRejected(401, "unknown write key")
         received_ms = int(time.time() * 1000)
-        ctx: IngestContext | None = None
         raw = b""
         try:
             raw = await read_body(request, limit)
@@ -102,12 +99,9 @@ def _ingest(default_type: str | None, *, historical: bool = False) -> Handler:
                 return json_response({"success": False, "error": reason, "rejected": outcome.rejected}, 400)
             return json_response(outcome.as_json())
         except RequestRejected as exc:
-            if ctx is None and key is not None and exc.status in (400, 413, 415):
-                ctx = ingest_context(app, key, received_ms)
-            if ctx is not None and exc.status in (400, 413, 415):
-                payload = raw.decode("utf-8", "replace")
-                row = dead_letter_row(ctx=ctx, endpoint=endpoint, index=-1, event=payload, reason=exc.reason)
-                await app[BATCHER].submit((), (row,))
+            if key is not None and exc.status in (400, 413, 415):
+                await keep_dead_letter(app, source=key.source, endpoint=endpoint, public=key.public,
+                                       payload=raw.decode("utf-8", "replace"), reason=exc.reason)
             raise
 
     return handler

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from aiohttp import web
 
 from collector.errors import EventRejected, EventWithoutConsent, RequestRejected, StoreError
@@ -13,7 +15,9 @@ from collector.protocol import IngestContext, Row, dead_letter_row, dedup_key, n
 from collector.settings import WriteKey
 from collector.state import ATTRIBUTION, BATCHER, LIMITER, READERS, RECENT_IDS, RULES, SETTINGS, STORE
 
-__all__ = ["Accepted", "accept", "ingest_context"]
+__all__ = ["Accepted", "accept", "ingest_context", "keep_dead_letter"]
+
+log = structlog.get_logger("reise.ingest")
 
 
 @dataclass
@@ -82,6 +86,24 @@ async def accept(
         raise
     outcome.accepted = len(rows)
     return outcome
+
+
+async def keep_dead_letter(
+    app: web.Application, *, source: str, endpoint: str, payload: str, reason: str, public: bool = True
+) -> None:
+    """Keep a refused request in the dead-letter table, within the spool's room and a rate limit.
+
+    Bad requests must not cost unbounded disk: past the limit (a bucket per source, or per endpoint for
+    requests without a key) or with the spool full, the dead letter is dropped and logged instead.
+    """
+    ctx = IngestContext(source=source, received_ms=int(time.time() * 1000), rules=app[RULES])
+    row = dead_letter_row(ctx=ctx, endpoint=endpoint, index=-1, event=payload, reason=reason)
+    try:
+        app[BATCHER].check_capacity()
+        app[LIMITER].take(f"dead letters: {source or endpoint}", 1, public=public)
+        await app[BATCHER].submit((), (row,))
+    except RequestRejected as exc:
+        log.warning("dead letter not kept", endpoint=endpoint, reason=reason, error=exc.reason)
 
 
 async def _not_stored(app: web.Application, rows: list[Row], keys: list[str]) -> list[Row]:

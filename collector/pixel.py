@@ -12,11 +12,10 @@ from aiohttp import web
 
 from collector.auth import find_write_key
 from collector.errors import RequestRejected
-from collector.ingest import accept, ingest_context
-from collector.protocol import IngestContext, dead_letter_row
-from collector.state import BATCHER, RULES, SETTINGS
+from collector.ingest import accept, ingest_context, keep_dead_letter
+from collector.state import SETTINGS
 
-__all__ = ["GIF", "MAX_QUERY_CHARS", "keep_dead_letter", "pixel", "pixel_event"]
+__all__ = ["GIF", "MAX_QUERY_CHARS", "NO_CACHE", "pixel", "pixel_event"]
 
 log = structlog.get_logger("reise.pixel")
 
@@ -65,16 +64,6 @@ def pixel_event(params: dict[str, str], *, page_url: str = "", user_agent: str =
     if properties:
         event["properties"] = properties
     return event
-
-
-async def keep_dead_letter(app: web.Application, *, source: str, endpoint: str, payload: str, reason: str) -> None:
-    """Keep a refused request in the dead-letter table (for endpoints that answer the viewer regardless)."""
-    ctx = IngestContext(source=source, received_ms=int(time.time() * 1000), rules=app[RULES])
-    row = dead_letter_row(ctx=ctx, endpoint=endpoint, index=-1, event=payload, reason=reason)
-    try:
-        await app[BATCHER].submit((), (row,))
-    except RequestRejected as exc:
-        log.warning("dead letter not kept", endpoint=endpoint, reason=reason, error=exc.reason)
 
 
 async def _record(request: web.Request) -> None:

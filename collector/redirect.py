@@ -11,9 +11,9 @@ import structlog
 from aiohttp import web
 
 from collector.errors import RequestRejected
-from collector.ingest import accept, ingest_context
+from collector.ingest import accept, ingest_context, keep_dead_letter
 from collector.linktoken import LinkInvalid, verify
-from collector.pixel import NO_CACHE, keep_dead_letter
+from collector.pixel import NO_CACHE
 from collector.settings import WriteKey
 from collector.state import SETTINGS
 

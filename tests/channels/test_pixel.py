@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -75,3 +77,17 @@ def test_garbage_still_answers_the_gif_and_is_kept_as_a_dead_letter(channels: Co
         " AND position(payload, {m:String}) > 0", 1, {"m": marker, "r": reason})
     assert found == 1, channels.query("SELECT reason FROM dead_letters WHERE position(payload, {m:String}) > 0",
                                       {"m": marker})
+
+
+def test_a_flood_of_garbage_gets_gifs_but_costs_bounded_disk(tmp_path: Path) -> None:
+    """Keyless junk still answers the GIF; its dead letters pass a rate limit (here 5/s) like events do."""
+    marker = f"flood-{uuid.uuid4().hex[:10]}"
+    with Collector(data_dir=tmp_path / "data", extra_env={"REISE_PUBLIC_RATE_LIMIT": "5"}) as collector:
+        for n in range(60):
+            reply = get_raw(f"{collector.url}/p.gif?junk={marker}-{n}")
+            assert_gif(reply.status, reply.headers, reply.body)
+        kept_sql = "SELECT count() FROM dead_letters WHERE position(payload, {m:String}) > 0"
+        deadline = time.monotonic() + 30
+        while (kept := collector.scalar(kept_sql, {"m": marker})) < 5 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert 5 <= kept < 60
