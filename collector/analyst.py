@@ -7,15 +7,18 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from collector.errors import QueryRefused, StoreUnavailable
 from collector.forget import forget_person
+from collector.insights import Runner
 from collector.keys import read_dev_admin_key
 from collector.settings import Settings, is_embedded
 from collector.store import QueryResult, Store
 
-__all__ = ["CUSTOMER_SQL", "TIMELINE_SQL", "forget", "post_admin", "run_query"]
+__all__ = ["CUSTOMER_SQL", "LINKS_SQL", "TIMELINE_SQL", "CustomerView", "forget", "look_up_customer", "post_admin",
+           "run_query"]
 
 CUSTOMER_SQL = """
 SELECT * FROM customer_journey
@@ -30,6 +33,33 @@ WHERE journey_id IN {ids:Array(String)}
 ORDER BY timestamp, message_id
 LIMIT 1000
 """
+
+LINKS_SQL = """
+SELECT anonymous_id, customer_id, linked_at, toString(source) AS source
+FROM identity_links
+WHERE anonymous_id IN {ids:Array(String)} OR customer_id IN {ids:Array(String)}
+ORDER BY linked_at, anonymous_id
+LIMIT 1000
+"""
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    """One customer's merged journey (one row), their touchpoints in order and, when asked, identity links."""
+
+    journey: QueryResult
+    timeline: QueryResult
+    links: QueryResult | None
+
+
+def look_up_customer(run: Runner, customer_id: str, *, with_links: bool = False) -> CustomerView | None:
+    """A customer by id or by any id merged into them; None when there is none."""
+    journey = run(CUSTOMER_SQL, {"id": customer_id})
+    if not journey.rows:
+        return None
+    ids = list(journey.records()[0]["ids"])
+    return CustomerView(journey, run(TIMELINE_SQL, {"ids": ids}),
+                        run(LINKS_SQL, {"ids": ids}) if with_links else None)
 
 
 def run_query(settings: Settings, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:

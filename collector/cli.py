@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import orjson
 from aiohttp import web
 
-from collector.analyst import CUSTOMER_SQL, TIMELINE_SQL, forget, run_query
+from collector.analyst import forget, look_up_customer, run_query
 from collector.app import create_app
 from collector.channel_cli import CHANNEL_COMMANDS, add_channel_parsers, run_channel_command
 from collector.cluster import database_of
@@ -113,26 +113,23 @@ def _migrate(settings: Settings) -> list[str]:
 
 def _print_result(result: QueryResult, as_json: bool) -> None:
     if as_json:
-        rows = [dict(zip(result.columns, row, strict=True)) for row in result.rows]
-        sys.stdout.write(orjson.dumps(rows, default=str, option=orjson.OPT_NAIVE_UTC).decode() + "\n")
+        sys.stdout.write(orjson.dumps(result.records(), default=str, option=orjson.OPT_NAIVE_UTC).decode() + "\n")
     else:
         print(format_table(result.columns, result.rows))
 
 
 def _customer(settings: Settings, customer_id: str, as_json: bool) -> int:
-    journey = run_query(settings, CUSTOMER_SQL, {"id": customer_id})
-    if not journey.rows:
+    found = look_up_customer(lambda sql, params: run_query(settings, sql, params), customer_id)
+    if found is None:
         print(f"reise: no customer {customer_id!r}", file=sys.stderr)
         return 1
-    record = dict(zip(journey.columns, journey.rows[0], strict=True))
-    timeline = run_query(settings, TIMELINE_SQL, {"ids": list(record["ids"])})
     if as_json:
-        record["touchpoints"] = [dict(zip(timeline.columns, r, strict=True)) for r in timeline.rows]
+        record = {**found.journey.records()[0], "touchpoints": found.timeline.records()}
         sys.stdout.write(orjson.dumps(record, default=str, option=orjson.OPT_NAIVE_UTC).decode() + "\n")
     else:
-        print(format_record(journey.columns, journey.rows[0]))
+        print(format_record(found.journey.columns, found.journey.rows[0]))
         print("\ntouchpoints:")
-        print(format_table(timeline.columns, timeline.rows))
+        print(format_table(found.timeline.columns, found.timeline.rows))
     return 0
 
 

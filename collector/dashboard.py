@@ -10,23 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import urllib.parse
-from collections.abc import Mapping
 from datetime import datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from collector.analyst import CUSTOMER_SQL, TIMELINE_SQL
+from collector.analyst import look_up_customer
 from collector.auth import is_admin
 from collector.body import read_body
-from collector.errors import QueryRefused, RequestRejected, StoreUnavailable
-from collector.handlers import json_response
-from collector.insights import FILTER_OPTIONS_SQL, LINKS_SQL, SEARCH_SQL, Filters, overview
+from collector.errors import RequestRejected
+from collector.handlers import json_response, read_store, readonly_runner
+from collector.insights import FILTER_OPTIONS_SQL, SEARCH_SQL, Filters, overview
 from collector.session import COOKIE, issue, valid
-from collector.state import READERS, SETTINGS, STORE
-from collector.store import QueryResult
+from collector.state import SETTINGS
 
 __all__ = ["API_HEADER", "STATIC_DIR", "dashboard_routes"]
 
@@ -39,8 +38,14 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 LOGIN_ERROR = '<p class="error" role="alert">That is not the admin key.</p>'
 
 
+@cache
+def _template(name: str) -> str:
+    """A page's HTML, read from disk once."""
+    return (PAGES / name).read_text(encoding="utf-8")
+
+
 def _page(name: str, status: int = 200, error: str = "") -> web.Response:
-    html = (PAGES / name).read_text(encoding="utf-8").replace("<!--error-->", error)
+    html = _template(name).replace("<!--error-->", error)
     return web.Response(text=html, status=status, content_type="text/html", headers={
         "Content-Security-Policy": CSP, "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
         "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
@@ -127,26 +132,6 @@ def _day_param(request: web.Request, name: str, *, next_day: bool = False) -> da
     return day + timedelta(days=1) if next_day else day
 
 
-async def _read(request: web.Request, work: Any) -> Any:
-    """Run blocking store work in the reader pool, turning store failures into HTTP answers."""
-    loop = asyncio.get_running_loop()
-    try:
-        return await loop.run_in_executor(request.app[READERS], work)
-    except QueryRefused as exc:
-        raise RequestRejected(400, f"query refused: {exc}") from None
-    except StoreUnavailable as exc:
-        raise RequestRejected(503, f"store unavailable: {exc}", retry_after=5) from None
-
-
-def _runner(request: web.Request) -> Any:
-    settings, store = request.app[SETTINGS], request.app[STORE]
-
-    def run(sql: str, params: Mapping[str, Any]) -> QueryResult:
-        return store.query_readonly(sql, params, timeout=settings.query_timeout, max_rows=settings.query_max_rows)
-
-    return run
-
-
 def _no_store(payload: Any, status: int = 200) -> web.Response:
     return json_response(payload, status, headers={"Cache-Control": "no-store"})
 
@@ -156,17 +141,15 @@ async def api_overview(request: web.Request) -> web.Response:
     _require_session(request)
     filters = Filters(since=_day_param(request, "from"), until=_day_param(request, "to", next_day=True),
                       channel=_text_param(request, "channel"), campaign=_text_param(request, "campaign"))
-    run = _runner(request)
-    data = await _read(request, lambda: overview(run, filters))
-    data["generated_at"] = datetime.now().astimezone().isoformat(timespec="seconds")
-    return _no_store(data)
+    run = readonly_runner(request.app)
+    return _no_store(await read_store(request.app, lambda: overview(run, filters)))
 
 
 async def api_filters(request: web.Request) -> web.Response:
     """The channels and campaigns there are, for the filter menus."""
     _require_session(request)
-    run = _runner(request)
-    result = await _read(request, lambda: run(FILTER_OPTIONS_SQL, {}))
+    run = readonly_runner(request.app)
+    result = await read_store(request.app, lambda: run(FILTER_OPTIONS_SQL, {}))
     options: dict[str, list[str]] = {"channel": [], "campaign": []}
     for kind, value, _count in result.rows:
         options[kind].append(value)
@@ -177,9 +160,9 @@ async def api_customers(request: web.Request) -> web.Response:
     """Up to 20 customers whose id (or a linked id) starts with ``q``."""
     _require_session(request)
     prefix = _text_param(request, "q")
-    run = _runner(request)
-    result = await _read(request, lambda: run(SEARCH_SQL, {"prefix": prefix}))
-    return _no_store({"customers": [dict(zip(result.columns, row, strict=True)) for row in result.rows]})
+    run = readonly_runner(request.app)
+    result = await read_store(request.app, lambda: run(SEARCH_SQL, {"prefix": prefix}))
+    return _no_store({"customers": result.records()})
 
 
 async def api_customer(request: web.Request) -> web.Response:
@@ -188,23 +171,12 @@ async def api_customer(request: web.Request) -> web.Response:
     customer_id = _text_param(request, "id")
     if not customer_id:
         raise RequestRejected(400, "id: required")
-    run = _runner(request)
-
-    def work() -> dict[str, Any] | None:
-        journey = run(CUSTOMER_SQL, {"id": customer_id})
-        if not journey.rows:
-            return None
-        record = dict(zip(journey.columns, journey.rows[0], strict=True))
-        ids = list(record["ids"]) or [record["customer_id"]]
-        timeline, links = run(TIMELINE_SQL, {"ids": ids}), run(LINKS_SQL, {"ids": ids})
-        return {"customer": record,
-                "touchpoints": [dict(zip(timeline.columns, r, strict=True)) for r in timeline.rows],
-                "links": [dict(zip(links.columns, r, strict=True)) for r in links.rows]}
-
-    found = await _read(request, work)
+    run = readonly_runner(request.app)
+    found = await read_store(request.app, lambda: look_up_customer(run, customer_id, with_links=True))
     if found is None:
         return _no_store({"success": False, "error": f"no customer {customer_id!r}"}, 404)
-    return _no_store(found)
+    return _no_store({"customer": found.journey.records()[0], "touchpoints": found.timeline.records(),
+                      "links": found.links.records() if found.links else []})
 
 
 def dashboard_routes() -> list[web.AbstractRouteDef]:

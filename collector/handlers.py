@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import structlog
@@ -18,18 +18,18 @@ from collector.body import parse_json, read_body
 from collector.errors import QueryRefused, RequestRejected, StoreError, StoreUnavailable
 from collector.forget import forget_person
 from collector.ingest import accept, ingest_context, keep_dead_letter
+from collector.insights import Runner
 from collector.metrics import METRICS
-from collector.protocol import (
-    MAX_BATCH_BYTES,
-    MAX_EVENT_BYTES,
-)
+from collector.protocol import MAX_BATCH_BYTES, MAX_EVENT_BYTES
 from collector.state import BATCHER, READERS, SETTINGS, STORE
+from collector.store import QueryResult
 
-__all__ = ["error_middleware", "json_response", "routes"]
+__all__ = ["error_middleware", "json_response", "read_store", "readonly_runner", "routes"]
 
 log = structlog.get_logger("reise.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
 
 
 def _json_default(value: Any) -> Any:
@@ -195,19 +195,29 @@ async def query(request: web.Request) -> web.Response:
         raise RequestRejected(400, "sql: expected a non-empty string")
     if not isinstance(params, dict):
         raise RequestRejected(400, "params: expected an object")
-    settings, store = request.app[SETTINGS], request.app[STORE]
-    loop = asyncio.get_running_loop()
+    run = readonly_runner(request.app)
+    result = await read_store(request.app, lambda: run(sql, params))
+    return json_response({"columns": result.columns, "types": result.types, "rows": result.rows})
+
+
+def readonly_runner(app: web.Application) -> Runner:
+    """Runs analysts' queries read-only, within the configured time and row limits (blocking: see read_store)."""
+    settings, store = app[SETTINGS], app[STORE]
+
+    def run(sql: str, params: Mapping[str, Any]) -> QueryResult:
+        return store.query_readonly(sql, params, timeout=settings.query_timeout, max_rows=settings.query_max_rows)
+
+    return run
+
+
+async def read_store(app: web.Application, work: Callable[[], T]) -> T:
+    """Run blocking store reads in the reader pool; a refused query is a 400, an unreachable store a 503."""
     try:
-        result = await loop.run_in_executor(
-            request.app[READERS],
-            lambda: store.query_readonly(sql, params, timeout=settings.query_timeout,
-                                         max_rows=settings.query_max_rows),
-        )
+        return await asyncio.get_running_loop().run_in_executor(app[READERS], work)
     except QueryRefused as exc:
         raise RequestRejected(400, f"sql: {exc}") from None
     except StoreUnavailable as exc:
         raise RequestRejected(503, f"store unavailable: {exc}", retry_after=5) from None
-    return json_response({"columns": result.columns, "types": result.types, "rows": result.rows})
 
 
 def routes() -> list[web.RouteDef]:

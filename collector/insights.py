@@ -13,8 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from itertools import accumulate
 from typing import Any
 
+from collector.stages import STAGES
 from collector.store import QueryResult
 
 __all__ = [
@@ -24,9 +26,7 @@ __all__ = [
     "ENTRIES_SQL",
     "FILTER_OPTIONS_SQL",
     "FUNNEL_SQL",
-    "LINKS_SQL",
     "SEARCH_SQL",
-    "STAGES",
     "STEPS",
     "Filters",
     "Runner",
@@ -36,7 +36,6 @@ __all__ = [
     "percentile",
 ]
 
-STAGES = ("awareness", "consideration", "purchase", "retention", "advocacy")
 LITERATURE_RANGE = (7, 11)  # contacts before a purchase, by the rule of thumb
 EARLIEST = datetime(1970, 1, 1)
 LATEST = datetime(2200, 1, 1)
@@ -127,14 +126,14 @@ ORDER BY conversion DESC, customers DESC, campaign
 LIMIT {{limit:UInt32}}
 """
 
-FILTER_OPTIONS_SQL = """
+FILTER_OPTIONS_SQL = f"""
 SELECT kind, value, touchpoints FROM
 (
-    SELECT 'channel' AS kind, toString(channel) AS value, count() AS touchpoints FROM touchpoints
-    WHERE type IN ('track', 'page', 'screen') GROUP BY value
+    SELECT 'channel' AS kind, toString(t.channel) AS value, count() AS touchpoints FROM touchpoints AS t
+    WHERE {_CONTACT} GROUP BY value
     UNION ALL
-    SELECT 'campaign' AS kind, campaign AS value, count() AS touchpoints FROM touchpoints
-    WHERE type IN ('track', 'page', 'screen') AND campaign != '' GROUP BY value
+    SELECT 'campaign' AS kind, t.campaign AS value, count() AS touchpoints FROM touchpoints AS t
+    WHERE {_CONTACT} AND t.campaign != '' GROUP BY value
 )
 ORDER BY kind, touchpoints DESC, value
 """
@@ -145,14 +144,6 @@ FROM customer_journey
 WHERE startsWith(customer_id, {prefix:String}) OR arrayExists(i -> startsWith(i, {prefix:String}), ids)
 ORDER BY contacts DESC, customer_id
 LIMIT 20
-"""
-
-LINKS_SQL = """
-SELECT anonymous_id, customer_id, linked_at, toString(source) AS source
-FROM identity_links
-WHERE anonymous_id IN {ids:Array(String)} OR customer_id IN {ids:Array(String)}
-ORDER BY linked_at, anonymous_id
-LIMIT 1000
 """
 
 STEPS = ("funnel", "contacts before purchase", "channel mix", "stage entries", "campaigns")
@@ -198,10 +189,6 @@ def _number(value: Any) -> float:
     return float(value) if isinstance(value, Decimal | int | float) else 0.0
 
 
-def _records(result: QueryResult) -> list[dict[str, Any]]:
-    return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
-
-
 def funnel_rows(reached: Sequence[int]) -> list[dict[str, Any]]:
     """Per stage: customers who reached it, conversion from the stage before, and how many stopped there."""
     rows = []
@@ -212,7 +199,7 @@ def funnel_rows(reached: Sequence[int]) -> list[dict[str, Any]]:
         rows.append({
             "stage": stage,
             "customers": customers,
-            "conversion": (customers / previous if previous else None) if index else None,
+            "conversion": customers / previous if previous else None,
             "dropped": customers - following,
             "drop_share": (customers - following) / customers if customers else None,
         })
@@ -225,12 +212,8 @@ def percentile(histogram: Mapping[int, int], share: float) -> int | None:
     if not total:
         return None
     rank = max(1, -(-total * share // 1))  # ceil without floats drifting
-    seen = 0
-    for value in sorted(histogram):
-        seen += histogram[value]
-        if seen >= rank:
-            return value
-    return max(histogram)
+    values = sorted(histogram)
+    return next(v for v, seen in zip(values, accumulate(histogram[v] for v in values), strict=True) if seen >= rank)
 
 
 def _contacts_stats(histogram: Mapping[int, int]) -> dict[str, Any]:
@@ -272,8 +255,7 @@ def _channel_mix(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         counts = {r["channel"]: int(r["touchpoints"]) for r in rows if r["stage"] == stage}
         total = sum(counts.values())
         stages.append({"stage": stage, "touchpoints": total,
-                       "shares": {c: counts.get(c, 0) / total if total else 0.0 for c in channels},
-                       "counts": {c: counts.get(c, 0) for c in channels}})
+                       "shares": {c: counts.get(c, 0) / total if total else 0.0 for c in channels}})
     return {"channels": channels, "stages": stages}
 
 
@@ -305,7 +287,7 @@ def overview(run: Runner, filters: Filters, *, campaigns: int = 10,
     def step(index: int, sql: str, extra: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         if on_step:
             on_step(index, STEPS[index])
-        return _records(run(sql, {**params, **(extra or {})}))
+        return run(sql, {**params, **(extra or {})}).records()
 
     totals = step(0, FUNNEL_SQL)[0]
     contacts = contacts_summary(step(1, CONTACTS_SQL))
@@ -315,9 +297,6 @@ def overview(run: Runner, filters: Filters, *, campaigns: int = 10,
             "conversion": _number(r["conversion"]), "revenue": _number(r["revenue"])}
            for r in step(4, CAMPAIGNS_SQL, {"limit": campaigns})]
     return {
-        "filters": {"since": filters.since.isoformat() if filters.since else None,
-                    "until": filters.until.isoformat() if filters.until else None,
-                    "channel": filters.channel, "campaign": filters.campaign},
         "customers": int(totals["customers"]),
         "revenue": _number(totals["revenue"]),
         "funnel": funnel_rows([int(totals[s]) for s in STAGES]),

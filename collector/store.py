@@ -92,6 +92,10 @@ class QueryResult:
     types: list[str]
     rows: Sequence[Sequence[Any]]
 
+    def records(self) -> list[dict[str, Any]]:
+        """The rows as dicts keyed by column name."""
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
 
 class Store:
     """Thread-aware access to ClickHouse; every method blocks, so call it from a worker thread."""

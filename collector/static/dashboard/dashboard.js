@@ -158,13 +158,17 @@
     select.value = values.includes(current) ? current : "";
   }
 
-  async function refresh() {
+  // The filter choices (a scan of every touchpoint) load with the page and on reset, not on every refresh.
+  async function refresh(withOptions = false) {
     if (inFlight) return;
     inFlight = true;
     try {
-      const [options, data] = await Promise.all([api("/dashboard/api/filters"), api("/dashboard/api/overview", filters())]);
-      setOptions($("f-channel"), options.channels);
-      setOptions($("f-campaign"), options.campaigns);
+      const [options, data] = await Promise.all([withOptions ? api("/dashboard/api/filters") : null,
+                                                 api("/dashboard/api/overview", filters())]);
+      if (options) {
+        setOptions($("f-channel"), options.channels);
+        setOptions($("f-campaign"), options.campaigns);
+      }
       renderOverview(data);
       $("status").textContent = "live · updated " + new Date().toLocaleTimeString();
       $("live-dot").className = "dot live";
@@ -274,15 +278,16 @@
   }
 
   $("filters").addEventListener("submit", (event) => { event.preventDefault(); refresh(); });
-  $("f-reset").addEventListener("click", () => { $("filters").reset(); refresh(); });
+  $("f-reset").addEventListener("click", () => { $("filters").reset(); refresh(true); });
   $("lookup-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const id = $("lookup-id").value.trim();
     if (id) lookup(id);
   });
-  $("lookup-id").addEventListener("input", suggest);
+  let typing = null;  // suggestions wait for a pause in typing, not one query per keystroke
+  $("lookup-id").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(suggest, 250); });
 
-  refresh();
+  refresh(true);
   suggest();
   setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);
 })();
