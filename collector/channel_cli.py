@@ -13,7 +13,7 @@ import orjson
 
 from collector.errors import ConfigError, ReiseError
 from collector.importer import import_file, print_summary
-from collector.keys import dev_keys_path
+from collector.keys import client_write_key
 from collector.linktoken import LinkInvalid, mint
 from collector.settings import Settings
 from collector.stages import CHANNELS, STAGES
@@ -51,16 +51,6 @@ def _touchpoint_options(parser: argparse.ArgumentParser, *, channel: str, event:
     parser.add_argument("--prop", action="append", default=[], metavar="NAME=VALUE", help="a property")
 
 
-def _write_key(settings: Settings, given: str | None) -> str:
-    key = given or settings.write_key
-    path = dev_keys_path(settings)
-    if not key and path and path.exists():
-        key = str(orjson.loads(path.read_bytes()).get("write_key", ""))
-    if not key:
-        raise ConfigError("no write key: set REISE_WRITE_KEY or pass --write-key")
-    return key
-
-
 def _props(pairs: list[str]) -> dict[str, str] | None:
     props = dict(p.partition("=")[::2] for p in pairs)
     return props or None
@@ -79,7 +69,7 @@ def _link(settings: Settings, args: argparse.Namespace) -> str:
 
 
 def _pixel(settings: Settings, args: argparse.Namespace) -> str:
-    key = _write_key(settings, args.write_key)
+    key = client_write_key(settings, args.write_key)
     if not key.startswith("pk_"):
         raise ConfigError("the pixel takes a public write key (pk_...): a URL in an e-mail is seen by everyone")
     params = {"writeKey": key, "channel": args.channel, "event": args.event, "campaign": args.campaign,
@@ -97,7 +87,7 @@ def run_channel_command(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     if not args.file.is_file():
         raise ReiseError(f"{args.file}: no such file")
-    summary = import_file(args.file, url=settings.url, write_key=_write_key(settings, args.write_key),
+    summary = import_file(args.file, url=settings.url, write_key=client_write_key(settings, args.write_key),
                           fmt=args.format, batch_events=max(1, min(args.batch_size, 500)),
                           progress=sys.stderr if sys.stderr.isatty() else None)
     if args.json:

@@ -7,15 +7,13 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-import orjson
-
 from collector.analyst import run_query
 from collector.demo_journeys import DEFAULT_SEED, DemoEvent, Journey, plan
 from collector.errors import ConfigError, ReiseError
-from collector.keys import dev_keys_path, read_dev_admin_key
+from collector.keys import client_write_key, read_dev_admin_key
 from collector.settings import Settings
 
-__all__ = ["add_demo_parser", "find_write_key", "run_demo", "send"]
+__all__ = ["add_demo_parser", "run_demo", "send"]
 
 PREFIX = "demo"
 STORED_SQL = "SELECT count() FROM touchpoints WHERE startsWith(message_id, {prefix:String})"
@@ -29,21 +27,6 @@ def add_demo_parser(commands: Any) -> None:
     demo.add_argument("--seed", type=int, default=DEFAULT_SEED, help="another seed sends other people (default 7)")
     demo.add_argument("--write-key", help="write key (REISE_WRITE_KEY; default: the development key)")
     demo.add_argument("--dsn", help="as for serve: where to find the development key (REISE_DSN)")
-
-
-def find_write_key(settings: Settings, given: str | None = None) -> str:
-    """The write key to send with: --write-key, REISE_WRITE_KEY, else the development key of the data dir."""
-    if given:
-        return given
-    if settings.write_key:
-        return settings.write_key
-    path = dev_keys_path(settings)
-    if path and path.exists():
-        key = str(orjson.loads(path.read_bytes()).get("write_key", ""))
-        if key:
-            return key
-    raise ConfigError("no write key: pass --write-key or set REISE_WRITE_KEY "
-                      "(a collector started with `make run` keeps one in ./reise-data/dev-keys.json)")
 
 
 def _call(client: Any, event: DemoEvent) -> None:
@@ -116,7 +99,7 @@ def run_demo(settings: Settings, *, customers: int, seed: int, weeks: int, write
     """Plan and send the demo journeys, then say what to look at next."""
     if customers < 1 or weeks < 1:
         raise ConfigError("--customers and --weeks must be at least 1")
-    key = find_write_key(settings, write_key)
+    key = client_write_key(settings, write_key)
     journeys = plan(customers, seed=seed, weeks=weeks, prefix=PREFIX)
     events = sum(len(j.events) for j in journeys)
     print(f"reise: sending {events} events for {customers} customers over the past {weeks} weeks "

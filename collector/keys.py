@@ -8,9 +8,10 @@ from pathlib import Path
 
 import orjson
 
+from collector.errors import ConfigError
 from collector.settings import Settings, WriteKey, chdb_path
 
-__all__ = ["dev_keys_path", "ensure_keys", "read_dev_admin_key"]
+__all__ = ["client_write_key", "dev_keys_path", "ensure_keys", "read_dev_admin_key"]
 
 
 def dev_keys_path(settings: Settings) -> Path | None:
@@ -36,9 +37,22 @@ def ensure_keys(settings: Settings) -> Settings:
     return settings.with_keys({write_key: WriteKey("dev", write_key)}, admin_key)
 
 
-def read_dev_admin_key(settings: Settings) -> str:
-    """The development admin key of an embedded data directory, or '' when there is none."""
+def _read_dev_key(settings: Settings, name: str) -> str:
     path = dev_keys_path(settings)
     if path and path.exists():
-        return str(orjson.loads(path.read_bytes()).get("admin_key", ""))
+        return str(orjson.loads(path.read_bytes()).get(name, ""))
     return ""
+
+
+def read_dev_admin_key(settings: Settings) -> str:
+    """The development admin key of an embedded data directory, or '' when there is none."""
+    return _read_dev_key(settings, "admin_key")
+
+
+def client_write_key(settings: Settings, given: str | None = None) -> str:
+    """The write key a command sends with: --write-key, REISE_WRITE_KEY, else the data directory's dev key."""
+    key = given or settings.write_key or _read_dev_key(settings, "write_key")
+    if not key:
+        raise ConfigError("no write key: pass --write-key or set REISE_WRITE_KEY "
+                          "(a collector started with `make run` keeps one in ./reise-data/dev-keys.json)")
+    return key

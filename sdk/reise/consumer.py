@@ -84,7 +84,7 @@ class Consumer(threading.Thread):
             try:
                 batch = self.queue.take(self.max_batch_events, self.max_batch_bytes,
                                         self.flush_interval)
-                self._report_drops()
+                self.report_drops()
                 if batch is None:
                     return
                 if batch.events:
@@ -95,9 +95,6 @@ class Consumer(threading.Thread):
 
     def report_drops(self) -> None:
         """Report overflow incidents the queue summarised (also called at shutdown)."""
-        self._report_drops()
-
-    def _report_drops(self) -> None:
         q = self.queue
         if not q.pending_drop_reports:
             return

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.demo import find_write_key
 from collector.demo_journeys import STORES, Journey, plan
 from collector.errors import ConfigError
-from collector.keys import ensure_keys
+from collector.keys import client_write_key, ensure_keys
 from collector.settings import Settings
 from tests.analyst.conftest import DEMO_CUSTOMERS, DEMO_SEED, run_cli
 from tests.helpers import Collector
@@ -81,11 +80,11 @@ def test_the_demo_finds_the_development_write_key(tmp_path: Path) -> None:
     """Like `reise sql` finds the admin key: flag, then REISE_WRITE_KEY, then dev-keys.json in the data dir."""
     settings = Settings.from_env({"REISE_DSN": f"chdb://{tmp_path / 'data'}"})
     with pytest.raises(ConfigError, match="REISE_WRITE_KEY"):
-        find_write_key(settings)
+        client_write_key(settings)
     dev = ensure_keys(settings)
-    assert find_write_key(settings) == next(iter(dev.write_keys))
-    assert find_write_key(Settings.from_env({"REISE_DSN": settings.dsn, "REISE_WRITE_KEY": "wk_env"})) == "wk_env"
-    assert find_write_key(settings, "wk_flag") == "wk_flag"
+    assert client_write_key(settings) == next(iter(dev.write_keys))
+    assert client_write_key(Settings.from_env({"REISE_DSN": settings.dsn, "REISE_WRITE_KEY": "wk_env"})) == "wk_env"
+    assert client_write_key(settings, "wk_flag") == "wk_flag"
 
 
 def test_the_demo_says_when_the_collector_refuses(demo_collector: Collector) -> None:
