@@ -43,27 +43,26 @@ def _host(url: str) -> str:
     return host[4:] if host.startswith("www.") else host
 
 
-def url_utm(url: str) -> Utm:
-    """UTM parameters from a URL's query string (the first 4 KB of it)."""
+def _query_pairs(url: str) -> list[tuple[str, str]]:
+    """The parameters of a URL's query string (the first 4 KB of it); none for an unparseable URL."""
     try:
-        query = urlsplit(url).query[:MAX_QUERY_CHARS]
+        return parse_qsl(urlsplit(url).query[:MAX_QUERY_CHARS])
     except ValueError:
-        return ("", "", "", "", "")
+        return []
+
+
+def _utm_of(pairs: list[tuple[str, str]]) -> Utm:
     found: dict[str, str] = {}
-    for name, value in parse_qsl(query, keep_blank_values=False):
+    for name, value in pairs:
         if name in _UTM_KEYS and name not in found:
             found[name] = value[:512]
     src, med, camp, term, content = (found.get(k, "") for k in _UTM_KEYS)
     return (src, med, camp, term, content)
 
 
-def _click_id(url: str, click_ids: Mapping[str, str]) -> str:
-    """The ad network named by a click id in the URL (gclid, msclkid, ...), or ''."""
-    try:
-        query = urlsplit(url).query[:MAX_QUERY_CHARS]
-    except ValueError:
-        return ""
-    for name, _value in parse_qsl(query):
+def _click_id(pairs: list[tuple[str, str]], click_ids: Mapping[str, str]) -> str:
+    """The ad network named by a click id among a URL's parameters (gclid, msclkid, ...), or ''."""
+    for name, _value in pairs:
         if name in click_ids:
             return click_ids[name]
     return ""
@@ -146,7 +145,8 @@ class AttributionRules:
 
     def attribute(self, page_url: str, referrer: str, utm: Utm) -> Attribution:
         """Classify one page view; ``utm`` is what the event's context carried (URL parameters fill gaps)."""
-        from_url = url_utm(page_url)
+        pairs = _query_pairs(page_url)
+        from_url = _utm_of(pairs)
         utm = tuple(given or found for given, found in zip(utm, from_url, strict=True))  # type: ignore[assignment]
         source, medium = utm[0].lower(), utm[1].lower()
         class_, name = "", source
@@ -155,7 +155,7 @@ class AttributionRules:
         if not class_ and source:
             class_ = self.sources.get(source, "referral")
         if not class_:
-            network = _click_id(page_url, self.click_ids)
+            network = _click_id(pairs, self.click_ids)
             if network:
                 class_, name = "ads", network
         if not class_:
