@@ -54,11 +54,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make the collector package importable
     sys.path.insert(0, str(ROOT))
 
-from collector.migrate import apply_migrations  # noqa: E402
-from collector.protocol import IngestContext, normalise  # noqa: E402
+from collector.ingest.protocol import IngestContext, normalise  # noqa: E402
+from collector.ingest.stages import StageRules  # noqa: E402
 from collector.settings import DEFAULT_RULES_PATH, Settings  # noqa: E402
-from collector.stages import StageRules  # noqa: E402
-from collector.store import Store  # noqa: E402
+from collector.store.clickhouse import Store  # noqa: E402
+from collector.store.migrate import apply_migrations  # noqa: E402
 
 __all__ = ["BenchResult", "SendResult", "generate_bodies", "main", "run", "send_all", "store_baseline"]
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics: one registry per application, a request middleware, and the ``/metrics`` handler.
+"""Prometheus metrics: one registry per application (its HTTP middleware and handler: collector.edge.metrics).
 
 The batcher and the spool report through small methods (``observe_insert``, ``store_error``,
 ``watch_spool``) so they need not know about prometheus-client.
@@ -7,16 +7,12 @@ The batcher and the spool report through small methods (``observe_insert``, ``st
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["METRICS", "Metrics", "metrics_handler", "metrics_middleware", "reason_label"]
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+__all__ = ["Metrics", "reason_label"]
 
 _REASON = re.compile(r"^[A-Za-z][A-Za-z0-9_. ]{0,39}$")
 MAX_REASONS = 64
@@ -106,33 +102,3 @@ class Metrics:
     def render(self) -> bytes:
         """The registry in the Prometheus text format."""
         return generate_latest(self.registry)
-
-
-METRICS = web.AppKey("metrics", Metrics)
-
-
-def _route(request: web.Request) -> str:
-    resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else "unmatched"
-
-
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count every request by route, method and final status, and time it."""
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        method = request.method if request.method in ("GET", "POST", "HEAD", "OPTIONS") else "other"
-        request.app[METRICS].observe_request(_route(request), method, status, time.perf_counter() - started)
-
-
-async def metrics_handler(request: web.Request) -> web.Response:
-    """``GET /metrics``: every metric in the Prometheus text format."""
-    return web.Response(body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from collector.errors import ConfigError
-from collector.stages import CHANNELS
+from collector.ingest.stages import CHANNELS
 
 __all__ = ["DEFAULT_RULES_PATH", "Settings", "WriteKey", "chdb_path", "is_embedded", "parse_write_keys"]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.migrate import apply_migrations
-from collector.store import Store
+from collector.store.clickhouse import Store
+from collector.store.migrate import apply_migrations
 from tests.helpers import RUNNING, Collector
 
 

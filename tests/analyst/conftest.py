@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.demo_journeys import Journey, plan
+from collector.cli.demo_journeys import Journey, plan
 from tests.helpers import ROOT, Collector
 
 DEMO_CUSTOMERS = 300

@@ -12,7 +12,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from collector.demo_journeys import Journey
+from collector.cli.demo_journeys import Journey
 from tests.analyst.conftest import DEMO_CUSTOMERS
 from tests.helpers import Collector
 

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from collector import session
+from collector.edge import session
 from tests.analyst.conftest import DEMO_CUSTOMERS
 from tests.helpers import Collector
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.demo_journeys import STORES, Journey, plan
+from collector.cli.demo_journeys import STORES, Journey, plan
 from collector.errors import ConfigError
 from collector.keys import client_write_key, ensure_keys
 from collector.settings import Settings

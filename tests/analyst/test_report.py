@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from collector.demo_journeys import Journey
-from collector.insights import funnel_rows, percentile
+from collector.cli.demo_journeys import Journey
+from collector.journey.insights import funnel_rows, percentile
 from tests.analyst.conftest import DEMO_CUSTOMERS, run_cli
 from tests.helpers import Collector
 

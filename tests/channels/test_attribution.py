@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.attribution import AttributionRules
 from collector.errors import ConfigError
+from collector.ingest.attribution import AttributionRules
 from tests.helpers import Collector
 
 RULES = AttributionRules.load()

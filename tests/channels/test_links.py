@@ -12,7 +12,7 @@ import uuid
 import pytest
 from reise import Client
 
-from collector.linktoken import mint
+from collector.ingest.linktoken import mint
 from tests.channels.conftest import LINK_KEY, OLD_LINK_KEY, get_raw
 from tests.helpers import Collector
 

@@ -9,7 +9,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from collector.pixel import GIF
+from collector.edge.pixel import GIF
 from tests.channels.conftest import PUBLIC_KEY, get_raw
 from tests.helpers import Collector
 

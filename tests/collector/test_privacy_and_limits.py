@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from collector.protocol import anonymise_ip
+from collector.ingest.protocol import anonymise_ip
 from tests.helpers import Collector
 
 

@@ -6,11 +6,11 @@ import time
 import uuid
 from typing import Any
 
-from collector.migrate import apply_migrations, load_migrations
-from collector.protocol import IngestContext, dedup_key, normalise
+from collector.ingest.protocol import IngestContext, dedup_key, normalise
+from collector.ingest.stages import StageRules
 from collector.settings import DEFAULT_RULES_PATH
-from collector.stages import StageRules
-from collector.store import Store
+from collector.store.clickhouse import Store
+from collector.store.migrate import apply_migrations, load_migrations
 from tests.helpers import Collector
 
 

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.dedup import RecentIds
 from collector.errors import ConfigError, EventRejected, QueryRefused
-from collector.protocol import TOUCHPOINT_COLUMNS, IngestContext, normalise
+from collector.ingest.dedup import RecentIds
+from collector.ingest.protocol import TOUCHPOINT_COLUMNS, IngestContext, normalise
+from collector.ingest.stages import StageRules
 from collector.settings import DEFAULT_RULES_PATH, Settings, chdb_path, parse_write_keys
-from collector.sqlguard import single_statement
-from collector.stages import StageRules
+from collector.store.sqlguard import single_statement
 
 RULES = StageRules.load(DEFAULT_RULES_PATH)
 CTX = IngestContext(source="unit", received_ms=1_780_000_000_000, rules=RULES)

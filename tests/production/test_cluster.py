@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from collector.cluster import ClusterRenderer, local_name
 from collector.errors import ConfigError
-from collector.migrate import LEDGER_DDL, load_migrations, render_migrations, rendered_sql, split_statements
-from collector.store import Store
+from collector.store.clickhouse import Store
+from collector.store.cluster import ClusterRenderer, local_name
+from collector.store.migrate import LEDGER_DDL, load_migrations, render_migrations, rendered_sql, split_statements
 from tests.helpers import ROOT
 
 CLUSTER = "reise_cluster"

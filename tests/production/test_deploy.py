@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from collector.migrate import load_migrations
-from collector.store import Store
+from collector.store.clickhouse import Store
+from collector.store.migrate import load_migrations
 from tests.helpers import ROOT
 
 COMPOSE_FILES = [ROOT / "docker-compose.yml", ROOT / "deploy" / "clickhouse" / "docker-compose.yml"]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from collector.requestid import REQUEST_ID_HEADER, request_id
+from collector.edge.requestid import REQUEST_ID_HEADER, request_id
 from tests.helpers import Collector, http
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from collector.cli.workers import worker_settings
 from collector.errors import ConfigError
 from collector.settings import Settings
-from collector.workers import worker_settings
 from tests.helpers import ROOT, free_port, http
 
 

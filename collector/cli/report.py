@@ -8,11 +8,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from collector.analyst import run_query
+from collector.cli.tables import format_table
 from collector.errors import ConfigError
-from collector.insights import STEPS, Filters, overview
+from collector.journey.analyst import run_query
+from collector.journey.insights import STEPS, Filters, overview
 from collector.settings import Settings
-from collector.tables import format_table
 
 __all__ = ["add_report_parser", "parse_day", "render", "run_report"]
 

@@ -8,7 +8,7 @@ from aiohttp import web
 
 __all__ = ["CORS_PATHS", "SNIPPET", "SNIPPET_PATH", "cors_headers", "preflight", "snippet"]
 
-SNIPPET_PATH = Path(__file__).with_name("static") / "t.js"
+SNIPPET_PATH = Path(__file__).resolve().parents[1] / "static" / "t.js"
 SNIPPET = web.AppKey("snippet", bytes)
 # Public ingestion endpoints a browser may post to; the admin endpoints are left out on purpose.
 CORS_PATHS = frozenset({"/v1/batch", "/v1/track", "/v1/page", "/v1/identify", "/v1/alias", "/v1/screen",

@@ -11,20 +11,20 @@ from collections.abc import Sequence
 import orjson
 from aiohttp import web
 
-from collector.analyst import forget, look_up_customer, run_query
-from collector.app import create_app
-from collector.channel_cli import CHANNEL_COMMANDS, add_channel_parsers, run_channel_command
-from collector.cluster import database_of
-from collector.demo import add_demo_parser, run_demo
+from collector.cli.channels import CHANNEL_COMMANDS, add_channel_parsers, run_channel_command
+from collector.cli.demo import add_demo_parser, run_demo
+from collector.cli.report import add_report_parser, run_report
+from collector.cli.tables import format_record, format_table
+from collector.cli.workers import run_workers
+from collector.edge.app import create_app
 from collector.errors import ConfigError, ReiseError, StoreUnavailable
+from collector.journey.analyst import forget, look_up_customer, run_query
 from collector.keys import ensure_keys
 from collector.logs import configure_logging
-from collector.migrate import apply_migrations, rendered_sql
-from collector.report import add_report_parser, run_report
 from collector.settings import Settings, is_embedded
-from collector.store import QueryResult, Store
-from collector.tables import format_record, format_table
-from collector.workers import run_workers
+from collector.store.clickhouse import QueryResult, Store
+from collector.store.cluster import database_of
+from collector.store.migrate import apply_migrations, rendered_sql
 
 __all__ = ["main"]
 

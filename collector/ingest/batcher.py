@@ -13,13 +13,13 @@ from typing import Any, TypeVar
 import orjson
 import structlog
 
-from collector.dedup import RecentIds
 from collector.errors import RequestRejected, StoreError, StoreUnavailable
+from collector.ingest.dedup import RecentIds
+from collector.ingest.protocol import DEAD_LETTER_COLUMNS, DEDUP_KEY_SQL, TOUCHPOINT_COLUMNS, Row, dedup_key
+from collector.ingest.spool import Segment, Spool
 from collector.metrics import Metrics
-from collector.migrate import apply_migrations
-from collector.protocol import DEAD_LETTER_COLUMNS, DEDUP_KEY_SQL, TOUCHPOINT_COLUMNS, Row, dedup_key
-from collector.spool import Segment, Spool
-from collector.store import Store, encode_rows
+from collector.store.clickhouse import Store, encode_rows
+from collector.store.migrate import apply_migrations
 
 __all__ = ["Batcher", "BatcherStats"]
 

@@ -10,10 +10,10 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from collector.edge.appkeys import ATTRIBUTION, BATCHER, LIMITER, READERS, RECENT_IDS, RULES, SETTINGS, STORE
 from collector.errors import EventRejected, EventWithoutConsent, RequestRejected, StoreError
-from collector.protocol import IngestContext, Row, dead_letter_row, dedup_key, normalise
+from collector.ingest.protocol import IngestContext, Row, dead_letter_row, dedup_key, normalise
 from collector.settings import WriteKey
-from collector.state import ATTRIBUTION, BATCHER, LIMITER, READERS, RECENT_IDS, RULES, SETTINGS, STORE
 
 __all__ = ["Accepted", "accept", "ingest_context", "keep_dead_letter"]
 

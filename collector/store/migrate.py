@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from collector.cluster import ClusterRenderer, database_of
 from collector.errors import ConfigError
-from collector.store import Store
+from collector.store.clickhouse import Store
+from collector.store.cluster import ClusterRenderer, database_of
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -21,7 +21,7 @@ __all__ = [
     "split_statements",
 ]
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 LEDGER_DDL = """

@@ -1,6 +1,6 @@
 """The live journey dashboard: a login form, the page, its static files and the JSON endpoints behind it.
 
-Sessions are signed cookies (collector.session). The JSON endpoints are GETs without side effects, answer
+Sessions are signed cookies (collector.edge.session). The JSON endpoints are GETs without side effects, answer
 only with a valid session cookie (SameSite=Strict) and a custom request header (which a cross-site page
 cannot send without a CORS preflight, which is never granted). Every query runs read-only in the reader
 thread pool with its filters as server-side parameters.
@@ -18,18 +18,18 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from collector.analyst import look_up_customer
-from collector.auth import is_admin
-from collector.body import read_body
+from collector.edge.appkeys import SETTINGS
+from collector.edge.auth import is_admin
+from collector.edge.body import read_body
+from collector.edge.handlers import json_response, read_store, readonly_runner
+from collector.edge.session import COOKIE, issue, valid
 from collector.errors import RequestRejected
-from collector.handlers import json_response, read_store, readonly_runner
-from collector.insights import FILTER_OPTIONS_SQL, SEARCH_SQL, Filters, overview
-from collector.session import COOKIE, issue, valid
-from collector.state import SETTINGS
+from collector.journey.analyst import look_up_customer
+from collector.journey.insights import FILTER_OPTIONS_SQL, SEARCH_SQL, Filters, overview
 
 __all__ = ["API_HEADER", "STATIC_DIR", "dashboard_routes"]
 
-STATIC_DIR = Path(__file__).with_name("static")
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 PAGES = STATIC_DIR / "dashboard"
 API_HEADER = "X-Reise-Dashboard"
 MAX_FILTER = 200

@@ -10,12 +10,12 @@ from urllib.parse import parse_qsl
 import structlog
 from aiohttp import web
 
+from collector.edge.appkeys import SETTINGS
+from collector.edge.pixel import NO_CACHE
 from collector.errors import RequestRejected
-from collector.ingest import accept, ingest_context, keep_dead_letter
-from collector.linktoken import LinkInvalid, verify
-from collector.pixel import NO_CACHE
+from collector.ingest.ingestor import accept, ingest_context, keep_dead_letter
+from collector.ingest.linktoken import LinkInvalid, verify
 from collector.settings import WriteKey
-from collector.state import SETTINGS
 
 __all__ = ["ANONYMOUS_COOKIE", "LINKS_SOURCE", "click_event", "redirect"]
 

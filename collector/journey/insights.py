@@ -16,8 +16,8 @@ from decimal import Decimal
 from itertools import accumulate
 from typing import Any
 
-from collector.stages import STAGES
-from collector.store import QueryResult
+from collector.ingest.stages import STAGES
+from collector.store.clickhouse import QueryResult
 
 __all__ = [
     "CAMPAIGNS_SQL",

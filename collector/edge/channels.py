@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from collector.pixel import pixel
-from collector.redirect import redirect
-from collector.snippet import SNIPPET, SNIPPET_PATH, cors_headers, preflight, snippet
+from collector.edge.pixel import pixel
+from collector.edge.redirect import redirect
+from collector.edge.snippet import SNIPPET, SNIPPET_PATH, cors_headers, preflight, snippet
 
 __all__ = ["channel_routes", "install_channels"]
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import orjson
 
-from collector.attribution import AttributionRules
 from collector.errors import EventRejected, EventWithoutConsent
-from collector.orders import ORDER_KEY_SQL, order_key, signed_revenue
-from collector.stages import CHANNELS, STAGE_RANK, STAGES, StageRules
+from collector.ingest.attribution import AttributionRules
+from collector.ingest.orders import ORDER_KEY_SQL, order_key, signed_revenue
+from collector.ingest.stages import CHANNELS, STAGE_RANK, STAGES, StageRules
 
 __all__ = [
     "DEAD_LETTER_COLUMNS",

@@ -13,22 +13,23 @@ from typing import IO
 import structlog
 from aiohttp import web
 
-from collector.attribution import AttributionRules
-from collector.batcher import Batcher, recent_keys_from
-from collector.channels import install_channels
-from collector.dashboard import dashboard_routes
-from collector.dedup import RecentIds
+from collector.edge.appkeys import ATTRIBUTION, BATCHER, LIMITER, READERS, RECENT_IDS, RULES, SETTINGS, STORE
+from collector.edge.channels import install_channels
+from collector.edge.dashboard import dashboard_routes
+from collector.edge.handlers import error_middleware, routes
+from collector.edge.metrics import METRICS, metrics_handler, metrics_middleware
+from collector.edge.requestid import request_id_middleware
 from collector.errors import ConfigError
-from collector.handlers import error_middleware, routes
-from collector.metrics import METRICS, Metrics, metrics_handler, metrics_middleware
-from collector.protocol import MAX_BATCH_BYTES
-from collector.ratelimit import RateLimiter
-from collector.requestid import request_id_middleware
+from collector.ingest.attribution import AttributionRules
+from collector.ingest.batcher import Batcher, recent_keys_from
+from collector.ingest.dedup import RecentIds
+from collector.ingest.protocol import MAX_BATCH_BYTES
+from collector.ingest.ratelimit import RateLimiter
+from collector.ingest.spool import Spool
+from collector.ingest.stages import StageRules
+from collector.metrics import Metrics
 from collector.settings import Settings
-from collector.spool import Spool
-from collector.stages import StageRules
-from collector.state import ATTRIBUTION, BATCHER, LIMITER, READERS, RECENT_IDS, RULES, SETTINGS, STORE
-from collector.store import Store
+from collector.store.clickhouse import Store
 
 __all__ = ["create_app"]
 
@@ -101,7 +102,7 @@ def _redacted(dsn: str) -> str:
 
 def create_app(settings: Settings) -> web.Application:
     """Build the collector application from frozen settings."""
-    # bodies are decompressed by collector.body within its limits, not by aiohttp; request lines and
+    # bodies are decompressed by collector.edge.body within its limits, not by aiohttp; request lines and
     # headers may be long enough for a pixel hit with a long query or Referer to still get its GIF
     app = web.Application(handler_args={"auto_decompress": False, "max_line_size": MAX_REQUEST_LINE,
                                         "max_field_size": MAX_HEADER_FIELD},

@@ -7,9 +7,9 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from collector.analyst import run_query
-from collector.demo_journeys import DEFAULT_SEED, DemoEvent, Journey, plan
+from collector.cli.demo_journeys import DEFAULT_SEED, DemoEvent, Journey, plan
 from collector.errors import ConfigError, ReiseError
+from collector.journey.analyst import run_query
 from collector.keys import client_write_key, read_dev_admin_key
 from collector.settings import Settings
 

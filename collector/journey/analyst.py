@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.errors import QueryRefused, StoreUnavailable
-from collector.forget import forget_person
-from collector.insights import Runner
+from collector.journey.forget import forget_person
+from collector.journey.insights import Runner
 from collector.keys import read_dev_admin_key
 from collector.settings import Settings, is_embedded
-from collector.store import QueryResult, Store
+from collector.store.clickhouse import QueryResult, Store
 
 __all__ = ["CUSTOMER_SQL", "LINKS_SQL", "TIMELINE_SQL", "CustomerView", "forget", "look_up_customer", "post_admin",
            "run_query"]

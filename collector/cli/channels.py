@@ -11,12 +11,12 @@ from urllib.parse import urlencode
 
 import orjson
 
+from collector.cli.importer import import_file, print_summary
 from collector.errors import ConfigError, ReiseError
-from collector.importer import import_file, print_summary
+from collector.ingest.linktoken import LinkInvalid, mint
+from collector.ingest.stages import CHANNELS, STAGES
 from collector.keys import client_write_key
-from collector.linktoken import LinkInvalid, mint
 from collector.settings import Settings
-from collector.stages import CHANNELS, STAGES
 
 __all__ = ["CHANNEL_COMMANDS", "add_channel_parsers", "run_channel_command"]
 

@@ -14,8 +14,8 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
 from collector.errors import QueryRefused, StoreError, StoreUnavailable
-from collector.protocol import DEAD_LETTER_COLUMNS, TOUCHPOINT_COLUMNS
-from collector.sqlguard import single_statement
+from collector.ingest.protocol import DEAD_LETTER_COLUMNS, TOUCHPOINT_COLUMNS
+from collector.store.sqlguard import single_statement
 
 __all__ = ["TABLE_COLUMNS", "QueryResult", "Store", "connect", "encode_rows", "header_line"]
 

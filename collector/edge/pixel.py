@@ -10,10 +10,10 @@ from urllib.parse import parse_qsl
 import structlog
 from aiohttp import web
 
-from collector.auth import find_write_key
+from collector.edge.appkeys import SETTINGS
+from collector.edge.auth import find_write_key
 from collector.errors import RequestRejected
-from collector.ingest import accept, ingest_context, keep_dead_letter
-from collector.state import SETTINGS
+from collector.ingest.ingestor import accept, ingest_context, keep_dead_letter
 
 __all__ = ["GIF", "MAX_QUERY_CHARS", "NO_CACHE", "pixel", "pixel_event"]
 

@@ -14,7 +14,7 @@ from collector.errors import ConfigError
 
 __all__ = ["CLASSES", "DEFAULT_ATTRIBUTION_PATH", "Attribution", "AttributionRules", "Utm"]
 
-DEFAULT_ATTRIBUTION_PATH = Path(__file__).with_name("attribution.json")
+DEFAULT_ATTRIBUTION_PATH = Path(__file__).resolve().parents[1] / "attribution.json"
 CLASSES: frozenset[str] = frozenset({"email", "social", "ads", "sms", "search", "referral", "direct", "internal"})
 # Traffic classes that are channels of their own; search, referral, direct and internal traffic is channel web.
 _CLASS_CHANNEL = {"email": "email", "social": "social", "ads": "ads", "sms": "sms"}

@@ -6,13 +6,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from collector.attribution import AttributionRules
-from collector.batcher import Batcher
-from collector.dedup import RecentIds
-from collector.ratelimit import RateLimiter
+from collector.ingest.attribution import AttributionRules
+from collector.ingest.batcher import Batcher
+from collector.ingest.dedup import RecentIds
+from collector.ingest.ratelimit import RateLimiter
+from collector.ingest.stages import StageRules
 from collector.settings import Settings
-from collector.stages import StageRules
-from collector.store import Store
+from collector.store.clickhouse import Store
 
 __all__ = ["ATTRIBUTION", "BATCHER", "LIMITER", "READERS", "RECENT_IDS", "RULES", "SETTINGS", "STORE"]
 

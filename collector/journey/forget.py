@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from collector.store import Store
+from collector.store.clickhouse import Store
 
 __all__ = ["Forgotten", "forget_person"]
 

@@ -13,16 +13,16 @@ import orjson
 import structlog
 from aiohttp import web
 
-from collector.auth import basic_user, bearer_or_basic, find_write_key, is_admin
-from collector.body import parse_json, read_body
+from collector.edge.appkeys import BATCHER, READERS, SETTINGS, STORE
+from collector.edge.auth import basic_user, bearer_or_basic, find_write_key, is_admin
+from collector.edge.body import parse_json, read_body
+from collector.edge.metrics import METRICS
 from collector.errors import QueryRefused, RequestRejected, StoreError, StoreUnavailable
-from collector.forget import forget_person
-from collector.ingest import accept, ingest_context, keep_dead_letter
-from collector.insights import Runner
-from collector.metrics import METRICS
-from collector.protocol import MAX_BATCH_BYTES, MAX_EVENT_BYTES
-from collector.state import BATCHER, READERS, SETTINGS, STORE
-from collector.store import QueryResult
+from collector.ingest.ingestor import accept, ingest_context, keep_dead_letter
+from collector.ingest.protocol import MAX_BATCH_BYTES, MAX_EVENT_BYTES
+from collector.journey.forget import forget_person
+from collector.journey.insights import Runner
+from collector.store.clickhouse import QueryResult
 
 __all__ = ["error_middleware", "json_response", "read_store", "readonly_runner", "routes"]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import structlog
 
 from collector.errors import RequestRejected
-from collector.store import header_line
+from collector.store.clickhouse import header_line
 
 __all__ = ["TABLES", "Segment", "Spool"]
 

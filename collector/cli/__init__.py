@@ -1,0 +1,1 @@
+"""The ``reise`` command line: serve, migrate, query, channels, import, demo and report."""

@@ -1,0 +1,1 @@
+"""Journey and analytics queries: the overview, one customer's journey, forgetting a person."""
