@@ -12,8 +12,8 @@ from urllib.parse import urlencode
 import orjson
 
 from collector.cli.importer import import_file, print_summary
-from collector.errors import ConfigError, ReiseError
-from collector.ingest.linktoken import LinkInvalid, mint
+from collector.errors import ConfigError, LinkInvalid, ReiseError
+from collector.ingest.linktoken import mint
 from collector.ingest.stages import CHANNELS, STAGES
 from collector.keys import client_write_key
 from collector.settings import Settings

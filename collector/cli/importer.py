@@ -23,11 +23,12 @@ from typing import IO, Any
 import orjson
 
 from collector.errors import ReiseError
+from collector.limits import MAX_BATCH_BYTES
 
 __all__ = ["ImportSummary", "content_message_id", "import_file", "read_rows"]
 
 BATCH_EVENTS = 500
-BATCH_BYTES = 400 * 1024  # under the collector's 500 KB batch limit, with room for the envelope
+BATCH_BYTES = MAX_BATCH_BYTES - 100 * 1024  # under the collector's batch limit, with room for the envelope
 MAX_RETRIES = 8
 # CSV columns that are event fields; ``properties.x``, ``traits.x`` and ``context.x`` nest; others are properties.
 _CSV_FIELDS = frozenset({

@@ -13,20 +13,22 @@ from typing import IO
 import structlog
 from aiohttp import web
 
-from collector.edge.appkeys import ATTRIBUTION, BATCHER, LIMITER, READERS, RECENT_IDS, RULES, SETTINGS, STORE
+from collector.edge.answers import error_middleware
+from collector.edge.appkeys import BATCHER, INGESTOR, READERS, SETTINGS, STORE
 from collector.edge.channels import install_channels
 from collector.edge.dashboard import dashboard_routes
-from collector.edge.handlers import error_middleware, routes
+from collector.edge.handlers import routes
 from collector.edge.metrics import METRICS, metrics_handler, metrics_middleware
 from collector.edge.requestid import request_id_middleware
 from collector.errors import ConfigError
 from collector.ingest.attribution import AttributionRules
-from collector.ingest.batcher import Batcher, recent_keys_from
-from collector.ingest.dedup import RecentIds
-from collector.ingest.protocol import MAX_BATCH_BYTES
+from collector.ingest.batcher import Batcher
+from collector.ingest.dedup import Dedup
+from collector.ingest.ingestor import Ingestor
 from collector.ingest.ratelimit import RateLimiter
-from collector.ingest.spool import Spool
+from collector.ingest.spool import Spool, spooled_touchpoints
 from collector.ingest.stages import StageRules
+from collector.limits import MAX_BATCH_BYTES
 from collector.metrics import Metrics
 from collector.settings import Settings
 from collector.store.clickhouse import Store
@@ -39,8 +41,11 @@ MAX_HEADER_FIELD = 32 * 1024
 
 
 
-async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Open the spool and the store, replay what a previous process left, start draining; drain on exit."""
+async def _store_ctx(app: web.Application, rules: StageRules, attribution: AttributionRules) -> AsyncIterator[None]:
+    """Open the spool and the store, replay what a previous process left, start draining; drain on exit.
+
+    The Ingestor, the hot path of every ingestion endpoint, is built here once, with everything it owns.
+    """
     settings = app[SETTINGS]
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reise-writer")
     readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="reise-reader")
@@ -49,19 +54,21 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     lock = lock_directory(settings.spool_dir) if durable else None
     spool = Spool(directory=settings.spool_dir if durable else None, io=spool_io,
                   segment_rows=settings.batch_size, max_bytes=settings.spool_max_bytes)
-    recent = RecentIds(settings.dedup_ids)
-    for key in recent_keys_from(spool.recover()):
-        recent.add(key)
     store = Store(dsn=settings.dsn)
-    batcher = Batcher(store=store, writer=writer, spool=spool, recent=recent, flush_interval=settings.flush_interval,
+    dedup = Dedup(capacity=settings.dedup_ids, store=store, readers=readers)
+    dedup.remember_rows(spooled_touchpoints(spool.recover()))
+    batcher = Batcher(store=store, writer=writer, spool=spool, dedup=dedup, flush_interval=settings.flush_interval,
                       metrics=app[METRICS], cluster=settings.cluster)
     app[METRICS].watch_spool(lambda: float(spool.bytes))
-    app[STORE], app[READERS], app[RECENT_IDS], app[BATCHER] = store, readers, recent, batcher
+    app[STORE], app[READERS], app[BATCHER] = store, readers, batcher
+    app[INGESTOR] = Ingestor(
+        settings=settings, rules=rules, attribution=attribution, dedup=dedup, batcher=batcher, metrics=app[METRICS],
+        limiter=RateLimiter(rate=settings.rate_limit, public_rate=settings.public_rate_limit))
     if not await batcher.connect():
         log.warning("store unreachable at start; accepting into the spool and retrying", dsn=_redacted(settings.dsn))
     task = asyncio.create_task(batcher.run(), name="reise-batcher")
     log.info("collector ready", dsn=_redacted(settings.dsn), spool=str(spool.directory or "memory"),
-             spooled_rows=spool.rows, remembered_ids=len(recent))
+             spooled_rows=spool.rows, remembered_ids=len(dedup))
     try:
         yield
     finally:
@@ -111,12 +118,11 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[METRICS].watch_pending(lambda: float(app[BATCHER].pending) if BATCHER in app else 0.0)
-    app[RULES] = StageRules.load(settings.stage_rules)
-    app[ATTRIBUTION] = AttributionRules.load(settings.attribution)
-    install_channels(app)  # pixel, click links, browser snippet, CORS (collector/channels.py)
-    app[LIMITER] = RateLimiter(rate=settings.rate_limit, public_rate=settings.public_rate_limit)
+    rules = StageRules.load(settings.stage_rules)  # rules files are checked before anything opens
+    attribution = AttributionRules.load(settings.attribution)
+    install_channels(app)  # pixel, click links, browser snippet, CORS (collector/edge/channels.py)
     app.add_routes(routes())
     app.add_routes(dashboard_routes())
     app.router.add_get("/metrics", metrics_handler)
-    app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(lambda started: _store_ctx(started, rules, attribution))
     return app

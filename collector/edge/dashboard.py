@@ -18,10 +18,11 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from collector.edge.answers import json_response
 from collector.edge.appkeys import SETTINGS
 from collector.edge.auth import is_admin
 from collector.edge.body import read_body
-from collector.edge.handlers import json_response, read_store, readonly_runner
+from collector.edge.handlers import read_store, readonly_runner
 from collector.edge.session import COOKIE, issue, valid
 from collector.errors import RequestRejected
 from collector.journey.analyst import look_up_customer

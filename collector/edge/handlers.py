@@ -5,64 +5,28 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any, TypeVar
 
 import orjson
 import structlog
 from aiohttp import web
 
-from collector.edge.appkeys import BATCHER, READERS, SETTINGS, STORE
+from collector.edge.answers import json_response
+from collector.edge.appkeys import BATCHER, INGESTOR, READERS, SETTINGS, STORE
 from collector.edge.auth import basic_user, bearer_or_basic, find_write_key, is_admin
 from collector.edge.body import parse_json, read_body
-from collector.edge.metrics import METRICS
-from collector.errors import QueryRefused, RequestRejected, StoreError, StoreUnavailable
-from collector.ingest.ingestor import accept, ingest_context, keep_dead_letter
-from collector.ingest.protocol import MAX_BATCH_BYTES, MAX_EVENT_BYTES
+from collector.errors import RequestRejected, StoreError, TryLater
 from collector.journey.forget import forget_person
 from collector.journey.insights import Runner
+from collector.limits import MAX_BATCH_BYTES, MAX_EVENT_BYTES
 from collector.store.clickhouse import QueryResult
 
-__all__ = ["error_middleware", "json_response", "read_store", "readonly_runner", "routes"]
+__all__ = ["read_store", "readonly_runner", "routes"]
 
 log = structlog.get_logger("reise.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 T = TypeVar("T")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    return str(value)
-
-
-def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    """A JSON response encoded with orjson (naive datetimes are UTC)."""
-    body = orjson.dumps(payload, default=_json_default, option=orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS)
-    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn refusals into JSON errors with the right status; never leak a traceback."""
-    try:
-        return await handler(request)
-    except RequestRejected as exc:
-        headers = {"Retry-After": str(int(exc.retry_after))} if exc.retry_after else None
-        if exc.status == 401:
-            headers = {**(headers or {}), "WWW-Authenticate": 'Basic realm="reise"'}
-        return json_response({"success": False, "error": exc.reason}, exc.status, headers)
-    except web.HTTPException as exc:
-        if exc.empty_body or exc.status < 400:
-            raise
-        return json_response({"success": False, "error": exc.reason}, exc.status)
-    except Exception:
-        log.exception("unhandled error", path=request.path)
-        return json_response({"success": False, "error": "internal error"}, 500)
 
 
 def _ingest(default_type: str | None, *, historical: bool = False) -> Handler:
@@ -72,8 +36,8 @@ def _ingest(default_type: str | None, *, historical: bool = False) -> Handler:
     endpoint = "import" if historical else "batch" if is_batch else default_type or ""
 
     async def handler(request: web.Request) -> web.Response:
-        app = request.app
-        write_keys = app[SETTINGS].write_keys
+        ingestor = request.app[INGESTOR]
+        write_keys = ingestor.settings.write_keys
         header_key = basic_user(request.headers.get("Authorization"))
         key = find_write_key(write_keys, header_key)
         if header_key and key is None:
@@ -90,18 +54,17 @@ def _ingest(default_type: str | None, *, historical: bool = False) -> Handler:
                 key = find_write_key(write_keys, writekey if isinstance(writekey, str) else None)
                 if key is None:
                     raise RequestRejected(401, "missing or unknown write key")
-            ctx = ingest_context(app, key, received_ms, sent_at=doc.get("sentAt") if is_batch else None)
+            ctx = ingestor.context(key, received_ms, sent_at=doc.get("sentAt") if is_batch else None)
             events = _events(doc, is_batch, len(raw))
-            outcome = await accept(app, ctx, endpoint, events, default_type, check_store=historical)
-            app[METRICS].record_outcome(outcome)
+            outcome = await ingestor.accept(ctx, endpoint, events, default_type, check_store=historical)
             if default_type is not None and outcome.rejected:
                 reason = outcome.rejected[0]["reason"]
                 return json_response({"success": False, "error": reason, "rejected": outcome.rejected}, 400)
             return json_response(outcome.as_json())
         except RequestRejected as exc:
             if key is not None and exc.status in (400, 413, 415):
-                await keep_dead_letter(app, source=key.source, endpoint=endpoint, public=key.public,
-                                       payload=raw.decode("utf-8", "replace"), reason=exc.reason)
+                await ingestor.keep_dead_letter(source=key.source, endpoint=endpoint, public=key.public,
+                                                payload=raw.decode("utf-8", "replace"), reason=exc.reason)
             raise
 
     return handler
@@ -159,11 +122,12 @@ async def forget(request: web.Request) -> web.Response:
     batcher, store = request.app[BATCHER], request.app[STORE]
     # rows of the person still in the spool would come back after the delete: write them first
     if not await batcher.flush(request.app[SETTINGS].drain_timeout):
-        raise RequestRejected(503, "the spool could not be written to the store; retry later", retry_after=30)
+        raise TryLater("the spool could not be written to the store; retry later", retry_after=30)
     try:
         done = await batcher.run_exclusive(lambda: forget_person(store, customer_id))
     except StoreError as exc:
-        raise RequestRejected(503, f"store: {exc}", retry_after=30) from None
+        exc.retry_after = 30  # a deletion is retried later than an insert
+        raise
     log.info("forgot a person", ids=len(done.ids), deleted=done.deleted)
     return json_response({"customer_id": done.customer_id, "ids": done.ids, "deleted": done.deleted})
 
@@ -211,13 +175,8 @@ def readonly_runner(app: web.Application) -> Runner:
 
 
 async def read_store(app: web.Application, work: Callable[[], T]) -> T:
-    """Run blocking store reads in the reader pool; a refused query is a 400, an unreachable store a 503."""
-    try:
-        return await asyncio.get_running_loop().run_in_executor(app[READERS], work)
-    except QueryRefused as exc:
-        raise RequestRejected(400, f"sql: {exc}") from None
-    except StoreUnavailable as exc:
-        raise RequestRejected(503, f"store unavailable: {exc}", retry_after=5) from None
+    """Run blocking store reads in the reader pool (QueryRefused and StoreUnavailable: see edge.answers)."""
+    return await asyncio.get_running_loop().run_in_executor(app[READERS], work)
 
 
 def routes() -> list[web.RouteDef]:

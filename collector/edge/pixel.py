@@ -10,10 +10,10 @@ from urllib.parse import parse_qsl
 import structlog
 from aiohttp import web
 
-from collector.edge.appkeys import SETTINGS
+from collector.edge.appkeys import INGESTOR
 from collector.edge.auth import find_write_key
-from collector.errors import RequestRejected
-from collector.ingest.ingestor import accept, ingest_context, keep_dead_letter
+from collector.errors import TryLater
+from collector.ingest.ingestor import Ingestor
 
 __all__ = ["GIF", "MAX_QUERY_CHARS", "NO_CACHE", "pixel", "pixel_event"]
 
@@ -66,37 +66,38 @@ def pixel_event(params: dict[str, str], *, page_url: str = "", user_agent: str =
     return event
 
 
-async def _record(request: web.Request) -> None:
+async def _record(request: web.Request, ingestor: Ingestor) -> None:
     """Record the hit, or keep it as a dead letter; never raises for bad input."""
-    app, raw = request.app, request.rel_url.raw_query_string
+    raw = request.rel_url.raw_query_string
     if len(raw) > MAX_QUERY_CHARS:
         kept = raw if len(raw) <= 2 * MAX_QUERY_CHARS else f"{raw[:MAX_QUERY_CHARS]}...{raw[-MAX_QUERY_CHARS:]}"
-        await keep_dead_letter(app, source="", endpoint="pixel", payload=kept,
-                               reason=f"query: longer than {MAX_QUERY_CHARS} characters ({len(raw)})")
+        await ingestor.keep_dead_letter(source="", endpoint="pixel", payload=kept,
+                                        reason=f"query: longer than {MAX_QUERY_CHARS} characters ({len(raw)})")
         return
     pairs = parse_qsl(raw, keep_blank_values=False, max_num_fields=MAX_PARAMS)
     params: dict[str, str] = {}
     for name, value in pairs:
         params.setdefault(name, value)
-    key = find_write_key(app[SETTINGS].write_keys, params.get("writeKey") or params.get("k"))
+    key = find_write_key(ingestor.settings.write_keys, params.get("writeKey") or params.get("k"))
     if key is None or not key.public:
         reason = "write key: unknown or missing" if key is None else "write key: the pixel takes a public key (pk_)"
-        await keep_dead_letter(app, source=key.source if key else "", endpoint="pixel", payload=raw, reason=reason)
+        await ingestor.keep_dead_letter(source=key.source if key else "", endpoint="pixel", payload=raw,
+                                        reason=reason)
         return
     event = pixel_event(params, page_url=request.headers.get("Referer", ""),
                         user_agent=request.headers.get("User-Agent", ""))
-    ctx = ingest_context(app, key, int(time.time() * 1000))
-    await accept(app, ctx, "pixel", [event], None)
+    await ingestor.accept(ingestor.context(key, int(time.time() * 1000)), "pixel", [event], None)
 
 
 async def pixel(request: web.Request) -> web.Response:
     """``GET /p.gif``: record a touchpoint; answer the 43-byte transparent GIF whatever happens."""
+    ingestor = request.app[INGESTOR]
     try:
-        await _record(request)
+        await _record(request, ingestor)
     except ValueError as exc:  # more than MAX_PARAMS fields, undecodable query
         raw = request.rel_url.raw_query_string[:MAX_QUERY_CHARS]
-        await keep_dead_letter(request.app, source="", endpoint="pixel", payload=raw, reason=f"query: {exc}")
-    except RequestRejected as exc:
+        await ingestor.keep_dead_letter(source="", endpoint="pixel", payload=raw, reason=f"query: {exc}")
+    except TryLater as exc:
         log.warning("pixel hit not kept", error=exc.reason)
     except Exception:
         log.exception("pixel hit failed")

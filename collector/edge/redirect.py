@@ -10,11 +10,10 @@ from urllib.parse import parse_qsl
 import structlog
 from aiohttp import web
 
-from collector.edge.appkeys import SETTINGS
+from collector.edge.appkeys import INGESTOR
 from collector.edge.pixel import NO_CACHE
-from collector.errors import RequestRejected
-from collector.ingest.ingestor import accept, ingest_context, keep_dead_letter
-from collector.ingest.linktoken import LinkInvalid, verify
+from collector.errors import LinkInvalid, TryLater
+from collector.ingest.linktoken import verify
 from collector.settings import WriteKey
 
 __all__ = ["ANONYMOUS_COOKIE", "LINKS_SOURCE", "click_event", "redirect"]
@@ -52,15 +51,17 @@ def click_event(payload: dict[str, Any], query: dict[str, str], anonymous_id: st
 
 async def redirect(request: web.Request) -> web.Response:
     """``GET /r/{token}``: 302 to the signed target after recording the click; 400 and no Location otherwise."""
-    settings, token = request.app[SETTINGS], request.match_info["token"]
+    ingestor, token = request.app[INGESTOR], request.match_info["token"]
+    settings = ingestor.settings
     raw_query = request.rel_url.raw_query_string
     try:
         if len(raw_query) > MAX_QUERY_CHARS:
             raise LinkInvalid(f"query: longer than {MAX_QUERY_CHARS} characters")
         payload = verify(token, settings.link_keys, now=time.time(), domains=settings.link_domains)
     except LinkInvalid as exc:
-        await keep_dead_letter(request.app, source=LINKS_SOURCE.source, endpoint="link",
-                               payload=f"{request.path[:2048]}?{raw_query[:MAX_QUERY_CHARS]}", reason=str(exc))
+        await ingestor.keep_dead_letter(source=LINKS_SOURCE.source, endpoint="link",
+                                        payload=f"{request.path[:2048]}?{raw_query[:MAX_QUERY_CHARS]}",
+                                        reason=str(exc))
         return web.Response(status=400, body=_INVALID_PAGE, content_type="text/html", headers=NO_CACHE)
     query: dict[str, str] = {}
     for name, value in parse_qsl(raw_query, max_num_fields=8):
@@ -69,9 +70,8 @@ async def redirect(request: web.Request) -> web.Response:
     anonymous_id = cookie if 0 < len(cookie) <= 64 else uuid.uuid4().hex
     event = click_event(payload, query, anonymous_id, request.headers.get("User-Agent", ""))
     try:
-        ctx = ingest_context(request.app, LINKS_SOURCE, int(time.time() * 1000))
-        await accept(request.app, ctx, "link", [event], None)
-    except RequestRejected as exc:  # the link is valid: the reader still gets where it leads
+        await ingestor.accept(ingestor.context(LINKS_SOURCE, int(time.time() * 1000)), "link", [event], None)
+    except TryLater as exc:  # the link is valid: the reader still gets where it leads
         log.warning("click not recorded", error=exc.reason)
     response = web.Response(status=302, headers={**NO_CACHE, "Location": payload["url"],
                                                  "Referrer-Policy": "no-referrer-when-downgrade"})

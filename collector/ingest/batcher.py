@@ -10,16 +10,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import orjson
 import structlog
 
-from collector.errors import RequestRejected, StoreError, StoreUnavailable
-from collector.ingest.dedup import RecentIds
-from collector.ingest.protocol import DEAD_LETTER_COLUMNS, DEDUP_KEY_SQL, TOUCHPOINT_COLUMNS, Row, dedup_key
-from collector.ingest.spool import Segment, Spool
+from collector.errors import ShuttingDown, StoreError, StoreUnavailable
+from collector.ingest.dedup import Dedup
+from collector.ingest.protocol import Row
+from collector.ingest.spool import Segment, Spool, encode_rows
 from collector.metrics import Metrics
-from collector.store.clickhouse import Store, encode_rows
+from collector.store.clickhouse import Store
 from collector.store.migrate import apply_migrations
+from collector.store.schema import DEAD_LETTER_COLUMNS
 
 __all__ = ["Batcher", "BatcherStats"]
 
@@ -27,12 +27,6 @@ log = structlog.get_logger("reise.batcher")
 
 T = TypeVar("T")
 MAX_BACKOFF = 30.0
-RECENT_KEYS_SQL = f"""
-SELECT {DEDUP_KEY_SQL} FROM touchpoints
-WHERE received_at >= now64(3) - INTERVAL 1 DAY
-ORDER BY received_at DESC
-LIMIT {{n:UInt64}}
-"""
 
 
 @dataclass
@@ -53,7 +47,7 @@ class Batcher:
         store: Store,
         writer: ThreadPoolExecutor,
         spool: Spool,
-        recent: RecentIds,
+        dedup: Dedup,
         flush_interval: float,
         metrics: Metrics,
         cluster: str = "",
@@ -61,7 +55,7 @@ class Batcher:
         self._store = store
         self._writer = writer
         self.spool = spool
-        self._recent = recent
+        self._dedup = dedup
         self.flush_interval = flush_interval
         self._metrics = metrics
         self._cluster = cluster or None
@@ -83,9 +77,9 @@ class Batcher:
         return not self._closing and not self.spool.full
 
     def check_capacity(self) -> None:
-        """Refuse a request with 503 while shutting down or while the spool is at its disk limit."""
+        """Raise ShuttingDown while draining to stop, SpoolFull while the spool is at its disk limit."""
         if self._closing:
-            raise RequestRejected(503, "collector is shutting down", retry_after=5)
+            raise ShuttingDown("collector is shutting down")
         self.spool.check_capacity()
 
     async def submit(self, rows: Sequence[Row], dead: Sequence[Row] = ()) -> None:
@@ -128,15 +122,12 @@ class Batcher:
         try:
             applied = await loop.run_in_executor(
                 self._writer, lambda: apply_migrations(self._store, cluster=self._cluster))
-            keys = await loop.run_in_executor(
-                self._writer, lambda: self._store.query(RECENT_KEYS_SQL, {"n": self._recent.capacity}).rows)
+            remembered = await self._dedup.remember_stored(self._writer)
         except StoreUnavailable as exc:
             self._unavailable(exc, 0)
             return False
-        for (key,) in reversed(keys):
-            self._recent.add(key)
         self._store_ready = self.stats.store_ok = True
-        log.info("store ready", migrations_applied=applied, remembered_keys=len(keys))
+        log.info("store ready", migrations_applied=applied, remembered_keys=remembered)
         return True
 
     async def _ensure_store(self) -> None:
@@ -223,19 +214,6 @@ class Batcher:
             self.spool.sealed_ready.set()
             await asyncio.sleep(0.05)
         return False
-
-
-def recent_keys_from(segments: Sequence[Segment]) -> list[str]:
-    """The dedup keys of rows waiting in recovered segments, so retries of them are recognised."""
-    keys = []
-    for segment in segments:
-        header, *lines = segment.read("touchpoints").splitlines() or [b"[]"]
-        names = orjson.loads(header)
-        for line in lines:
-            if line:
-                values = dict(zip(names, orjson.loads(line), strict=False))
-                keys.append(dedup_key(tuple(values.get(c, "") for c in TOUCHPOINT_COLUMNS)))
-    return keys
 
 
 def _as_dead_letter(line: bytes, reason: str) -> Row:

@@ -18,14 +18,12 @@ from urllib.parse import urlsplit
 
 import orjson
 
-__all__ = ["MAX_TOKEN_CHARS", "LinkInvalid", "mint", "target_allowed", "verify"]
+from collector.errors import LinkInvalid
+
+__all__ = ["MAX_TOKEN_CHARS", "check_target", "mint", "target_allowed", "verify"]
 
 MAX_TOKEN_CHARS = 4096
 _FIELDS = frozenset({"url", "exp", "event", "channel", "userId", "anonymousId", "campaign", "stage", "properties"})
-
-
-class LinkInvalid(Exception):
-    """A link token is malformed, unsigned, tampered with, expired or leads somewhere it may not."""
 
 
 def _b64(data: bytes) -> str:

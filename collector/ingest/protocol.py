@@ -15,27 +15,22 @@ import orjson
 
 from collector.errors import EventRejected, EventWithoutConsent
 from collector.ingest.attribution import AttributionRules
-from collector.ingest.orders import ORDER_KEY_SQL, order_key, signed_revenue
+from collector.ingest.orders import signed_revenue
 from collector.ingest.stages import CHANNELS, STAGE_RANK, STAGES, StageRules
+from collector.store.schema import DEAD_LETTER_COLUMNS, TOUCHPOINT_COLUMNS
 
 __all__ = [
     "DEAD_LETTER_COLUMNS",
-    "DEDUP_KEY_SQL",
     "EVENT_TYPES",
-    "MAX_BATCH_BYTES",
-    "MAX_EVENT_BYTES",
     "TOUCHPOINT_COLUMNS",
     "IngestContext",
     "Row",
     "anonymise_ip",
     "dead_letter_row",
-    "dedup_key",
     "normalise",
     "parse_time_ms",
 ]
 
-MAX_EVENT_BYTES = 32 * 1024
-MAX_BATCH_BYTES = 500 * 1024
 MAX_FUTURE_MS = 24 * 3600 * 1000
 MAX_ID_CHARS = 256
 MAX_NAME_CHARS = 512
@@ -45,20 +40,6 @@ DEFAULT_ATTRIBUTION = AttributionRules.load()
 
 EVENT_TYPES = frozenset({"track", "identify", "alias", "page", "screen", "group"})
 CHANNEL_ALIASES = {"browser": "web", "mobile": "app", "server": "other"}
-
-TOUCHPOINT_COLUMNS: tuple[str, ...] = (
-    "message_id", "type", "event", "journey_id", "customer_id", "anonymous_id", "channel", "stage",
-    "stage_rank", "timestamp", "original_timestamp", "sent_at", "received_at", "revenue", "currency",
-    "campaign", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "store_id",
-    "order_id", "source", "page_url", "referrer", "ip", "user_agent", "library", "properties", "traits",
-    "traffic_class", "traffic_source",
-)  # fmt: skip
-
-DEAD_LETTER_COLUMNS: tuple[str, ...] = (
-    "received_at", "source", "endpoint", "batch_index", "message_id", "customer_id", "anonymous_id",
-    "reason", "payload",
-)  # fmt: skip
-
 
 Row = tuple[Any, ...]  # a touchpoint or dead-letter row, in TOUCHPOINT_COLUMNS / DEAD_LETTER_COLUMNS order
 
@@ -323,21 +304,6 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
         traffic_class,
         traffic_source,
     )
-
-
-_TYPE, _EVENT, _ORDER_ID, _SOURCE, _PROPERTIES = (
-    TOUCHPOINT_COLUMNS.index(c) for c in ("type", "event", "order_id", "source", "properties"))
-
-
-def dedup_key(row: tuple[Any, ...]) -> str:
-    """The idempotency key of a touchpoint row: source, order id and event kind for order events, else messageId."""
-    if row[_ORDER_ID] and row[_TYPE] == "track":
-        return order_key(row[_SOURCE], row[_ORDER_ID], row[_EVENT], row[_PROPERTIES])
-    return str(row[0])
-
-
-# The same key computed in SQL over the touchpoints table.
-DEDUP_KEY_SQL = f"if(type = 'track' AND order_id != '', {ORDER_KEY_SQL}, message_id)"
 
 
 def dead_letter_row(

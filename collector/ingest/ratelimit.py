@@ -6,7 +6,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from collector.errors import RequestRejected
+from collector.errors import RateLimited
 
 __all__ = ["RateLimiter"]
 
@@ -26,7 +26,7 @@ class RateLimiter:
     _buckets: dict[str, _Bucket] = field(default_factory=dict)
 
     def take(self, key: str, events: int, *, public: bool) -> None:
-        """Spend ``events`` tokens of the key's bucket, or refuse with 429 and the seconds to wait."""
+        """Spend ``events`` tokens of the key's bucket, or raise RateLimited with the seconds to wait."""
         rate = self.public_rate if public else self.rate
         if rate <= 0:
             return
@@ -38,6 +38,6 @@ class RateLimiter:
         bucket.updated = now
         if events > bucket.tokens:
             wait = (min(events, rate) - bucket.tokens) / rate
-            raise RequestRejected(429, f"rate limit of {rate:g} events/s for this write key exceeded",
-                                  retry_after=max(1, math.ceil(wait)))
+            raise RateLimited(f"rate limit of {rate:g} events/s for this write key exceeded",
+                              retry_after=max(1, math.ceil(wait)))
         bucket.tokens -= events

@@ -14,10 +14,10 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
 from collector.errors import QueryRefused, StoreError, StoreUnavailable
-from collector.ingest.protocol import DEAD_LETTER_COLUMNS, TOUCHPOINT_COLUMNS
+from collector.store.schema import TOUCHPOINT_COLUMNS
 from collector.store.sqlguard import single_statement
 
-__all__ = ["TABLE_COLUMNS", "QueryResult", "Store", "connect", "encode_rows", "header_line"]
+__all__ = ["QueryResult", "Store", "connect"]
 
 # ClickHouse error codes that mean "try again later" rather than "this data is bad".
 RETRYABLE_CODES = frozenset({159, 202, 203, 209, 210, 241, 242, 252, 285, 319, 425, 999, 1002})
@@ -32,26 +32,10 @@ INSERT_SETTINGS = {
 }
 
 
-TABLE_COLUMNS = {"touchpoints": TOUCHPOINT_COLUMNS, "dead_letters": DEAD_LETTER_COLUMNS}
 STORED_KEYS_SQL = """
 SELECT DISTINCT key FROM event_keys
 WHERE key IN (SELECT arrayJoin(keys) FROM format(JSONCompactEachRow, 'keys Array(String)', $keys$))
 """
-
-
-def encode_rows(rows: Sequence[Sequence[Any]]) -> bytes:
-    """Rows as a JSONCompactEachRow body.
-
-    Encoding in C (orjson) and parsing inside ClickHouse, which does not hold the GIL, keeps the
-    writer thread from starving the event loop; clickhouse-connect's Python Native encoder cost
-    several times more GIL time per row.
-    """
-    return b"".join([orjson.dumps(row) + b"\n" for row in rows])
-
-
-def header_line(table: str) -> bytes:
-    """The column-names line that starts every encoded body of a table."""
-    return orjson.dumps(list(TABLE_COLUMNS[table])) + b"\n"
 
 
 def connect(dsn: str) -> Client:
@@ -134,7 +118,8 @@ class Store:
     def insert_touchpoints(self, rows: Sequence[Sequence[Any]], token: str) -> None:
         """Insert touchpoint rows idempotently: a replay with the same token is not counted twice."""
         if rows:
-            self.insert_encoded("touchpoints", header_line("touchpoints") + encode_rows(rows), token)
+            body = b"".join([orjson.dumps(list(TOUCHPOINT_COLUMNS)), b"\n", *(orjson.dumps(r) + b"\n" for r in rows)])
+            self.insert_encoded("touchpoints", body, token)
 
     def insert_encoded(self, table: str, body: bytes, token: str) -> None:
         """Insert a JSONCompactEachRowWithNames body (a line of column names, then rows) idempotently.
@@ -146,7 +131,7 @@ class Store:
             self.client().raw_insert(table, None, body, settings=settings, fmt="JSONCompactEachRowWithNames")
 
     def stored_keys(self, keys: Sequence[str]) -> set[str]:
-        """Which of these idempotency keys (protocol.dedup_key) the store already holds, in ``event_keys``.
+        """Which of these idempotency keys (ingest.dedup.dedup_key) the store already holds, in ``event_keys``.
 
         The keys travel as one binary parameter (a heredoc the server reads as is), not as a literal escaped
         in Python character by character; a ``$`` in a key is sent as the JSON escape ``\\u0024``, so

@@ -6,7 +6,8 @@ import time
 import uuid
 from typing import Any
 
-from collector.ingest.protocol import IngestContext, dedup_key, normalise
+from collector.ingest.dedup import dedup_key
+from collector.ingest.protocol import IngestContext, normalise
 from collector.ingest.stages import StageRules
 from collector.settings import DEFAULT_RULES_PATH
 from collector.store.clickhouse import Store
@@ -43,7 +44,7 @@ def test_same_token_inserted_twice_counts_once_through_the_views(store: Store) -
 
 
 def test_the_store_keeps_the_same_keys_the_collector_computes(store: Store) -> None:
-    """event_keys (kept by SQL in a migration) holds exactly protocol.dedup_key of every stored row."""
+    """event_keys (kept by SQL in a migration) holds exactly dedup.dedup_key of every stored row."""
     prefix = uuid.uuid4().hex[:8]
     ctx = IngestContext(source="till-7", received_ms=int(time.time() * 1000),
                         rules=StageRules.load(DEFAULT_RULES_PATH))

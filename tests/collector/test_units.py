@@ -9,12 +9,15 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reise import client as sdk_client
 
 from collector.errors import ConfigError, EventRejected, QueryRefused
 from collector.ingest.dedup import RecentIds
-from collector.ingest.protocol import TOUCHPOINT_COLUMNS, IngestContext, normalise
+from collector.ingest.protocol import IngestContext, normalise
 from collector.ingest.stages import StageRules
+from collector.limits import MAX_BATCH_BYTES, MAX_EVENT_BYTES
 from collector.settings import DEFAULT_RULES_PATH, Settings, chdb_path, parse_write_keys
+from collector.store.schema import TOUCHPOINT_COLUMNS
 from collector.store.sqlguard import single_statement
 
 RULES = StageRules.load(DEFAULT_RULES_PATH)
@@ -142,3 +145,8 @@ def test_single_statement() -> None:
     for sql in ("SELECT 1; DROP TABLE t", "SELECT 1;;SELECT 2", "  ;  "):
         with pytest.raises(QueryRefused):
             single_statement(sql)
+
+
+def test_the_sdk_mirrors_the_collector_limits() -> None:
+    """The SDK (standard library only) copies the wire limits; they must agree with collector.limits."""
+    assert (sdk_client.MAX_EVENT_BYTES, sdk_client.MAX_BATCH_BYTES) == (MAX_EVENT_BYTES, MAX_BATCH_BYTES)

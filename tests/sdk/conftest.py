@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from collector.limits import MAX_BATCH_BYTES
+
 WRITE_KEY = "wk_sdk_test"
 
 Behaviour = tuple[Any, ...]
@@ -153,7 +155,7 @@ def _handler_for(fake: FakeCollector) -> type[http.server.BaseHTTPRequestHandler
             if record["encoding"] == "gzip":
                 raw = gzip.decompress(raw)
             record["body_bytes"] = len(raw)
-            if len(raw) > 500 * 1024:
+            if len(raw) > MAX_BATCH_BYTES:
                 record["status"] = 413
                 self._answer(413, {"success": False, "error": "batch too large"})
                 return

@@ -1,0 +1,88 @@
+"""How the edge answers: JSON bodies, and the one table from domain errors to HTTP statuses."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+
+from collector.errors import (
+    LinkInvalid,
+    QueryRefused,
+    RateLimited,
+    ReiseError,
+    RequestRejected,
+    StoreError,
+    StoreUnavailable,
+    TryLater,
+)
+
+__all__ = ["HTTP_ERRORS", "error_answer", "error_middleware", "json_response"]
+
+log = structlog.get_logger("reise.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Domain error -> (status, Retry-After in seconds when the error names none, prefix of the answer's message).
+# The first row whose class matches wins, so subclasses come before their bases.
+HTTP_ERRORS: tuple[tuple[type[ReiseError], int, float | None, str], ...] = (
+    (RateLimited, 429, 1, ""),
+    (TryLater, 503, 5, ""),  # spool full, spool write failed, shutting down
+    (StoreUnavailable, 503, 5, "store: "),
+    (StoreError, 503, 30, "store: "),
+    (QueryRefused, 400, None, "sql: "),
+    (LinkInvalid, 400, None, ""),
+)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON response encoded with orjson (naive datetimes are UTC)."""
+    body = orjson.dumps(payload, default=_json_default, option=orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS)
+    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
+
+
+def error_answer(exc: ReiseError) -> tuple[int, float | None, str] | None:
+    """Status, Retry-After and message for a refusal; None for an error that is a bug (answered 500)."""
+    if isinstance(exc, RequestRejected):
+        return exc.status, exc.retry_after, exc.reason
+    for kind, status, retry_after, prefix in HTTP_ERRORS:
+        if isinstance(exc, kind):
+            return status, exc.retry_after if exc.retry_after is not None else retry_after, prefix + str(exc)
+    return None
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn refusals into JSON errors with the right status; never leak a traceback."""
+    try:
+        return await handler(request)
+    except ReiseError as exc:
+        answer = error_answer(exc)
+        if answer is None:
+            log.exception("unhandled error", path=request.path)
+            return json_response({"success": False, "error": "internal error"}, 500)
+        status, retry_after, message = answer
+        headers = {"Retry-After": str(int(retry_after))} if retry_after else None
+        if status == 401:
+            headers = {**(headers or {}), "WWW-Authenticate": 'Basic realm="reise"'}
+        return json_response({"success": False, "error": message}, status, headers)
+    except web.HTTPException as exc:
+        if exc.empty_body or exc.status < 400:
+            raise
+        return json_response({"success": False, "error": exc.reason}, exc.status)
+    except Exception:
+        log.exception("unhandled error", path=request.path)
+        return json_response({"success": False, "error": "internal error"}, 500)

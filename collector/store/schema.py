@@ -1,0 +1,20 @@
+"""The columns of the tables the collector writes, in the order rows are built (see migrations/)."""
+
+from __future__ import annotations
+
+__all__ = ["DEAD_LETTER_COLUMNS", "TABLE_COLUMNS", "TOUCHPOINT_COLUMNS"]
+
+TOUCHPOINT_COLUMNS: tuple[str, ...] = (
+    "message_id", "type", "event", "journey_id", "customer_id", "anonymous_id", "channel", "stage",
+    "stage_rank", "timestamp", "original_timestamp", "sent_at", "received_at", "revenue", "currency",
+    "campaign", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "store_id",
+    "order_id", "source", "page_url", "referrer", "ip", "user_agent", "library", "properties", "traits",
+    "traffic_class", "traffic_source",
+)  # fmt: skip
+
+DEAD_LETTER_COLUMNS: tuple[str, ...] = (
+    "received_at", "source", "endpoint", "batch_index", "message_id", "customer_id", "anonymous_id",
+    "reason", "payload",
+)  # fmt: skip
+
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {"touchpoints": TOUCHPOINT_COLUMNS, "dead_letters": DEAD_LETTER_COLUMNS}
