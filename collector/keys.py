@@ -9,12 +9,12 @@ from pathlib import Path
 import orjson
 
 from collector.errors import ConfigError
-from collector.settings import Settings, WriteKey, chdb_path
+from collector.settings import ClientSettings, Settings, WriteKey, chdb_path
 
 __all__ = ["client_write_key", "dev_keys_path", "ensure_keys", "read_dev_admin_key"]
 
 
-def dev_keys_path(settings: Settings) -> Path | None:
+def dev_keys_path(settings: ClientSettings) -> Path | None:
     """Where development keys are kept: inside the embedded data directory, if there is one."""
     data = chdb_path(settings.dsn)
     return data / "dev-keys.json" if data else None
@@ -37,19 +37,19 @@ def ensure_keys(settings: Settings) -> Settings:
     return settings.with_keys({write_key: WriteKey("dev", write_key)}, admin_key)
 
 
-def _read_dev_key(settings: Settings, name: str) -> str:
+def _read_dev_key(settings: ClientSettings, name: str) -> str:
     path = dev_keys_path(settings)
     if path and path.exists():
         return str(orjson.loads(path.read_bytes()).get(name, ""))
     return ""
 
 
-def read_dev_admin_key(settings: Settings) -> str:
+def read_dev_admin_key(settings: ClientSettings) -> str:
     """The development admin key of an embedded data directory, or '' when there is none."""
     return _read_dev_key(settings, "admin_key")
 
 
-def client_write_key(settings: Settings, given: str | None = None) -> str:
+def client_write_key(settings: ClientSettings, given: str | None = None) -> str:
     """The write key a command sends with: --write-key, REISE_WRITE_KEY, else the data directory's dev key."""
     key = given or settings.write_key or _read_dev_key(settings, "write_key")
     if not key:

@@ -1,19 +1,31 @@
-"""Settings: read from the environment in this one place, frozen, passed down."""
+"""Settings: read from the environment in this one place, frozen, passed down.
+
+``ClientSettings`` serve the CLI's client commands and check only themselves; ``Settings`` (the server's)
+add what ``reise serve`` needs, and its checks.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 from urllib.parse import urlparse
 
 from collector.errors import ConfigError
 from collector.ingest.stages import CHANNELS
 
-__all__ = ["DEFAULT_RULES_PATH", "Settings", "WriteKey", "chdb_path", "is_embedded", "parse_write_keys"]
+__all__ = [
+    "DEFAULT_RULES_PATH",
+    "ClientSettings",
+    "Settings",
+    "WriteKey",
+    "chdb_path",
+    "is_embedded",
+    "parse_write_keys",
+]
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("stage_rules.json")
 
@@ -86,81 +98,126 @@ def default_spool_dir(dsn: str) -> Path:
     return data / "spool" if data else Path("reise-spool").resolve()
 
 
-@dataclass(frozen=True, kw_only=True)
-class Settings:
-    """Every setting of the collector and its CLI; see the README's configuration table."""
+_Reader = tuple[str, Callable[[str], Any]]
 
-    host: str = "127.0.0.1"
-    port: int = 8080
+
+@dataclass(frozen=True, kw_only=True)
+class ClientSettings:
+    """What the CLI's client commands need (query, forget, customer, link, pixel, import, demo, report, migrate):
+    where the store and the collector are and the keys to send. They run only the checks of these settings.
+    """
+
     dsn: str = field(default_factory=lambda: f"chdb://{Path('reise-data').resolve()}")
-    write_keys: Mapping[str, WriteKey] = field(default_factory=dict)
+    url: str = "http://127.0.0.1:8080"
+    write_key: str = ""  # what `reise demo` and `reise import` send with (REISE_WRITE_KEY); else the dev key
     admin_key: str = ""
-    dev_keys: bool = False
-    batch_size: int = 50_000
-    flush_interval: float = 1.0
-    spool: str = "disk"
-    spool_dir: Path = field(default_factory=lambda: Path("reise-data/spool").resolve())
-    spool_max_bytes: int = 2 * 1024**3
-    drain_timeout: float = 30.0
-    ip_mode: str = "truncate"
-    rate_limit: float = 100_000.0
-    public_rate_limit: float = 1_000.0
-    stage_rules: Path = DEFAULT_RULES_PATH
-    attribution: Path | None = None  # extra web-attribution rules, added to collector/attribution.json
     link_keys: tuple[str, ...] = ()  # secrets that sign click links; the first signs, all verify
-    link_domains: tuple[str, ...] = ()  # domains click links may lead to (and their subdomains); empty: any
-    dedup_ids: int = 1_000_000
     query_timeout: float = 30.0
     query_max_rows: int = 100_000
-    log_format: str = "auto"
-    url: str = "http://127.0.0.1:8080"
-    write_key: str = ""  # what `reise demo` sends with (REISE_WRITE_KEY); else the development key
-    session_ttl: float = 12 * 3600.0  # seconds a dashboard login lasts (REISE_SESSION_TTL)
-    workers: int = 1
+    drain_timeout: float = 30.0
     cluster: str = ""
 
+    ENV: ClassVar[Mapping[str, _Reader]] = {
+        "dsn": ("REISE_DSN", str),
+        "url": ("REISE_URL", str),
+        "write_key": ("REISE_WRITE_KEY", str),
+        "admin_key": ("REISE_ADMIN_KEY", str),
+        "link_keys": ("REISE_LINK_KEYS", _comma_list),
+        "query_timeout": ("REISE_QUERY_TIMEOUT", float),
+        "query_max_rows": ("REISE_QUERY_MAX_ROWS", int),
+        "drain_timeout": ("REISE_DRAIN_TIMEOUT", float),
+        "cluster": ("REISE_CLUSTER", str),
+    }
+
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Self:
         """Build settings from environment variables (``REISE_*``), then apply non-None overrides."""
         env = os.environ if env is None else env
+        values = cls._values(env)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    @classmethod
+    def _values(cls, env: Mapping[str, str]) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        readers: dict[str, tuple[str, Any]] = {
-            "host": ("REISE_HOST", str),
-            "port": ("REISE_PORT", int),
-            "dsn": ("REISE_DSN", str),
-            "admin_key": ("REISE_ADMIN_KEY", str),
-            "batch_size": ("REISE_BATCH_SIZE", int),
-            "flush_interval": ("REISE_FLUSH_INTERVAL", float),
-            "spool": ("REISE_SPOOL", str),
-            "spool_dir": ("REISE_SPOOL_DIR", lambda v: Path(v).resolve()),
-            "spool_max_bytes": ("REISE_SPOOL_MAX_BYTES", int),
-            "drain_timeout": ("REISE_DRAIN_TIMEOUT", float),
-            "ip_mode": ("REISE_IP", str),
-            "rate_limit": ("REISE_RATE_LIMIT", float),
-            "public_rate_limit": ("REISE_PUBLIC_RATE_LIMIT", float),
-            "stage_rules": ("REISE_STAGE_RULES", Path),
-            "attribution": ("REISE_ATTRIBUTION", Path),
-            "link_keys": ("REISE_LINK_KEYS", _comma_list),
-            "link_domains": ("REISE_LINK_DOMAINS", lambda v: tuple(d.lower().lstrip(".") for d in _comma_list(v))),
-            "dedup_ids": ("REISE_DEDUP_IDS", int),
-            "query_timeout": ("REISE_QUERY_TIMEOUT", float),
-            "query_max_rows": ("REISE_QUERY_MAX_ROWS", int),
-            "log_format": ("REISE_LOG_FORMAT", str),
-            "url": ("REISE_URL", str),
-            "write_key": ("REISE_WRITE_KEY", str),
-            "session_ttl": ("REISE_SESSION_TTL", float),
-            "workers": ("REISE_WORKERS", int),
-            "cluster": ("REISE_CLUSTER", str),
-        }
-        for name, (var, convert) in readers.items():
+        for name, (var, convert) in cls.ENV.items():
             raw = env.get(var)
             if raw:
                 try:
                     values[name] = convert(raw)
                 except ValueError as exc:
                     raise ConfigError(f"{var}: {exc}") from exc
-        if env.get("REISE_WRITE_KEYS"):
-            values["write_keys"] = parse_write_keys(env["REISE_WRITE_KEYS"])
+        return values
+
+    def check(self) -> None:
+        """Raise ConfigError for values that cannot work."""
+        if any(len(key) < 16 for key in self.link_keys):
+            raise ConfigError("REISE_LINK_KEYS: each link key must be at least 16 characters")
+        if not (self.dsn.startswith(("chdb:", "http://", "https://"))):
+            raise ConfigError(f"REISE_DSN: expected chdb:///path or http(s)://host:8123/db, got {self.dsn!r}")
+        if self.cluster and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.cluster):
+            raise ConfigError(f"REISE_CLUSTER: expected a cluster name from remote_servers, got {self.cluster!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings(ClientSettings):
+    """Every setting of the collector server (``reise serve``): the client's, and the server's own below.
+
+    See the README's configuration table.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    write_keys: Mapping[str, WriteKey] = field(default_factory=dict)
+    dev_keys: bool = False
+    batch_size: int = 50_000
+    flush_interval: float = 1.0
+    spool: str = "disk"
+    spool_dir: Path = field(default_factory=lambda: Path("reise-data/spool").resolve())
+    spool_max_bytes: int = 2 * 1024**3
+    ip_mode: str = "truncate"
+    rate_limit: float = 100_000.0
+    public_rate_limit: float = 1_000.0
+    stage_rules: Path = DEFAULT_RULES_PATH
+    attribution: Path | None = None  # extra web-attribution rules, added to collector/attribution.json
+    link_domains: tuple[str, ...] = ()  # domains click links may lead to (and their subdomains); empty: any
+    dedup_ids: int = 1_000_000
+    log_format: str = "auto"
+    session_ttl: float = 12 * 3600.0  # seconds a dashboard login lasts (REISE_SESSION_TTL)
+    workers: int = 1
+
+    ENV: ClassVar[Mapping[str, _Reader]] = {
+        **ClientSettings.ENV,
+        "host": ("REISE_HOST", str),
+        "port": ("REISE_PORT", int),
+        "write_keys": ("REISE_WRITE_KEYS", parse_write_keys),
+        "batch_size": ("REISE_BATCH_SIZE", int),
+        "flush_interval": ("REISE_FLUSH_INTERVAL", float),
+        "spool": ("REISE_SPOOL", str),
+        "spool_dir": ("REISE_SPOOL_DIR", lambda v: Path(v).resolve()),
+        "spool_max_bytes": ("REISE_SPOOL_MAX_BYTES", int),
+        "ip_mode": ("REISE_IP", str),
+        "rate_limit": ("REISE_RATE_LIMIT", float),
+        "public_rate_limit": ("REISE_PUBLIC_RATE_LIMIT", float),
+        "stage_rules": ("REISE_STAGE_RULES", Path),
+        "attribution": ("REISE_ATTRIBUTION", Path),
+        "link_domains": ("REISE_LINK_DOMAINS", lambda v: tuple(d.lower().lstrip(".") for d in _comma_list(v))),
+        "dedup_ids": ("REISE_DEDUP_IDS", int),
+        "log_format": ("REISE_LOG_FORMAT", str),
+        "session_ttl": ("REISE_SESSION_TTL", float),
+        "workers": ("REISE_WORKERS", int),
+    }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Self:
+        """Build settings from environment variables (``REISE_*``), then apply non-None overrides.
+
+        Without REISE_SPOOL_DIR the spool lives beside the data of the DSN given.
+        """
+        env = os.environ if env is None else env
+        values = cls._values(env)
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "spool_dir" not in values and "dsn" in values:
             values["spool_dir"] = default_spool_dir(values["dsn"])
@@ -170,10 +227,7 @@ class Settings:
 
     def check(self) -> None:
         """Raise ConfigError for values that cannot work."""
-        if any(len(key) < 16 for key in self.link_keys):
-            raise ConfigError("REISE_LINK_KEYS: each link key must be at least 16 characters")
-        if not (self.dsn.startswith(("chdb:", "http://", "https://"))):
-            raise ConfigError(f"REISE_DSN: expected chdb:///path or http(s)://host:8123/db, got {self.dsn!r}")
+        super().check()
         if self.batch_size < 1:
             raise ConfigError("REISE_BATCH_SIZE must be at least 1")
         if self.spool not in ("disk", "memory"):
@@ -198,8 +252,6 @@ class Settings:
                 "chDB store opens its data directory in one process only; run one process, or scale out "
                 "against a server"
             )
-        if self.cluster and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.cluster):
-            raise ConfigError(f"REISE_CLUSTER: expected a cluster name from remote_servers, got {self.cluster!r}")
 
     def with_keys(self, write_keys: Mapping[str, WriteKey], admin_key: str) -> Settings:
         """A copy with generated development keys."""

@@ -16,7 +16,7 @@ from collector.errors import ConfigError, LinkInvalid, ReiseError
 from collector.ingest.linktoken import mint
 from collector.ingest.stages import CHANNELS, STAGES
 from collector.keys import client_write_key
-from collector.settings import Settings
+from collector.settings import ClientSettings
 
 __all__ = ["CHANNEL_COMMANDS", "add_channel_parsers", "run_channel_command"]
 
@@ -56,7 +56,7 @@ def _props(pairs: list[str]) -> dict[str, str] | None:
     return props or None
 
 
-def _link(settings: Settings, args: argparse.Namespace) -> str:
+def _link(settings: ClientSettings, args: argparse.Namespace) -> str:
     if not settings.link_keys:
         raise ConfigError("no link keys: set REISE_LINK_KEYS (the collector must have the same keys)")
     expires = int(time.time() + args.expires_in * 86400) if args.expires_in else None
@@ -68,7 +68,7 @@ def _link(settings: Settings, args: argparse.Namespace) -> str:
     return f"{settings.url.rstrip('/')}/r/{token}"
 
 
-def _pixel(settings: Settings, args: argparse.Namespace) -> str:
+def _pixel(settings: ClientSettings, args: argparse.Namespace) -> str:
     key = client_write_key(settings, args.write_key)
     if not key.startswith("pk_"):
         raise ConfigError("the pixel takes a public write key (pk_...): a URL in an e-mail is seen by everyone")
@@ -77,7 +77,7 @@ def _pixel(settings: Settings, args: argparse.Namespace) -> str:
     return f"{settings.url.rstrip('/')}/p.gif?{urlencode({k: v for k, v in params.items() if v})}"
 
 
-def run_channel_command(settings: Settings, args: argparse.Namespace) -> int:
+def run_channel_command(settings: ClientSettings, args: argparse.Namespace) -> int:
     """Run ``import``, ``link`` or ``pixel``; the exit status (1 when an import rejected rows)."""
     if args.command == "link":
         print(_link(settings, args))

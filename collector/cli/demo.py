@@ -11,7 +11,7 @@ from collector.cli.demo_journeys import DEFAULT_SEED, DemoEvent, Journey, plan
 from collector.errors import ConfigError, ReiseError
 from collector.journey.analyst import run_query
 from collector.keys import client_write_key, read_dev_admin_key
-from collector.settings import Settings
+from collector.settings import ClientSettings
 
 __all__ = ["add_demo_parser", "run_demo", "send"]
 
@@ -78,7 +78,7 @@ def send(journeys: Sequence[Journey], write_key: str, url: str, *, out: TextIO =
     return stats
 
 
-def _wait_until_stored(settings: Settings, prefix: str, events: int, timeout: float = 30.0) -> int | None:
+def _wait_until_stored(settings: ClientSettings, prefix: str, events: int, timeout: float = 30.0) -> int | None:
     """Poll until the demo's events are queryable (needs the admin key; None without one)."""
     if not (settings.admin_key or read_dev_admin_key(settings)):
         return None
@@ -95,7 +95,7 @@ def _wait_until_stored(settings: Settings, prefix: str, events: int, timeout: fl
     return stored
 
 
-def run_demo(settings: Settings, *, customers: int, seed: int, weeks: int, write_key: str | None) -> int:
+def run_demo(settings: ClientSettings, *, customers: int, seed: int, weeks: int, write_key: str | None) -> int:
     """Plan and send the demo journeys, then say what to look at next."""
     if customers < 1 or weeks < 1:
         raise ConfigError("--customers and --weeks must be at least 1")

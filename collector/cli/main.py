@@ -21,7 +21,7 @@ from collector.errors import ConfigError, ReiseError, StoreUnavailable
 from collector.journey.analyst import forget, look_up_customer, run_query
 from collector.keys import ensure_keys
 from collector.logs import configure_logging
-from collector.settings import Settings, is_embedded
+from collector.settings import ClientSettings, Settings, is_embedded
 from collector.store.clickhouse import QueryResult, Store
 from collector.store.cluster import database_of
 from collector.store.migrate import apply_migrations, rendered_sql
@@ -100,7 +100,7 @@ def _serve_process(settings: Settings) -> None:
                 access_log=None, shutdown_timeout=30, reuse_port=settings.workers > 1)
 
 
-def _migrate(settings: Settings) -> list[str]:
+def _migrate(settings: ClientSettings) -> list[str]:
     """Apply the migrations (ON CLUSTER when REISE_CLUSTER names a cluster)."""
     if settings.cluster and is_embedded(settings.dsn):
         raise ConfigError("a cluster needs a ClickHouse server DSN (http(s)://...); use --print to see the SQL")
@@ -118,7 +118,7 @@ def _print_result(result: QueryResult, as_json: bool) -> None:
         print(format_table(result.columns, result.rows))
 
 
-def _customer(settings: Settings, customer_id: str, as_json: bool) -> int:
+def _customer(settings: ClientSettings, customer_id: str, as_json: bool) -> int:
     found = look_up_customer(lambda sql, params: run_query(settings, sql, params), customer_id)
     if found is None:
         print(f"reise: no customer {customer_id!r}", file=sys.stderr)
@@ -137,12 +137,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``reise`` console script."""
     args = _parser().parse_args(argv)
     try:
-        settings = Settings.from_env(host=getattr(args, "host", None), port=getattr(args, "port", None),
-                                     dsn=getattr(args, "dsn", None), workers=getattr(args, "workers", None),
-                                     cluster=getattr(args, "cluster", None))
         if args.command == "serve":
-            _serve(settings)
-        elif args.command == "migrate" and args.print_sql:
+            _serve(Settings.from_env(host=args.host, port=args.port, dsn=args.dsn, workers=args.workers))
+            return
+        # client commands read and check only the client's settings, never the server's
+        settings = ClientSettings.from_env(dsn=getattr(args, "dsn", None), cluster=getattr(args, "cluster", None))
+        if args.command == "migrate" and args.print_sql:
             sys.stdout.write(rendered_sql(settings.cluster or None, database_of(settings.dsn)))
         elif args.command == "migrate":
             applied = _migrate(settings)

@@ -12,7 +12,7 @@ from collector.cli.tables import format_table
 from collector.errors import ConfigError
 from collector.journey.analyst import run_query
 from collector.journey.insights import STEPS, Filters, overview
-from collector.settings import Settings
+from collector.settings import ClientSettings
 
 __all__ = ["add_report_parser", "parse_day", "render", "run_report"]
 
@@ -97,7 +97,7 @@ class _Progress:
             self.stream.flush()
 
 
-def run_report(settings: Settings, args: argparse.Namespace) -> int:
+def run_report(settings: ClientSettings, args: argparse.Namespace) -> int:
     """Query the overview for the command's filters and print it."""
     filters = Filters(since=parse_day(args.since, "--since"), until=parse_day(args.until, "--until"),
                       channel=args.channel, campaign=args.campaign)

@@ -14,7 +14,7 @@ from collector.errors import QueryRefused, StoreUnavailable
 from collector.journey.forget import forget_person
 from collector.journey.insights import Runner
 from collector.keys import read_dev_admin_key
-from collector.settings import Settings, is_embedded
+from collector.settings import ClientSettings, is_embedded
 from collector.store.clickhouse import QueryResult, Store
 
 __all__ = ["CUSTOMER_SQL", "LINKS_SQL", "TIMELINE_SQL", "CustomerView", "forget", "look_up_customer", "post_admin",
@@ -62,7 +62,7 @@ def look_up_customer(run: Runner, customer_id: str, *, with_links: bool = False)
                         run(LINKS_SQL, {"ids": ids}) if with_links else None)
 
 
-def run_query(settings: Settings, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+def run_query(settings: ClientSettings, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
     """Run one read-only query the way this deployment allows."""
     if not is_embedded(settings.dsn):
         store = Store(dsn=settings.dsn)
@@ -74,12 +74,12 @@ def run_query(settings: Settings, sql: str, params: Mapping[str, Any] | None = N
     return _query_collector(settings, sql, params or {})
 
 
-def _query_collector(settings: Settings, sql: str, params: Mapping[str, Any]) -> QueryResult:
+def _query_collector(settings: ClientSettings, sql: str, params: Mapping[str, Any]) -> QueryResult:
     doc = post_admin(settings, "/v1/query", {"sql": sql, "params": dict(params)})
     return QueryResult(doc["columns"], doc["types"], [tuple(r) for r in doc["rows"]])
 
 
-def post_admin(settings: Settings, path: str, body: Mapping[str, Any]) -> Any:
+def post_admin(settings: ClientSettings, path: str, body: Mapping[str, Any]) -> Any:
     """POST JSON to one of the collector's admin endpoints with the admin key; the parsed answer."""
     admin_key = settings.admin_key or read_dev_admin_key(settings)
     if not admin_key:
@@ -106,7 +106,7 @@ def post_admin(settings: Settings, path: str, body: Mapping[str, Any]) -> Any:
         raise StoreUnavailable(f"cannot reach the collector at {settings.url}: {exc}") from None
 
 
-def forget(settings: Settings, customer_id: str) -> dict[str, Any]:
+def forget(settings: ClientSettings, customer_id: str) -> dict[str, Any]:
     """Forget a person: through the collector (embedded store), or straight on a server."""
     if is_embedded(settings.dsn):
         return dict(post_admin(settings, "/v1/admin/forget", {"customer_id": customer_id}))

@@ -16,7 +16,7 @@ from collector.ingest.dedup import RecentIds
 from collector.ingest.protocol import IngestContext, normalise
 from collector.ingest.stages import StageRules
 from collector.limits import MAX_BATCH_BYTES, MAX_EVENT_BYTES
-from collector.settings import DEFAULT_RULES_PATH, Settings, chdb_path, parse_write_keys
+from collector.settings import DEFAULT_RULES_PATH, ClientSettings, Settings, chdb_path, parse_write_keys
 from collector.store.schema import TOUCHPOINT_COLUMNS
 from collector.store.sqlguard import single_statement
 
@@ -150,3 +150,17 @@ def test_single_statement() -> None:
 def test_the_sdk_mirrors_the_collector_limits() -> None:
     """The SDK (standard library only) copies the wire limits; they must agree with collector.limits."""
     assert (sdk_client.MAX_EVENT_BYTES, sdk_client.MAX_BATCH_BYTES) == (MAX_EVENT_BYTES, MAX_BATCH_BYTES)
+
+
+def test_client_commands_check_only_the_client_settings() -> None:
+    """A CLI command is not refused for a server setting it never uses; the server still checks them all."""
+    env = {"REISE_DSN": "chdb:///tmp/x", "REISE_WORKERS": "4", "REISE_IP": "sometimes", "REISE_URL": "http://c:1"}
+    client = ClientSettings.from_env(env)
+    assert (client.dsn, client.url) == ("chdb:///tmp/x", "http://c:1")
+    assert not hasattr(client, "workers")
+    with pytest.raises(ConfigError, match="REISE_IP"):
+        Settings.from_env(env)
+    with pytest.raises(ConfigError, match="REISE_DSN"):
+        ClientSettings.from_env({"REISE_DSN": "postgres://x"})
+    with pytest.raises(ConfigError, match="REISE_LINK_KEYS"):
+        ClientSettings.from_env({"REISE_LINK_KEYS": "short"})
