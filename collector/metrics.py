@@ -72,7 +72,7 @@ class Metrics:
             self.rejected.labels(label).inc()
 
     def record_outcome(self, outcome: Any) -> None:
-        """Count an ingest outcome (``collector.ingest.Accepted``: accepted, duplicates, rejected[reason])."""
+        """Count an ingest outcome (``collector.ingest.ingestor.Accepted``: accepted, duplicates, rejected[reason])."""
         rejected: Iterable[Mapping[str, Any]] = outcome.rejected
         self.record_events(outcome.accepted, outcome.duplicates, (str(r.get("reason", "")) for r in rejected))
 

@@ -299,7 +299,7 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
         anonymise_ip(_text(context.get("ip"), "context.ip", 64), ctx.ip_mode),
         _text(context.get("userAgent"), "context.userAgent", 1024),
         _library(context.get("library")),
-        properties,  # ClickHouse stores non-string values as their JSON text (see store.INSERT_SETTINGS)
+        properties,  # ClickHouse stores non-string values as their JSON text (see store.clickhouse.INSERT_SETTINGS)
         traits,
         traffic_class,
         traffic_source,
