@@ -11,7 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reise import client as sdk_client
 
-from collector.errors import ConfigError, EventRejected, QueryRefused
+from collector.edge.answers import error_answer
+from collector.errors import (
+    ConfigError,
+    EventRejected,
+    LinkInvalid,
+    QueryRefused,
+    RateLimited,
+    ShuttingDown,
+    SpoolFull,
+    StoreUnavailable,
+)
 from collector.ingest.dedup import RecentIds
 from collector.ingest.protocol import IngestContext, normalise
 from collector.ingest.stages import StageRules
@@ -164,3 +174,13 @@ def test_client_commands_check_only_the_client_settings() -> None:
         ClientSettings.from_env({"REISE_DSN": "postgres://x"})
     with pytest.raises(ConfigError, match="REISE_LINK_KEYS"):
         ClientSettings.from_env({"REISE_LINK_KEYS": "short"})
+
+
+def test_domain_errors_map_to_http_in_one_table() -> None:
+    assert error_answer(SpoolFull("spool is full")) == (503, 5, "spool is full")
+    assert error_answer(ShuttingDown("closing")) == (503, 5, "closing")
+    assert error_answer(RateLimited("too fast", retry_after=3)) == (429, 3, "too fast")
+    assert error_answer(StoreUnavailable("unavailable, retry")) == (503, 5, "store: unavailable, retry")
+    assert error_answer(QueryRefused("one statement")) == (400, None, "sql: one statement")
+    assert error_answer(LinkInvalid("token: expired")) == (400, None, "token: expired")
+    assert error_answer(ConfigError("a bug if it reaches a request")) is None
