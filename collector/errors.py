@@ -12,6 +12,7 @@ __all__ = [
     "EventRejected",
     "EventWithoutConsent",
     "LinkInvalid",
+    "NotFound",
     "QueryRefused",
     "RateLimited",
     "ReiseError",
@@ -59,6 +60,10 @@ class EventWithoutConsent(ReiseError):
 
 class LinkInvalid(ReiseError):
     """A link token is malformed, unsigned, tampered with, expired or leads somewhere it may not."""
+
+
+class NotFound(ReiseError):
+    """An id names no customer, or (for an unlink) no link."""
 
 
 class TryLater(ReiseError):

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Self
 from urllib.parse import urlparse
 
 from collector.errors import ConfigError
+from collector.identity.guards import DEFAULT_MAX_IDS, DEFAULT_NEVER_LINK, LinkPolicy
 from collector.ingest.stages import CHANNELS
 
 __all__ = [
@@ -187,6 +188,8 @@ class Settings(ClientSettings):
     log_format: str = "auto"
     session_ttl: float = 12 * 3600.0  # seconds a dashboard login lasts (REISE_SESSION_TTL)
     workers: int = 1
+    never_link: tuple[str, ...] = ()  # ids that never link, on top of DEFAULT_NEVER_LINK (REISE_NEVER_LINK)
+    max_ids_per_customer: int = DEFAULT_MAX_IDS
 
     ENV: ClassVar[Mapping[str, _Reader]] = {
         **ClientSettings.ENV,
@@ -208,6 +211,8 @@ class Settings(ClientSettings):
         "log_format": ("REISE_LOG_FORMAT", str),
         "session_ttl": ("REISE_SESSION_TTL", float),
         "workers": ("REISE_WORKERS", int),
+        "never_link": ("REISE_NEVER_LINK", _comma_list),
+        "max_ids_per_customer": ("REISE_MAX_IDS_PER_CUSTOMER", int),
     }
 
     @classmethod
@@ -246,12 +251,19 @@ class Settings(ClientSettings):
             raise ConfigError("REISE_SESSION_TTL must be positive")
         if self.workers < 1:
             raise ConfigError("REISE_WORKERS must be at least 1")
+        if not 2 <= self.max_ids_per_customer <= 100_000:
+            raise ConfigError("REISE_MAX_IDS_PER_CUSTOMER must be between 2 and 100000")
         if self.workers > 1 and is_embedded(self.dsn):
             raise ConfigError(
                 f"--workers {self.workers} needs a ClickHouse server (REISE_DSN=http(s)://...): the embedded "
                 "chDB store opens its data directory in one process only; run one process, or scale out "
                 "against a server"
             )
+
+    @property
+    def link_policy(self) -> LinkPolicy:
+        """The identity guards: the built-in placeholder ids and REISE_NEVER_LINK never link; the id cap."""
+        return LinkPolicy.of((*DEFAULT_NEVER_LINK, *self.never_link), self.max_ids_per_customer)
 
     def with_keys(self, write_keys: Mapping[str, WriteKey], admin_key: str) -> Settings:
         """A copy with generated development keys."""

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from collector.errors import (
     LinkInvalid,
+    NotFound,
     QueryRefused,
     RateLimited,
     ReiseError,
@@ -37,6 +38,7 @@ HTTP_ERRORS: tuple[tuple[type[ReiseError], int, float | None, str], ...] = (
     (StoreError, 503, 30, "store: "),
     (QueryRefused, 400, None, "sql: "),
     (LinkInvalid, 400, None, ""),
+    (NotFound, 404, None, ""),
 )
 
 

@@ -16,6 +16,8 @@ from collector.edge.appkeys import BATCHER, INGESTOR, READERS, SETTINGS, STORE
 from collector.edge.auth import basic_user, bearer_or_basic, find_write_key, is_admin
 from collector.edge.body import parse_json, read_body
 from collector.errors import RequestRejected, StoreError, TryLater
+from collector.identity.rebuild import unlink as unlink_id
+from collector.journey.analyst import CUSTOMER_SQL
 from collector.journey.forget import forget_person
 from collector.journey.insights import Runner
 from collector.limits import MAX_BATCH_BYTES, MAX_EVENT_BYTES
@@ -112,24 +114,60 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response(body, 200 if accepting else 503)
 
 
-async def forget(request: web.Request) -> web.Response:
-    """Delete a person everywhere (admin key): ``{"customer_id": "..."}``; 503 if the spool cannot drain."""
+async def _id_in_body(request: web.Request, field: str) -> str:
+    """The admin body's one id field (a non-empty string of at most 256 characters), or 400."""
     require_admin(request)
     doc = parse_json(await read_body(request, 4096))
-    customer_id = doc.get("customer_id") if isinstance(doc, dict) else None
-    if not isinstance(customer_id, str) or not customer_id or len(customer_id) > 256:
-        raise RequestRejected(400, "customer_id: expected a non-empty string")
-    batcher, store = request.app[BATCHER], request.app[STORE]
-    # rows of the person still in the spool would come back after the delete: write them first
+    value = doc.get(field) if isinstance(doc, dict) else None
+    if not isinstance(value, str) or not value or len(value) > 256:
+        raise RequestRejected(400, f"{field}: expected a non-empty string")
+    return value
+
+
+async def _after_flush(request: web.Request, job: Callable[[], T]) -> T:
+    """Write the spool to the store, then run a deletion on the writer thread (503 if the spool cannot drain).
+
+    Rows of the person still in the spool would otherwise come back after the deletion.
+    """
+    batcher = request.app[BATCHER]
     if not await batcher.flush(request.app[SETTINGS].drain_timeout):
         raise TryLater("the spool could not be written to the store; retry later", retry_after=30)
     try:
-        done = await batcher.run_exclusive(lambda: forget_person(store, customer_id))
+        return await batcher.run_exclusive(job)
     except StoreError as exc:
         exc.retry_after = 30  # a deletion is retried later than an insert
         raise
+
+
+async def forget(request: web.Request) -> web.Response:
+    """Delete a person everywhere (admin key): ``{"customer_id": "..."}``; 503 if the spool cannot drain."""
+    customer_id = await _id_in_body(request, "customer_id")
+    store, policy = request.app[STORE], request.app[SETTINGS].link_policy
+    done = await _after_flush(request, lambda: forget_person(store, customer_id, policy))
     log.info("forgot a person", ids=len(done.ids), deleted=done.deleted)
     return json_response({"customer_id": done.customer_id, "ids": done.ids, "deleted": done.deleted})
+
+
+async def unlink(request: web.Request) -> web.Response:
+    """Undo a wrong link (admin key): ``{"id": "..."}`` leaves its customer, whose journey splits back."""
+    id_ = await _id_in_body(request, "id")
+    store = request.app[STORE]
+    done = await _after_flush(request, lambda: unlink_id(store, id_))
+    log.info("unlinked an id", customers=len(done.customers))
+    return json_response({"id": done.id, "customer_id": done.customer_id, "customers": done.customers})
+
+
+async def customer(request: web.Request) -> web.Response:
+    """``GET /v1/customers/{id}`` (admin key): one customer's journey by any of their ids, 404 if unknown."""
+    require_admin(request)
+    id_ = request.match_info["id"]
+    if len(id_) > 256:
+        raise RequestRejected(400, "id: longer than 256 characters")
+    run = readonly_runner(request.app)
+    result = await read_store(request.app, lambda: run(CUSTOMER_SQL, {"id": id_}))
+    if not result.rows:
+        raise RequestRejected(404, f"no customer with the id {id_!r}")
+    return json_response(result.records()[0])
 
 
 async def pause_writing(request: web.Request) -> web.Response:
@@ -195,4 +233,6 @@ def routes() -> list[web.RouteDef]:
         web.post("/v1/query", query),
         web.post("/v1/admin/writing", pause_writing),
         web.post("/v1/admin/forget", forget),
+        web.post("/v1/admin/unlink", unlink),
+        web.get("/v1/customers/{id}", customer),
     ]

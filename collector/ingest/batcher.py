@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 import structlog
 
 from collector.errors import ShuttingDown, StoreError, StoreUnavailable
+from collector.identity.guards import LinkPolicy
+from collector.identity.resolver import decode_links, refused_dead_letters, resolve_links
 from collector.ingest.dedup import Dedup
 from collector.ingest.protocol import Row
 from collector.ingest.spool import Segment, Spool, encode_rows
@@ -50,9 +52,11 @@ class Batcher:
         dedup: Dedup,
         flush_interval: float,
         metrics: Metrics,
+        links: LinkPolicy,
         cluster: str = "",
     ) -> None:
         self._store = store
+        self._links = links
         self._writer = writer
         self.spool = spool
         self._dedup = dedup
@@ -85,7 +89,8 @@ class Batcher:
     async def submit(self, rows: Sequence[Row], dead: Sequence[Row] = ()) -> None:
         """Append rows to the spool; returns once they are on disk (fsynced)."""
         if rows or dead:
-            body = {"touchpoints": encode_rows(rows), "dead_letters": encode_rows(dead)}
+            body = {"touchpoints": encode_rows(rows), "dead_letters": encode_rows(dead),
+                    "identity_links": encode_rows(self._links.links_in(rows))}
             await self.spool.append(body, len(rows) + len(dead))
 
     def pause(self, paused: bool) -> None:
@@ -148,10 +153,45 @@ class Batcher:
         return await asyncio.get_running_loop().run_in_executor(self._writer, job)
 
     async def _write_segment(self, segment: Segment) -> None:
+        """Insert the segment's touchpoints and dead letters, then fold its identity links in (that order)."""
+        loop = asyncio.get_running_loop()
         for table in ("touchpoints", "dead_letters"):
-            body = await asyncio.get_running_loop().run_in_executor(self._writer, segment.read, table)
+            body = await loop.run_in_executor(self._writer, segment.read, table)
             if body:
                 await self._insert_until_done(table, body, segment.token(table))
+        links = await loop.run_in_executor(self._writer, segment.read, "identity_links")
+        if links:
+            await self._resolve_until_done(links, segment.token("identity_links"))
+
+    async def _resolve_until_done(self, body: bytes, token: str) -> None:
+        """Resolve a segment's links (identity.resolver), retrying while the store is unavailable or paused.
+
+        Links the guards refuse, or that the store refuses as bad data, become dead letters with the reason.
+        """
+        delay = 0.25
+        loop = asyncio.get_running_loop()
+        links = decode_links(body)
+        while True:
+            await self._resumed.wait()
+            try:
+                resolution = await loop.run_in_executor(
+                    self._writer, lambda: resolve_links(self._store, links, token, max_ids=self._links.max_ids))
+            except StoreUnavailable as exc:
+                self._unavailable(exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
+                continue
+            except StoreError as exc:
+                self._metrics.store_error("refused")
+                log.error("store refused identity links; keeping them as dead letters", token=token, error=str(exc))
+                refused = refused_dead_letters([(link, f"store refused: {exc}") for link in links])
+            else:
+                refused = refused_dead_letters(resolution.refused)
+                if refused:
+                    log.warning("identity links refused by the guards", links=len(refused), token=token)
+            if refused:
+                await self._insert_until_done("dead_letters", encode_rows(refused), token + "-refused")
+            return
 
     async def _insert_until_done(self, table: str, body: bytes, token: str) -> None:
         """Insert one segment's rows, retrying with backoff while the store is unavailable or paused."""

@@ -64,12 +64,14 @@ class Ingestor:
         self.dedup = dedup
         self.batcher = batcher
         self.metrics = metrics
+        self.identity = settings.link_policy
 
     def context(self, key: WriteKey, received_ms: int, sent_at: Any = None) -> IngestContext:
         """What every event of one request shares: its source, key limits, receive time and the rules."""
         return IngestContext(source=key.source, received_ms=received_ms, rules=self.rules, sent_at=sent_at,
                              channels=key.channels, default_channel=key.default_channel,
-                             ip_mode=self.settings.ip_mode, public=key.public, attribution=self.attribution)
+                             ip_mode=self.settings.ip_mode, public=key.public, attribution=self.attribution,
+                             identity=self.identity)
 
     async def accept(
         self, ctx: IngestContext, endpoint: str, events: list[Any], default_type: str | None,

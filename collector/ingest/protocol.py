@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from collector.errors import EventRejected, EventWithoutConsent
+from collector.identity.guards import DEFAULT_POLICY, LinkPolicy
 from collector.ingest.attribution import AttributionRules
 from collector.ingest.orders import signed_revenue
 from collector.ingest.stages import CHANNELS, STAGE_RANK, STAGES, StageRules
@@ -57,6 +58,7 @@ class IngestContext:
     ip_mode: str = "truncate"  # truncate (IPv4 /24, IPv6 /48), keep, or drop
     public: bool = False  # sent with a public key (browser, pixel): its own rate limit
     attribution: AttributionRules = DEFAULT_ATTRIBUTION  # classifies page views that name no channel
+    identity: LinkPolicy = DEFAULT_POLICY  # which ids may key a journey (placeholders such as "guest" may not)
 
 
 def parse_time_ms(value: Any, field: str) -> int:
@@ -273,7 +275,7 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
         message_id,
         type_,
         name,
-        customer_id or anonymous_id,
+        ctx.identity.journey_id(customer_id, anonymous_id),
         customer_id,
         anonymous_id,
         channel,

@@ -33,8 +33,8 @@ __all__ = ["TABLES", "Segment", "Spool", "encode_rows", "header_line", "spooled_
 
 log = structlog.get_logger("reise.spool")
 
-TABLES = ("touchpoints", "dead_letters")
-_SUFFIX = {"touchpoints": ".tp", "dead_letters": ".dl"}
+TABLES = ("touchpoints", "dead_letters", "identity_links")
+_SUFFIX = {"touchpoints": ".tp", "dead_letters": ".dl", "identity_links": ".il"}
 
 
 def encode_rows(rows: Sequence[Sequence[Any]]) -> bytes:
@@ -168,7 +168,7 @@ class Spool:
         """Seal the segments a previous process left (dropping a torn last line) and queue them first."""
         if self.directory is None:
             return []
-        names = sorted({p.name.rsplit(".", 1)[0] for p in self.directory.iterdir() if p.suffix in (".tp", ".dl")})
+        names = sorted({p.name.rsplit(".", 1)[0] for p in self.directory.iterdir() if p.suffix in _SUFFIX.values()})
         recovered = []
         for name in names:
             segment = Segment(name=name, directory=self.directory)
@@ -183,7 +183,8 @@ class Spool:
                         with path.open("r+b") as handle:
                             handle.truncate(len(whole))
                     segment.size += len(whole)
-                    segment.rows += max(whole.count(b"\n") - 1, 0)  # the first line names the columns
+                    if table != "identity_links":  # links ride along with their touchpoints, uncounted
+                        segment.rows += max(whole.count(b"\n") - 1, 0)  # the first line names the columns
             recovered.append(segment)
             self._account(segment)
         if recovered:

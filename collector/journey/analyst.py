@@ -20,11 +20,7 @@ from collector.store.clickhouse import QueryResult, Store
 __all__ = ["CUSTOMER_SQL", "LINKS_SQL", "TIMELINE_SQL", "CustomerView", "forget", "look_up_customer", "post_admin",
            "run_query"]
 
-CUSTOMER_SQL = """
-SELECT * FROM customer_journey
-WHERE customer_id = {id:String} OR has(ids, {id:String})
-LIMIT 1
-"""
+CUSTOMER_SQL = "SELECT * FROM customer_journey_of(id = {id:String})"
 
 TIMELINE_SQL = """
 SELECT timestamp, channel, type, event, stage, journey_id AS via_id, revenue, campaign, store_id

@@ -4,24 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from collector.identity.guards import DEFAULT_POLICY, LinkPolicy
+from collector.identity.resolver import keys_of, members_of
 from collector.store.clickhouse import Store
 
 __all__ = ["Forgotten", "forget_person"]
 
+_IDS = "{ids:Array(String)}"
 # (table, condition over the person's ids); a materialized view does not propagate deletes, so the
-# state tables are cleaned as well as the raw ones.
+# state and identity tables are cleaned as well as the raw ones.
 _DELETES = (
-    ("touchpoints", "journey_id IN {ids:Array(String)} OR customer_id IN {ids:Array(String)}"
-                    " OR anonymous_id IN {ids:Array(String)}"),
-    ("journey_state", "journey_id IN {ids:Array(String)}"),
-    ("identity_links", "customer_id IN {ids:Array(String)} OR anonymous_id IN {ids:Array(String)}"),
-    ("dead_letters", "customer_id IN {ids:Array(String)} OR anonymous_id IN {ids:Array(String)}"),
+    ("touchpoints", f"journey_id IN {_IDS} OR customer_id IN {_IDS} OR anonymous_id IN {_IDS}"),
+    ("customer_state", f"customer_id IN {_IDS}"),
+    ("identity_links", f"customer_id IN {_IDS} OR anonymous_id IN {_IDS}"),
+    ("identity_map", f"journey_id IN {_IDS} OR customer_id IN {_IDS}"),
+    ("identity_members", f"customer_id IN {_IDS} OR member_id IN {_IDS}"),
+    ("identity_unlinks", f"id IN {_IDS} OR customer_id IN {_IDS}"),
+    ("dead_letters", f"customer_id IN {_IDS} OR anonymous_id IN {_IDS}"),
 )
-_LINKED_IDS = """
-SELECT DISTINCT anonymous_id FROM identity_links WHERE customer_id = {id:String}
-UNION DISTINCT
-SELECT DISTINCT customer_id FROM identity_links WHERE anonymous_id = {id:String}
-"""
+_STATE_IDS = "SELECT DISTINCT arrayJoin(ids) FROM customer_state WHERE customer_id = {key:String}"
 
 
 @dataclass(frozen=True)
@@ -33,16 +34,16 @@ class Forgotten:
     deleted: dict[str, int]
 
 
-def forget_person(store: Store, customer_id: str) -> Forgotten:
-    """Delete a person (and every id linked to them) from touchpoints, journey state, links, dead letters.
+def forget_person(store: Store, customer_id: str, policy: LinkPolicy = DEFAULT_POLICY) -> Forgotten:
+    """Delete a person (found by any of their ids, with every id of theirs) from every table.
 
-    Blocking: call it on the writer thread, after the spool was flushed, so no insert races it.
+    Placeholder ids the policy never links ("guest", "0" ...) are shared by strangers and are not deleted
+    by name. Blocking: call it on the writer thread, after the spool was flushed, so no insert races it.
     """
-    linked = {row[0] for row in store.query(_LINKED_IDS, {"id": customer_id}).rows}
-    # a customer id reached through an anonymous id brings that customer's other ids too
-    for other in list(linked):
-        linked |= {row[0] for row in store.query(_LINKED_IDS, {"id": other}).rows}
-    ids = sorted({customer_id, *linked} - {""})
+    key = keys_of(store, [customer_id])[customer_id]
+    ids = members_of(store, [key])[key] | {customer_id}
+    ids |= {str(row[0]) for row in store.query(_STATE_IDS, {"key": key}).rows}
+    ids = sorted(i for i in ids if policy.usable(i))
     deleted = {}
     for table, condition in _DELETES:
         params = {"ids": ids}

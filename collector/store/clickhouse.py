@@ -117,9 +117,13 @@ class Store:
 
     def insert_touchpoints(self, rows: Sequence[Sequence[Any]], token: str) -> None:
         """Insert touchpoint rows idempotently: a replay with the same token is not counted twice."""
+        self.insert_rows("touchpoints", TOUCHPOINT_COLUMNS, rows, token)
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], token: str) -> None:
+        """Insert rows of the named columns idempotently (nothing when there are none)."""
         if rows:
-            body = b"".join([orjson.dumps(list(TOUCHPOINT_COLUMNS)), b"\n", *(orjson.dumps(r) + b"\n" for r in rows)])
-            self.insert_encoded("touchpoints", body, token)
+            body = b"".join([orjson.dumps(list(columns)), b"\n", *(orjson.dumps(r) + b"\n" for r in rows)])
+            self.insert_encoded(table, body, token)
 
     def insert_encoded(self, table: str, body: bytes, token: str) -> None:
         """Insert a JSONCompactEachRowWithNames body (a line of column names, then rows) idempotently.
@@ -145,10 +149,16 @@ class Store:
                                          settings={"max_query_size": len(data) + 4096})
         return {str(row[0]) for row in result.result_rows}
 
-    def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
-        """Run one statement (DDL or a small query) and return its result."""
+    def command(
+        self, sql: str, parameters: Mapping[str, Any] | None = None, *, token: str | None = None
+    ) -> Any:
+        """Run one statement (DDL, a small query, an INSERT ... SELECT) and return its result.
+
+        With ``token`` an INSERT ... SELECT is idempotent like ``insert_encoded``: a replay adds nothing.
+        """
+        settings = {**INSERT_SETTINGS, "insert_deduplication_token": token} if token else None
         with self._errors():
-            return self.client().command(sql, parameters=dict(parameters or {}))
+            return self.client().command(sql, parameters=dict(parameters or {}), settings=settings)
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
         """Run a trusted query (the collector's own SQL) with server-side parameters."""

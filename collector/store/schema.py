@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DEAD_LETTER_COLUMNS", "TABLE_COLUMNS", "TOUCHPOINT_COLUMNS"]
+__all__ = ["DEAD_LETTER_COLUMNS", "LINK_COLUMNS", "TABLE_COLUMNS", "TOUCHPOINT_COLUMNS"]
 
 TOUCHPOINT_COLUMNS: tuple[str, ...] = (
     "message_id", "type", "event", "journey_id", "customer_id", "anonymous_id", "channel", "stage",
@@ -17,4 +17,9 @@ DEAD_LETTER_COLUMNS: tuple[str, ...] = (
     "reason", "payload",
 )  # fmt: skip
 
-TABLE_COLUMNS: dict[str, tuple[str, ...]] = {"touchpoints": TOUCHPOINT_COLUMNS, "dead_letters": DEAD_LETTER_COLUMNS}
+# identity links as spooled and as kept in identity_links once the identity resolver accepted them
+LINK_COLUMNS: tuple[str, ...] = ("anonymous_id", "customer_id", "linked_at", "message_id", "source")
+
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "touchpoints": TOUCHPOINT_COLUMNS, "dead_letters": DEAD_LETTER_COLUMNS, "identity_links": LINK_COLUMNS,
+}

@@ -1,0 +1,214 @@
+"""Identity resolution at ingest: links fold ids into one customer, and their state moves along.
+
+Every customer has a *key*, the id its state is stored under in ``customer_state``. An id that was never
+linked is its own key. A link ``anonymous_id -> customer_id`` (identify, alias, an event carrying both ids)
+joins the two ids' customers: the customer of the link's target side keeps its key, the other customer's
+ids are mapped to that key in ``identity_map`` and its state rows are copied under the key and hidden.
+Touchpoints are resolved through ``identity_map`` when they are inserted (customer_state_mv), so only the
+state recorded before a link has to move, once. Chains of any length fold this way, in any order.
+
+The resolver runs on the writer thread, after the segment's touchpoints were inserted and before the
+segment is deleted. Every write carries a token derived from the segment's, so a replay after a crash
+repeats exactly the writes that had not landed and nothing twice (the map is written last).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from collector.store.clickhouse import Store
+from collector.store.schema import DEAD_LETTER_COLUMNS, LINK_COLUMNS
+
+__all__ = [
+    "Link",
+    "Resolution",
+    "components",
+    "decode_links",
+    "keys_of",
+    "members_of",
+    "record_map",
+    "refused_dead_letters",
+    "resolve_links",
+]
+STATE_COLUMNS = (
+    "ids, first_seen, last_seen, contacts, contacts_by_channel, stage_key, furthest_stage, reached_1, reached_2, "
+    "reached_3, reached_4, reached_5, purchases, revenue, contact_times, contact_channels, contact_campaigns, "
+    "contact_stages"
+)
+
+KEYS_SQL = """
+SELECT journey_id, argMax(customer_id, version) AS customer_id
+FROM identity_map
+WHERE journey_id IN {ids:Array(String)}
+GROUP BY journey_id
+"""
+MEMBERS_SQL = """
+SELECT customer_id, member_id
+FROM identity_members
+WHERE customer_id IN {keys:Array(String)}
+GROUP BY customer_id, member_id
+HAVING argMax(active, version) = 1
+"""
+MOVE_SQL = f"""
+INSERT INTO customer_state (customer_id, hidden, {STATE_COLUMNS})
+SELECT transform(customer_id, {{from:Array(String)}}, {{to:Array(String)}}, customer_id), 0, {STATE_COLUMNS}
+FROM customer_state
+WHERE customer_id IN {{from:Array(String)}} AND hidden = 0
+"""
+
+
+@dataclass(frozen=True, order=True)
+class Link:
+    """One link between two ids, as a touchpoint carried it."""
+
+    linked_at: float
+    message_id: str
+    anonymous_id: str
+    customer_id: str
+    source: str
+
+    @classmethod
+    def from_row(cls, values: dict[str, Any]) -> Link:
+        """A link from a decoded spool row (columns LINK_COLUMNS)."""
+        return cls(linked_at=float(values["linked_at"]), message_id=str(values["message_id"]),
+                   anonymous_id=str(values["anonymous_id"]), customer_id=str(values["customer_id"]),
+                   source=str(values["source"]))
+
+
+@dataclass
+class Resolution:
+    """What one set of links changes: keys that move, ids that map anew, links refused or accepted."""
+
+    moves: dict[str, str] = field(default_factory=dict)
+    mapped: dict[str, str] = field(default_factory=dict)
+    accepted: list[Link] = field(default_factory=list)
+    refused: list[tuple[Link, str]] = field(default_factory=list)
+
+
+def keys_of(store: Store, ids: Iterable[str]) -> dict[str, str]:
+    """The current key of each id (an id nobody linked is its own key)."""
+    wanted = sorted(set(ids))
+    found = {str(r[0]): str(r[1]) for r in store.query(KEYS_SQL, {"ids": wanted}).rows} if wanted else {}
+    return {i: found.get(i, i) for i in wanted}
+
+
+def members_of(store: Store, keys: Iterable[str]) -> dict[str, set[str]]:
+    """The ids of each customer key, the key itself included."""
+    wanted = sorted(set(keys))
+    members: dict[str, set[str]] = {k: {k} for k in wanted}
+    if wanted:
+        for key, member in store.query(MEMBERS_SQL, {"keys": wanted}).rows:
+            members[str(key)].add(str(member))
+    return members
+
+
+def components(links: Sequence[Link], key: dict[str, str], members: dict[str, set[str]], *,
+               max_ids: int) -> Resolution:
+    """Apply links in time order to the known customers: union by key, the target side keeping its key.
+
+    ``key`` maps every id of the links to its current key, ``members`` every key to its ids. A link that
+    would give a customer more than ``max_ids`` ids is refused with its reason.
+    """
+    parent: dict[str, str] = {}
+
+    def root(k: str) -> str:
+        while parent.get(k, k) != k:
+            k = parent[k]
+        return k
+
+    sizes = {k: len(m) for k, m in members.items()}
+    result = Resolution()
+    for link in sorted(links):
+        source, target = root(key[link.anonymous_id]), root(key[link.customer_id])
+        if source == target:
+            result.accepted.append(link)
+            continue
+        size = sizes[source] + sizes[target]
+        if size > max_ids:
+            result.refused.append((link, f"identity: linking {link.anonymous_id!r} to {link.customer_id!r} would give "
+                                         f"one customer {size} ids, more than REISE_MAX_IDS_PER_CUSTOMER={max_ids}; "
+                                         "the event is kept, the link is not made"))
+            continue
+        parent[source] = target
+        sizes[target] = size
+        result.accepted.append(link)
+    for k in members:
+        final = root(k)
+        if final != k:
+            result.moves[k] = final
+            for member in members[k]:
+                result.mapped[member] = final
+    return result
+
+
+def resolve_links(store: Store, links: Sequence[Link], token: str, *, max_ids: int) -> Resolution:
+    """Fold a segment's links into the store: move state, hide moved keys, record links and the map.
+
+    Blocking; call it on the writer thread after the segment's touchpoints were inserted. Returns the
+    resolution, whose refused links the caller keeps as dead letters.
+    """
+    if not links:
+        return Resolution()
+    key = keys_of(store, (i for link in links for i in (link.anonymous_id, link.customer_id)))
+    members = members_of(store, key.values())
+    result = components(links, key, members, max_ids=max_ids)
+    if result.moves:
+        moved = sorted(result.moves)
+        store.command(MOVE_SQL, {"from": moved, "to": [result.moves[k] for k in moved]}, token=f"{token}:move")
+        store.insert_rows("customer_state", ("customer_id", "hidden"), [(k, 1) for k in moved], f"{token}:hide")
+    if result.accepted:
+        store.insert_rows("identity_links", LINK_COLUMNS,
+                          [(lk.anonymous_id, lk.customer_id, lk.linked_at, lk.message_id, lk.source)
+                           for lk in result.accepted], f"{token}:edges")
+    if result.mapped:
+        record_map(store, result.mapped, {m: k for k, ms in members.items() for m in ms}, token)
+    return result
+
+
+def record_map(store: Store, mapped: dict[str, str], previous: dict[str, str], token: str) -> None:
+    """Write ids' new keys: the reverse index first, the map last (its presence means the move is done)."""
+    version = time.time_ns()
+    member_rows: list[tuple[str, str, int, int]] = []
+    for member, new_key in sorted(mapped.items()):
+        old_key = previous.get(member, member)
+        if old_key != new_key:
+            member_rows.append((old_key, member, version, 0))
+        member_rows.append((new_key, member, version, 1))
+    for new_key in sorted(set(mapped.values())):
+        member_rows.append((new_key, new_key, version, 1))
+    store.insert_rows("identity_members", ("customer_id", "member_id", "version", "active"), member_rows,
+                      f"{token}:members")
+    # every id of a customer is listed in its journey, also ids that sent no touchpoint of their own
+    ids: dict[str, list[str]] = {}
+    for member, new_key in sorted(mapped.items()):
+        ids.setdefault(new_key, []).append(member)
+    store.insert_rows("customer_state", ("customer_id", "ids"), sorted(ids.items()), f"{token}:ids")
+    store.insert_rows("identity_map", ("journey_id", "customer_id", "version"),
+                      [(m, k, version) for m, k in sorted(mapped.items())], f"{token}:map")
+
+
+def decode_links(body: bytes) -> list[Link]:
+    """The links of a spool body (a line of column names, then one JSON array a link)."""
+    header, *lines = body.splitlines() or [b"[]"]
+    names = orjson.loads(header)
+    return [Link.from_row(dict(zip(names, orjson.loads(line), strict=True))) for line in lines if line]
+
+
+def refused_dead_letters(refused: Sequence[tuple[Link, str]]) -> list[tuple[Any, ...]]:
+    """Refused links as dead-letter rows (endpoint ``identity``), each with its reason and the link as payload."""
+    rows = []
+    for link, reason in refused:
+        values: dict[str, Any] = {
+            "received_at": time.time(), "source": link.source, "endpoint": "identity", "batch_index": -1,
+            "message_id": link.message_id, "customer_id": link.customer_id, "anonymous_id": link.anonymous_id,
+            "reason": reason, "payload": orjson.dumps(dict(zip(LINK_COLUMNS, (
+                link.anonymous_id, link.customer_id, link.linked_at, link.message_id, link.source), strict=True)))
+            .decode(),
+        }
+        rows.append(tuple(values[c] for c in DEAD_LETTER_COLUMNS))
+    return rows
