@@ -23,7 +23,7 @@ SETTINGS non_replicated_deduplication_window = 1000;
 
 -- Every id that belongs to a customer under another id: id -> the customer's key (latest version wins).
 -- Named journey_id so a cluster shards it like the touchpoints it resolves.
-CREATE TABLE IF NOT EXISTS identity_map
+CREATE TABLE IF NOT EXISTS identity_keys
 (
     journey_id   String,
     customer_id  String,
@@ -32,6 +32,13 @@ CREATE TABLE IF NOT EXISTS identity_map
 ENGINE = ReplacingMergeTree(version)
 ORDER BY journey_id
 SETTINGS non_replicated_deduplication_window = 1000;
+
+-- The analysts' view of it: every id that belongs to another id's customer, and that customer.
+CREATE VIEW IF NOT EXISTS identity_map AS
+SELECT journey_id AS anonymous_id, argMax(customer_id, version) AS customer_id
+FROM identity_keys
+GROUP BY journey_id
+HAVING customer_id != anonymous_id;
 
 -- The reverse index: a customer's key -> its ids (active 0 once an id moved away or was unlinked).
 CREATE TABLE IF NOT EXISTS identity_members
@@ -104,7 +111,7 @@ FROM (SELECT *, type IN ('track', 'page', 'screen') AS contact FROM touchpoints)
 LEFT JOIN
 (
     SELECT journey_id, argMax(customer_id, version) AS customer_id
-    FROM identity_map
+    FROM identity_keys
     WHERE journey_id IN (SELECT journey_id FROM touchpoints)
     GROUP BY journey_id
 ) AS m ON m.journey_id = t.journey_id
@@ -164,7 +171,7 @@ SELECT *
 FROM customer_journey
 WHERE customer_id = (
     SELECT if(count() = 0, {id:String}, argMax(customer_id, version))
-    FROM identity_map
+    FROM identity_keys
     WHERE journey_id = {id:String}
 );
 

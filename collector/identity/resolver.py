@@ -3,8 +3,8 @@
 Every customer has a *key*, the id its state is stored under in ``customer_state``. An id that was never
 linked is its own key. A link ``anonymous_id -> customer_id`` (identify, alias, an event carrying both ids)
 joins the two ids' customers: the customer of the link's target side keeps its key, the other customer's
-ids are mapped to that key in ``identity_map`` and its state rows are copied under the key and hidden.
-Touchpoints are resolved through ``identity_map`` when they are inserted (customer_state_mv), so only the
+ids are mapped to that key in ``identity_keys`` and its state rows are copied under the key and hidden.
+Touchpoints are resolved through ``identity_keys`` when they are inserted (customer_state_mv), so only the
 state recorded before a link has to move, once. Chains of any length fold this way, in any order.
 
 The resolver runs on the writer thread, after the segment's touchpoints were inserted and before the
@@ -43,7 +43,7 @@ STATE_COLUMNS = (
 
 KEYS_SQL = """
 SELECT journey_id, argMax(customer_id, version) AS customer_id
-FROM identity_map
+FROM identity_keys
 WHERE journey_id IN {ids:Array(String)}
 GROUP BY journey_id
 """
@@ -188,7 +188,7 @@ def record_map(store: Store, mapped: dict[str, str], previous: dict[str, str], t
     for member, new_key in sorted(mapped.items()):
         ids.setdefault(new_key, []).append(member)
     store.insert_rows("customer_state", ("customer_id", "ids"), sorted(ids.items()), f"{token}:ids")
-    store.insert_rows("identity_map", ("journey_id", "customer_id", "version"),
+    store.insert_rows("identity_keys", ("journey_id", "customer_id", "version"),
                       [(m, k, version) for m, k in sorted(mapped.items())], f"{token}:map")
 
 

@@ -17,7 +17,7 @@ _DELETES = (
     ("touchpoints", f"journey_id IN {_IDS} OR customer_id IN {_IDS} OR anonymous_id IN {_IDS}"),
     ("customer_state", f"customer_id IN {_IDS}"),
     ("identity_links", f"customer_id IN {_IDS} OR anonymous_id IN {_IDS}"),
-    ("identity_map", f"journey_id IN {_IDS} OR customer_id IN {_IDS}"),
+    ("identity_keys", f"journey_id IN {_IDS} OR customer_id IN {_IDS}"),
     ("identity_members", f"customer_id IN {_IDS} OR member_id IN {_IDS}"),
     ("identity_unlinks", f"id IN {_IDS} OR customer_id IN {_IDS}"),
     ("dead_letters", f"customer_id IN {_IDS} OR anonymous_id IN {_IDS}"),
@@ -41,9 +41,9 @@ def forget_person(store: Store, customer_id: str, policy: LinkPolicy = DEFAULT_P
     by name. Blocking: call it on the writer thread, after the spool was flushed, so no insert races it.
     """
     key = keys_of(store, [customer_id])[customer_id]
-    ids = members_of(store, [key])[key] | {customer_id}
-    ids |= {str(row[0]) for row in store.query(_STATE_IDS, {"key": key}).rows}
-    ids = sorted(i for i in ids if policy.usable(i))
+    found = members_of(store, [key])[key] | {customer_id}
+    found |= {str(row[0]) for row in store.query(_STATE_IDS, {"key": key}).rows}
+    ids = sorted(i for i in found if policy.usable(i))
     deleted = {}
     for table, condition in _DELETES:
         params = {"ids": ids}

@@ -6,12 +6,15 @@ import time
 import uuid
 from typing import Any
 
+from collector.identity.guards import DEFAULT_POLICY
+from collector.identity.resolver import Link, resolve_links
 from collector.ingest.dedup import dedup_key
 from collector.ingest.protocol import IngestContext, normalise
 from collector.ingest.stages import StageRules
 from collector.settings import DEFAULT_RULES_PATH
 from collector.store.clickhouse import Store
 from collector.store.migrate import apply_migrations, load_migrations
+from collector.store.schema import LINK_COLUMNS
 from tests.helpers import Collector
 
 
@@ -27,19 +30,23 @@ def test_same_token_inserted_twice_counts_once_through_the_views(store: Store) -
                         rules=StageRules.load(DEFAULT_RULES_PATH))
     rows = [normalise(e, None, ctx) for e in make_batch(prefix, 500)]
     token = f"segment-{prefix}-touchpoints"
-    for _ in range(3):
+    links = [Link.from_row(dict(zip(LINK_COLUMNS, r, strict=True))) for r in DEFAULT_POLICY.links_in(rows)]
+    for _ in range(3):  # a segment replayed after crashes: its touchpoints, then its links
         store.insert_touchpoints(rows, token)
+        resolve_links(store, links, f"segment-{prefix}-identity_links", max_ids=100)
     params = {"p": prefix + "-"}
     assert store.query("SELECT count() FROM touchpoints WHERE startsWith(message_id, {p:String})",
                        params).rows == [(500,)]
-    assert store.query("SELECT sum(contacts) FROM journey_state WHERE startsWith(journey_id, {p:String})",
+    assert store.query("SELECT sum(contacts) FROM customer_journey WHERE startsWith(customer_id, {p:String})",
                        params).rows == [(500,)]
+    assert store.query("SELECT count() FROM customer_state WHERE startsWith(customer_id, {p:String})"
+                       " AND hidden = 1", params).rows == [(7,)]  # the seven anonymous ids, each moved once
     assert store.query("SELECT count() FROM identity_links WHERE startsWith(customer_id, {p:String})",
                        params).rows == [(500,)]
     # a different batch (other token) is stored
     more = [normalise(e, None, ctx) for e in make_batch(prefix + "-x", 10)]
     store.insert_touchpoints(more, f"segment-{prefix}-more")
-    assert store.query("SELECT sum(contacts) FROM journey_state WHERE startsWith(journey_id, {p:String})",
+    assert store.query("SELECT sum(contacts) FROM customer_journey WHERE startsWith(customer_id, {p:String})",
                        params).rows == [(510,)]
 
 
@@ -68,8 +75,10 @@ def test_migrations_are_recorded_and_safe_to_rerun(store: Store) -> None:
     versions = store.query("SELECT version FROM reise_migrations FINAL ORDER BY version").rows
     assert [v for (v,) in versions] == [m.version for m in load_migrations()]
     tables = {t for (t,) in store.query("SELECT name FROM system.tables WHERE database = currentDatabase()").rows}
-    assert {"touchpoints", "dead_letters", "identity_links", "journey_state", "customer_journey",
-            "stage_funnel", "contacts_before_purchase", "identity_map", "event_keys"} <= tables
+    assert {"touchpoints", "dead_letters", "identity_links", "identity_keys", "identity_members", "customer_state",
+            "customer_journey", "customer_journey_of", "stage_funnel", "contacts_before_purchase", "identity_map",
+            "event_keys"} <= tables
+    assert "journey_state" not in tables
 
 
 def test_resent_message_ids_are_duplicates(collector: Collector) -> None:

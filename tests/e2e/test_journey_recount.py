@@ -25,7 +25,7 @@ def loaded(collector: Collector) -> Dataset:
     count_sql = "SELECT count() FROM touchpoints WHERE startsWith(message_id, {p:String})"
     assert collector.wait_for(count_sql, len(data.events), {"p": PREFIX + "-"}) == len(data.events)
     contacts = sum(1 for e in data.events if e["type"] != "identify")
-    contacts_sql = "SELECT sum(contacts) FROM journey_state WHERE startsWith(journey_id, {p:String})"
+    contacts_sql = "SELECT sum(contacts) FROM customer_journey WHERE startsWith(customer_id, {p:String})"
     assert collector.wait_for(contacts_sql, contacts, {"p": PREFIX + "-"}) == contacts  # the views' parts too
     return data
 
