@@ -44,59 +44,77 @@ Runner = Callable[[str, Mapping[str, Any]], QueryResult]
 """Runs one read-only query with server-side parameters (CLI: through the collector; dashboard: in a reader)."""
 
 # Constant SQL fragments, joined once at import time; user input only ever arrives as parameters.
+# Every figure is read from customer_state (one set of rows per resolved customer, merged by GROUP BY), never
+# from the raw touchpoints: a customer's contacts are there as aligned arrays of time, channel, campaign, stage.
 _CONTACT = "t.type IN ('track', 'page', 'screen')"
-_IN_RANGE = "t.timestamp >= {since:DateTime64(3, 'UTC')} AND t.timestamp < {until:DateTime64(3, 'UTC')}"
-_RESOLVED = "if(m.customer_id != '', m.customer_id, t.journey_id)"
-_SELECTED = f"""
-WITH selected AS (
-    SELECT DISTINCT {_RESOLVED} AS customer_id
-    FROM touchpoints AS t
-    LEFT JOIN identity_map AS m ON t.journey_id = m.anonymous_id
-    WHERE {_CONTACT} AND {_IN_RANGE}
-      AND ({{channel:String}} = '' OR t.channel = {{channel:String}})
-      AND ({{campaign:String}} = '' OR t.campaign = {{campaign:String}})
-)"""
-_OF_SELECTED = "customer_id IN (SELECT customer_id FROM selected)"
-
-FUNNEL_SQL = f"""{_SELECTED}
-SELECT count() AS customers,
-       countIf(furthest_stage_rank >= 1) AS awareness,
-       countIf(furthest_stage_rank >= 2) AS consideration,
-       countIf(furthest_stage_rank >= 3) AS purchase,
-       countIf(furthest_stage_rank >= 4) AS retention,
-       countIf(furthest_stage_rank >= 5) AS advocacy,
-       sum(revenue) AS revenue
-FROM customer_journey
-WHERE {_OF_SELECTED}
+_UNFILTERED = ("{channel:String} = '' AND {campaign:String} = ''"
+               " AND {since:DateTime64(3, 'UTC')} <= '1970-01-01' AND {until:DateTime64(3, 'UTC')} >= '2200-01-01'")
+_MATCHES = ("(t, ch, cp) -> t >= {since:DateTime64(3, 'UTC')} AND t < {until:DateTime64(3, 'UTC')}"
+            " AND ({channel:String} = '' OR ch = {channel:String})"
+            " AND ({campaign:String} = '' OR cp = {campaign:String})")
+# a row of a customer counts towards the filters when one of its contacts matches (constant-folded when unfiltered)
+_PICKED = (f"max(if({_UNFILTERED}, contacts > 0,"
+           f" arrayExists({_MATCHES}, contact_times, contact_channels, contact_campaigns)))")
+_IN_RANGE = "t >= {since:DateTime64(3, 'UTC')} AND t < {until:DateTime64(3, 'UTC')}"
+# the selected customers: live (not merged into another) with a contact that matches the filters
+_CUSTOMERS = f"""
+    SELECT customer_id, max(furthest_stage) AS furthest, sum(revenue) AS revenue, min(reached_3) AS first_purchase,
+           [min(reached_1), min(reached_2), min(reached_3), min(reached_4), min(reached_5)] AS reached
+    FROM customer_state
+    GROUP BY customer_id
+    HAVING max(hidden) = 0 AND {_PICKED}
+"""
+_SELECTED_IDS = f"""
+    SELECT customer_id FROM customer_state GROUP BY customer_id HAVING max(hidden) = 0 AND {_PICKED}
 """
 
-CONTACTS_SQL = f"""{_SELECTED}
-SELECT first_channel, contacts, count() AS customers
-FROM contacts_before_purchase
-WHERE {_OF_SELECTED}
+FUNNEL_SQL = f"""
+SELECT count() AS customers,
+       countIf(furthest >= 1) AS awareness,
+       countIf(furthest >= 2) AS consideration,
+       countIf(furthest >= 3) AS purchase,
+       countIf(furthest >= 4) AS retention,
+       countIf(furthest >= 5) AS advocacy,
+       sum(revenue) AS revenue
+FROM ({_CUSTOMERS})
+"""
+
+# per buyer: contacts before the first purchase and the channel of the first of them (each row's earliest
+# contact, then the earliest over the rows: no array of a customer is copied)
+CONTACTS_SQL = f"""
+SELECT if(before = 0, '', first_contact_channel) AS first_channel, before AS contacts, count() AS customers
+FROM
+(
+    SELECT customer_id,
+           min(reached_3) AS first_purchase,
+           toUInt64(arraySum(times -> arrayCount(t -> t < first_purchase, times), groupArray(contact_times)))
+               AS before,
+           argMinIf(contact_channels[indexOf(contact_times, arrayMin(contact_times))], arrayMin(contact_times),
+                    notEmpty(contact_times)) AS first_contact_channel
+    FROM customer_state
+    GROUP BY customer_id
+    HAVING max(hidden) = 0 AND first_purchase IS NOT NULL AND {_PICKED}
+)
 GROUP BY first_channel, contacts
 ORDER BY first_channel, contacts
 """
 
-CHANNEL_MIX_SQL = f"""{_SELECTED}
-SELECT t.stage_rank AS stage_rank, toString(t.stage) AS stage, toString(t.channel) AS channel,
-       count() AS touchpoints
-FROM touchpoints AS t
-LEFT JOIN identity_map AS m ON t.journey_id = m.anonymous_id
-WHERE {_CONTACT} AND {_IN_RANGE} AND t.stage_rank > 0
-  AND {_RESOLVED} IN (SELECT customer_id FROM selected)
-GROUP BY stage_rank, stage, channel
+CHANNEL_MIX_SQL = f"""
+SELECT stage_rank, ['awareness', 'consideration', 'purchase', 'retention', 'advocacy'][stage_rank] AS stage,
+       channel, count() AS touchpoints
+FROM customer_state
+ARRAY JOIN contact_times AS t, contact_channels AS channel, contact_stages AS stage_rank
+WHERE customer_id IN ({_SELECTED_IDS}) AND stage_rank > 0 AND {_IN_RANGE}
+GROUP BY stage_rank, channel
 ORDER BY stage_rank, touchpoints DESC
 """
 
-ENTRIES_SQL = f"""{_SELECTED}
+ENTRIES_SQL = f"""
 SELECT toDate(entry.2) AS day, entry.1 AS stage_rank, count() AS customers
 FROM
 (
-    SELECT arrayJoin([(1, reached_awareness_at), (2, reached_consideration_at), (3, reached_purchase_at),
-                      (4, reached_retention_at), (5, reached_advocacy_at)]) AS entry
-    FROM customer_journey
-    WHERE {_OF_SELECTED}
+    SELECT arrayJoin(arrayZip([1, 2, 3, 4, 5], reached)) AS entry
+    FROM ({_CUSTOMERS})
 )
 WHERE entry.2 IS NOT NULL
   AND entry.2 >= {{since:DateTime64(3, 'UTC')}} AND entry.2 < {{until:DateTime64(3, 'UTC')}}
@@ -104,22 +122,21 @@ GROUP BY day, stage_rank
 ORDER BY day, stage_rank
 """
 
-CAMPAIGNS_SQL = f"""{_SELECTED},
-touched AS (
-    SELECT t.campaign AS campaign, {_RESOLVED} AS customer_id, min(t.timestamp) AS first_touch
-    FROM touchpoints AS t
-    LEFT JOIN identity_map AS m ON t.journey_id = m.anonymous_id
-    WHERE {_CONTACT} AND {_IN_RANGE} AND t.campaign != ''
-    GROUP BY campaign, customer_id
-)
+CAMPAIGNS_SQL = f"""
 SELECT c.campaign AS campaign,
-       countIf(j.reached_purchase_at IS NULL OR c.first_touch < j.reached_purchase_at) AS customers,
-       countIf(c.first_touch < j.reached_purchase_at) AS buyers,
+       countIf(j.first_purchase IS NULL OR c.first_touch < j.first_purchase) AS customers,
+       countIf(c.first_touch < j.first_purchase) AS buyers,
        if(customers = 0, 0, buyers / customers) AS conversion,
-       sumIf(j.revenue, c.first_touch < j.reached_purchase_at) AS revenue
-FROM touched AS c
-INNER JOIN customer_journey AS j ON c.customer_id = j.customer_id
-WHERE c.{_OF_SELECTED}
+       sumIf(j.revenue, c.first_touch < j.first_purchase) AS revenue
+FROM
+(
+    SELECT customer_id, campaign, min(t) AS first_touch
+    FROM customer_state
+    ARRAY JOIN contact_campaigns AS campaign, contact_times AS t
+    WHERE campaign != '' AND {_IN_RANGE}
+    GROUP BY customer_id, campaign
+) AS c
+INNER JOIN ({_CUSTOMERS}) AS j ON c.customer_id = j.customer_id
 GROUP BY campaign
 HAVING customers > 0
 ORDER BY conversion DESC, customers DESC, campaign
@@ -138,10 +155,17 @@ SELECT kind, value, touchpoints FROM
 ORDER BY kind, touchpoints DESC, value
 """
 
+# by prefix of the customer's key or of any id mapped to it: two primary-key ranges, then the journeys
 SEARCH_SQL = """
 SELECT customer_id, furthest_stage, contacts, revenue
 FROM customer_journey
-WHERE startsWith(customer_id, {prefix:String}) OR arrayExists(i -> startsWith(i, {prefix:String}), ids)
+WHERE customer_id IN (
+    SELECT customer_id FROM (
+        SELECT DISTINCT customer_id FROM customer_state WHERE startsWith(customer_id, {prefix:String}) LIMIT 200
+        UNION DISTINCT
+        SELECT DISTINCT customer_id FROM identity_map WHERE startsWith(anonymous_id, {prefix:String}) LIMIT 200
+    )
+)
 ORDER BY contacts DESC, customer_id
 LIMIT 20
 """
