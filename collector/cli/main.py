@@ -1,4 +1,4 @@
-"""The ``reise`` command: serve, migrate, sql, customer."""
+"""The ``reise`` command: serve, migrate, sql, forget, unlink, customer, and the channel and demo commands."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from collector.cli.tables import format_record, format_table
 from collector.cli.workers import run_workers
 from collector.edge.app import create_app
 from collector.errors import ConfigError, ReiseError, StoreUnavailable
-from collector.journey.analyst import forget, look_up_customer, run_query
+from collector.journey.analyst import forget, look_up_customer, run_query, unlink
 from collector.keys import ensure_keys
 from collector.logs import configure_logging
 from collector.settings import ClientSettings, Settings, is_embedded
@@ -56,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     forget_cmd = commands.add_parser("forget", help="delete a person and their linked ids from every table")
     forget_cmd.add_argument("id", help="customer id")
     forget_cmd.add_argument("--dsn", help="as for serve (REISE_DSN)")
+
+    unlink_cmd = commands.add_parser("unlink", help="undo a wrong link: the id leaves its customer, whose journey "
+                                                    "splits back by the links that remain")
+    unlink_cmd.add_argument("id", help="the id to unlink (e.g. a till's shared card number)")
+    unlink_cmd.add_argument("--dsn", help="as for serve (REISE_DSN)")
 
     customer = commands.add_parser("customer", help="print one customer's journey")
     customer.add_argument("id", help="customer id (or any id linked to it)")
@@ -154,6 +159,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             done = forget(settings, args.id)
             removed = ", ".join(f"{table} {n}" for table, n in done["deleted"].items())
             print(f"reise: forgot {done['customer_id']} (ids: {', '.join(done['ids'])}); rows deleted: {removed}")
+        elif args.command == "unlink":
+            done = unlink(settings, args.id)
+            parts = "; ".join(f"{key}: {', '.join(ids)}" for key, ids in done["customers"].items())
+            print(f"reise: unlinked {done['id']} from {done['customer_id']}; customers now: {parts}")
         elif args.command == "customer":
             sys.exit(_customer(settings, args.id, args.json))
         elif args.command in CHANNEL_COMMANDS:

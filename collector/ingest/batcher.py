@@ -17,7 +17,7 @@ from collector.identity.guards import LinkPolicy
 from collector.identity.resolver import decode_links, refused_dead_letters, resolve_links
 from collector.ingest.dedup import Dedup
 from collector.ingest.protocol import Row
-from collector.ingest.spool import Segment, Spool, encode_rows
+from collector.ingest.spool import Segment, Spool, encode_rows, header_line
 from collector.metrics import Metrics
 from collector.store.clickhouse import Store
 from collector.store.migrate import apply_migrations
@@ -190,7 +190,8 @@ class Batcher:
                 if refused:
                     log.warning("identity links refused by the guards", links=len(refused), token=token)
             if refused:
-                await self._insert_until_done("dead_letters", encode_rows(refused), token + "-refused")
+                await self._insert_until_done("dead_letters", header_line("dead_letters") + encode_rows(refused),
+                                               token + "-refused")
             return
 
     async def _insert_until_done(self, table: str, body: bytes, token: str) -> None:
@@ -216,7 +217,8 @@ class Batcher:
                     await loop.run_in_executor(self._writer, self._quarantine, body, token)
                     return
                 refused = [_as_dead_letter(line, str(exc)) for line in body.splitlines()[1:] if line]
-                await self._insert_until_done("dead_letters", encode_rows(refused), token + "-refused")
+                await self._insert_until_done("dead_letters", header_line("dead_letters") + encode_rows(refused),
+                                               token + "-refused")
                 return
             rows = body.count(b"\n") - 1  # the first line names the columns
             self.stats.store_ok = True

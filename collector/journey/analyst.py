@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.errors import QueryRefused, StoreUnavailable
+from collector.identity.rebuild import unlink as unlink_id
 from collector.journey.forget import forget_person
 from collector.journey.insights import Runner
 from collector.keys import read_dev_admin_key
@@ -18,7 +19,7 @@ from collector.settings import ClientSettings, is_embedded
 from collector.store.clickhouse import QueryResult, Store
 
 __all__ = ["CUSTOMER_SQL", "LINKS_SQL", "TIMELINE_SQL", "CustomerView", "forget", "look_up_customer", "post_admin",
-           "run_query"]
+           "run_query", "unlink"]
 
 CUSTOMER_SQL = "SELECT * FROM customer_journey_of(id = {id:String})"
 
@@ -112,3 +113,15 @@ def forget(settings: ClientSettings, customer_id: str) -> dict[str, Any]:
     finally:
         store.close()
     return {"customer_id": done.customer_id, "ids": done.ids, "deleted": done.deleted}
+
+
+def unlink(settings: ClientSettings, id_: str) -> dict[str, Any]:
+    """Undo a wrong link: through the collector (embedded store), or straight on a server."""
+    if is_embedded(settings.dsn):
+        return dict(post_admin(settings, "/v1/admin/unlink", {"id": id_}))
+    store = Store(dsn=settings.dsn)
+    try:
+        done = unlink_id(store, id_)
+    finally:
+        store.close()
+    return {"id": done.id, "customer_id": done.customer_id, "customers": done.customers}
