@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from collector.store.clickhouse import Store
+from collector.store.clickhouse import Store, heredoc_json
 from collector.store.schema import DEAD_LETTER_COLUMNS, LINK_COLUMNS
 
 __all__ = [
@@ -41,24 +41,33 @@ STATE_COLUMNS = (
     "contact_stages"
 )
 
+# Lists of ids travel as one heredoc parameter each (store.heredoc_json): a segment may link 100k ids.
 KEYS_SQL = """
+WITH wanted AS (SELECT arrayJoin(ids) AS id FROM format(JSONCompactEachRow, 'ids Array(String)', $ids$))
 SELECT journey_id, argMax(customer_id, version) AS customer_id
 FROM identity_keys
-WHERE journey_id IN {ids:Array(String)}
+WHERE journey_id IN (SELECT id FROM wanted)
 GROUP BY journey_id
 """
 MEMBERS_SQL = """
+WITH wanted AS (SELECT arrayJoin(keys) AS key FROM format(JSONCompactEachRow, 'keys Array(String)', $keys$))
 SELECT customer_id, member_id
 FROM identity_members
-WHERE customer_id IN {keys:Array(String)}
+WHERE customer_id IN (SELECT key FROM wanted)
 GROUP BY customer_id, member_id
 HAVING argMax(active, version) = 1
 """
 MOVE_SQL = f"""
 INSERT INTO customer_state (customer_id, hidden, {STATE_COLUMNS})
-SELECT transform(customer_id, {{from:Array(String)}}, {{to:Array(String)}}, customer_id), 0, {STATE_COLUMNS}
-FROM customer_state
-WHERE customer_id IN {{from:Array(String)}} AND hidden = 0
+WITH moves AS (
+    SELECT move.1 AS from_key, move.2 AS to_key
+    FROM format(JSONCompactEachRow, 'moves Array(Tuple(String, String))', $moves$)
+    ARRAY JOIN moves AS move
+)
+SELECT m.to_key, 0, {", ".join(f"s.{c.strip()}" for c in STATE_COLUMNS.split(","))}
+FROM customer_state AS s
+INNER JOIN moves AS m ON s.customer_id = m.from_key
+WHERE s.customer_id IN (SELECT from_key FROM moves) AND s.hidden = 0
 """
 
 
@@ -93,7 +102,8 @@ class Resolution:
 def keys_of(store: Store, ids: Iterable[str]) -> dict[str, str]:
     """The current key of each id (an id nobody linked is its own key)."""
     wanted = sorted(set(ids))
-    found = {str(r[0]): str(r[1]) for r in store.query(KEYS_SQL, {"ids": wanted}).rows} if wanted else {}
+    found = {str(r[0]): str(r[1]) for r in store.query(KEYS_SQL, {"$ids$": heredoc_json(wanted)}).rows} \
+        if wanted else {}
     return {i: found.get(i, i) for i in wanted}
 
 
@@ -102,7 +112,7 @@ def members_of(store: Store, keys: Iterable[str]) -> dict[str, set[str]]:
     wanted = sorted(set(keys))
     members: dict[str, set[str]] = {k: {k} for k in wanted}
     if wanted:
-        for key, member in store.query(MEMBERS_SQL, {"keys": wanted}).rows:
+        for key, member in store.query(MEMBERS_SQL, {"$keys$": heredoc_json(wanted)}).rows:
             members[str(key)].add(str(member))
     return members
 
@@ -159,7 +169,8 @@ def resolve_links(store: Store, links: Sequence[Link], token: str, *, max_ids: i
     result = components(links, key, members, max_ids=max_ids)
     if result.moves:
         moved = sorted(result.moves)
-        store.command(MOVE_SQL, {"from": moved, "to": [result.moves[k] for k in moved]}, token=f"{token}:move")
+        store.command(MOVE_SQL, {"$moves$": heredoc_json([(k, result.moves[k]) for k in moved])},
+                      token=f"{token}:move")
         store.insert_rows("customer_state", ("customer_id", "hidden"), [(k, 1) for k in moved], f"{token}:hide")
     if result.accepted:
         store.insert_rows("identity_links", LINK_COLUMNS,

@@ -17,7 +17,7 @@ from collector.errors import QueryRefused, StoreError, StoreUnavailable
 from collector.store.schema import TOUCHPOINT_COLUMNS
 from collector.store.sqlguard import single_statement
 
-__all__ = ["QueryResult", "Store", "connect"]
+__all__ = ["QueryResult", "Store", "connect", "heredoc_json"]
 
 # ClickHouse error codes that mean "try again later" rather than "this data is bad".
 RETRYABLE_CODES = frozenset({159, 202, 203, 209, 210, 241, 242, 252, 285, 319, 425, 999, 1002})
@@ -36,6 +36,16 @@ STORED_KEYS_SQL = """
 SELECT DISTINCT key FROM event_keys
 WHERE key IN (SELECT arrayJoin(keys) FROM format(JSONCompactEachRow, 'keys Array(String)', $keys$))
 """
+
+
+def heredoc_json(value: Any) -> bytes:
+    """A value as one binary ``$name$`` parameter (a heredoc the server reads as is) holding its JSON.
+
+    For long lists of ids, which as ``{name:Array(String)}`` would be spelt out in the SQL text and parsed
+    element by element. A ``$`` in the data is sent as the JSON escape ``\\u0024``, so nothing in it can end
+    the heredoc. Read it with ``format(JSONCompactEachRow, 'name Type', $name$)``.
+    """
+    return orjson.dumps([value]).replace(b"$", b"\\u0024")
 
 
 def connect(dsn: str) -> Client:
@@ -143,7 +153,7 @@ class Store:
         """
         if not keys:
             return set()
-        data = orjson.dumps([list(keys)]).replace(b"$", b"\\u0024")
+        data = heredoc_json(list(keys))
         with self._errors():
             result = self.client().query(STORED_KEYS_SQL, parameters={"$keys$": data},
                                          settings={"max_query_size": len(data) + 4096})
@@ -156,14 +166,21 @@ class Store:
 
         With ``token`` an INSERT ... SELECT is idempotent like ``insert_encoded``: a replay adds nothing.
         """
-        settings = {**INSERT_SETTINGS, "insert_deduplication_token": token} if token else None
+        params = dict(parameters or {})
+        size = sum(len(v) for v in params.values() if isinstance(v, bytes))
+        settings: dict[str, Any] = {**INSERT_SETTINGS, "insert_deduplication_token": token} if token else {}
+        if size:
+            settings["max_query_size"] = size + 262_144
         with self._errors():
-            return self.client().command(sql, parameters=dict(parameters or {}), settings=settings)
+            return self.client().command(sql, parameters=params, settings=settings or None)
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
         """Run a trusted query (the collector's own SQL) with server-side parameters."""
+        params = dict(parameters or {})
+        size = sum(len(v) for v in params.values() if isinstance(v, bytes))
+        settings = {"max_query_size": size + 262_144} if size else None
         with self._errors():
-            result = self.client().query(sql, parameters=dict(parameters or {}))
+            result = self.client().query(sql, parameters=params, settings=settings)
         return QueryResult(list(result.column_names), [t.name for t in result.column_types], result.result_rows)
 
     def query_readonly(
