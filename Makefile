@@ -1,14 +1,15 @@
 # Two commands matter: `make run` (collector on the embedded store) and `make test` (the whole suite).
+# The venv holds the collector editable with the embedded engine (the `embedded` extra) and the dev tools.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench-ingest bench-sdk demo clean
+.PHONY: run test lint bench-ingest bench-sdk bench-pixel demo clean
 
 $(STAMP): pyproject.toml sdk/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]' -e ./sdk
+	$(PY) -m pip install --quiet -e '.[embedded,dev]' -e ./sdk
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -31,6 +32,10 @@ bench-ingest: $(STAMP)
 
 bench-sdk: $(STAMP)
 	$(PY) bench/sdk.py
+
+# The pixel against a bare aiohttp handler answering the same GIF, in one run (wrk; see bench/README.md)
+bench-pixel: $(STAMP)
+	$(PY) bench/pixel.py
 
 clean:
 	rm -rf $(VENV) reise-data .pytest_cache .mypy_cache .ruff_cache

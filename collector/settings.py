@@ -6,6 +6,7 @@ add what ``reise serve`` needs, and its checks.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -20,12 +21,14 @@ from collector.ingest.stages import CHANNELS
 
 __all__ = [
     "DEFAULT_RULES_PATH",
+    "EMBEDDED_EXTRA",
     "ClientSettings",
     "Settings",
     "WriteKey",
     "chdb_path",
     "is_embedded",
     "parse_write_keys",
+    "require_engine",
 ]
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("stage_rules.json")
@@ -82,6 +85,16 @@ def _comma_list(text: str) -> tuple[str, ...]:
 def is_embedded(dsn: str) -> bool:
     """Tell whether a DSN selects the embedded chDB engine."""
     return dsn.startswith("chdb:")
+
+
+EMBEDDED_EXTRA = "pip install 'reise-collector[embedded]'"
+
+
+def require_engine(dsn: str) -> None:
+    """Raise ConfigError when a chdb:// DSN is used and the embedded engine (the ``embedded`` extra) is absent."""
+    if is_embedded(dsn) and importlib.util.find_spec("chdb") is None:
+        raise ConfigError(f"REISE_DSN {dsn!r} needs the embedded engine chDB, which is not installed: "
+                          f"{EMBEDDED_EXTRA} (or use a ClickHouse server DSN, http(s)://host:8123/db)")
 
 
 def chdb_path(dsn: str) -> Path | None:
@@ -233,6 +246,7 @@ class Settings(ClientSettings):
     def check(self) -> None:
         """Raise ConfigError for values that cannot work."""
         super().check()
+        require_engine(self.dsn)  # the server opens its store at start (client commands: when they open it)
         if self.batch_size < 1:
             raise ConfigError("REISE_BATCH_SIZE must be at least 1")
         if self.spool not in ("disk", "memory"):

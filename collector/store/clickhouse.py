@@ -14,6 +14,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
 from collector.errors import QueryRefused, StoreError, StoreUnavailable
+from collector.settings import require_engine
 from collector.store.schema import TOUCHPOINT_COLUMNS
 from collector.store.sqlguard import single_statement
 
@@ -95,6 +96,7 @@ class Store:
     """Thread-aware access to ClickHouse; every method blocks, so call it from a worker thread."""
 
     def __init__(self, *, dsn: str) -> None:
+        require_engine(dsn)  # a chdb:// DSN without the embedded extra: say what to install, now
         self.dsn = dsn
         self._local = threading.local()
         self._clients: list[Client] = []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from collector.errors import ConfigError
@@ -16,12 +18,29 @@ __all__ = [
     "apply_migrations",
     "ledger_ddl",
     "load_migrations",
+    "migrations_dir",
     "render_migrations",
     "rendered_sql",
     "split_statements",
 ]
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+_REPOSITORY_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def migrations_dir() -> Traversable:
+    """The numbered SQL files: the package data ``collector.migrations`` of an installed collector.
+
+    The repository keeps them in ``migrations/`` at its top; pyproject.toml maps that folder into the package
+    at build time, so a wheel carries them and an editable install finds them in place.
+    """
+    try:
+        packaged = resources.files("collector.migrations")
+    except ModuleNotFoundError:  # a source tree run without installing
+        return _REPOSITORY_MIGRATIONS
+    return packaged if any(entry.name.endswith(".sql") for entry in packaged.iterdir()) else _REPOSITORY_MIGRATIONS
+
+
+MIGRATIONS_DIR: Traversable = migrations_dir()
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 LEDGER_DDL = """
@@ -56,14 +75,17 @@ def split_statements(sql: str) -> tuple[str, ...]:
     return tuple(statements)
 
 
-def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+def load_migrations(directory: Traversable = MIGRATIONS_DIR) -> list[Migration]:
     """Read the numbered migrations in order; refuse gaps and duplicate numbers."""
     migrations = []
-    for path in sorted(directory.glob("*.sql")):
+    for path in sorted((p for p in directory.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name):
         match = _NAME.match(path.name)
         if not match:
             raise ConfigError(f"migration {path.name}: expected NNNN_name.sql")
-        migrations.append(Migration(int(match.group(1)), path.stem, split_statements(path.read_text())))
+        migrations.append(Migration(int(match.group(1)), path.name.removesuffix(".sql"),
+                                    split_statements(path.read_text(encoding="utf-8"))))
+    if not migrations:
+        raise ConfigError(f"no migrations found in {directory}: the package is installed without its data files")
     versions = [m.version for m in migrations]
     if versions != list(range(1, len(versions) + 1)):
         raise ConfigError(f"migrations in {directory} must be numbered 1..N without gaps, got {versions}")
@@ -76,7 +98,7 @@ def ledger_ddl(cluster: str | None = None, database: str = "default") -> str:
 
 
 def render_migrations(
-    cluster: str | None = None, database: str = "default", directory: Path = MIGRATIONS_DIR
+    cluster: str | None = None, database: str = "default", directory: Traversable = MIGRATIONS_DIR
 ) -> list[Migration]:
     """The migrations as they run: unchanged on one server, rendered ON CLUSTER for a cluster."""
     migrations = load_migrations(directory)
@@ -93,7 +115,7 @@ def render_migrations(
     return rendered
 
 
-def rendered_sql(cluster: str | None = None, database: str = "default", directory: Path = MIGRATIONS_DIR) -> str:
+def rendered_sql(cluster: str | None = None, database: str = "default", directory: Traversable = MIGRATIONS_DIR) -> str:
     """Every statement ``reise migrate`` would run, as one SQL script (``reise migrate --print``)."""
     parts = [f"-- migration ledger\n{ledger_ddl(cluster, database)};"]
     for migration in render_migrations(cluster, database, directory):
@@ -101,7 +123,7 @@ def rendered_sql(cluster: str | None = None, database: str = "default", director
     return "\n\n".join(parts) + "\n"
 
 
-def apply_migrations(store: Store, directory: Path = MIGRATIONS_DIR, *, cluster: str | None = None) -> list[str]:
+def apply_migrations(store: Store, directory: Traversable = MIGRATIONS_DIR, *, cluster: str | None = None) -> list[str]:
     """Apply the migrations not yet recorded (ON CLUSTER when a cluster is named); return those applied now."""
     database = database_of(store.dsn)
     store.command(ledger_ddl(cluster, database))

@@ -1,0 +1,1 @@
+"""The numbered migrations, installed as the package data collector.migrations (see pyproject.toml)."""
