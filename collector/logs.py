@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from contextvars import ContextVar
+from typing import Any
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["REQUEST_ID", "add_request_id", "configure_logging"]
+
+# The id of the request being served, set and reset once per request by collector.edge.middleware
+# (a ContextVar of its own: cheaper than structlog's bind/unbind of its context dictionary).
+REQUEST_ID: ContextVar[str | None] = ContextVar("reise_request_id", default=None)
+
+
+def add_request_id(logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: the current request's id on the line."""
+    rid = REQUEST_ID.get()
+    if rid is not None:
+        event.setdefault("request_id", rid)
+    return event
 
 
 def configure_logging(log_format: str = "auto", level: int = logging.INFO) -> None:
@@ -19,6 +34,7 @@ def configure_logging(log_format: str = "auto", level: int = logging.INFO) -> No
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_request_id,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

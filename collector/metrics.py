@@ -37,7 +37,8 @@ class Metrics:
                                 ["route", "method", "status"], registry=registry)
         self.request_seconds = Histogram("reise_http_request_duration_seconds", "Time to answer a request, by route",
                                          ["route"], buckets=REQUEST_BUCKETS, registry=registry)
-        self.events = Counter("reise_events", "Events received, by outcome: accepted, duplicate or rejected",
+        self.events = Counter("reise_events", "Events received, by outcome: accepted, duplicate, rejected, or "
+                              "rate_limited (pixel hits past their key's limit: answered, not kept)",
                               ["outcome"], registry=registry)
         self.rejected = Counter("reise_events_rejected", "Events rejected, by reason (the field at fault)",
                                 ["reason"], registry=registry)
@@ -54,15 +55,19 @@ class Metrics:
                              registry=registry)
         self.spool_bytes = Gauge("reise_spool_bytes", "Bytes held in the durable spool", registry=registry)
         self._reasons: set[str] = set()
-        for outcome in ("accepted", "duplicate", "rejected"):
-            self.events.labels(outcome)
+        # labelled children looked up once: a label lookup costs more than the increment on the hot path
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._outcomes = {outcome: self.events.labels(outcome)
+                          for outcome in ("accepted", "duplicate", "rejected", "rate_limited")}
 
     def record_events(self, accepted: int, duplicates: int, reasons: Iterable[str]) -> None:
         """Count one request's events: accepted, duplicates, and each rejection by reason."""
-        self.events.labels("accepted").inc(accepted)
-        self.events.labels("duplicate").inc(duplicates)
+        if accepted:
+            self._outcomes["accepted"].inc(accepted)
+        if duplicates:
+            self._outcomes["duplicate"].inc(duplicates)
         for reason in reasons:
-            self.events.labels("rejected").inc()
+            self._outcomes["rejected"].inc()
             label = reason_label(reason)
             if label not in self._reasons:
                 if len(self._reasons) >= MAX_REASONS:
@@ -75,6 +80,10 @@ class Metrics:
         """Count an ingest outcome (``collector.ingest.ingestor.Accepted``: accepted, duplicates, rejected[reason])."""
         rejected: Iterable[Mapping[str, Any]] = outcome.rejected
         self.record_events(outcome.accepted, outcome.duplicates, (str(r.get("reason", "")) for r in rejected))
+
+    def record_rate_limited(self, events: int) -> None:
+        """Count events refused past their key's rate limit and not kept (pixel hits, which still get their GIF)."""
+        self._outcomes["rate_limited"].inc(events)
 
     def observe_insert(self, table: str, rows: int, seconds: float) -> None:
         """Record one successful insert: its size and how long it took."""
@@ -95,9 +104,13 @@ class Metrics:
         self.spool_bytes.set_function(size)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        """Count one answered request."""
-        self.requests.labels(route, method, str(status)).inc()
-        self.request_seconds.labels(route).observe(seconds)
+        """Count one answered request (the labelled children are looked up once per route, method and status)."""
+        children = self._request_children.get((route, method, status))
+        if children is None:
+            children = self._request_children[(route, method, status)] = (
+                self.requests.labels(route, method, str(status)), self.request_seconds.labels(route))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         """The registry in the Prometheus text format."""

@@ -6,6 +6,7 @@ add what ``reise serve`` needs, and its checks.
 
 from __future__ import annotations
 
+import hmac
 import importlib.util
 import os
 import re
@@ -26,6 +27,7 @@ __all__ = [
     "Settings",
     "WriteKey",
     "chdb_path",
+    "find_write_key",
     "is_embedded",
     "parse_write_keys",
     "require_engine",
@@ -80,6 +82,18 @@ def parse_write_keys(text: str) -> dict[str, WriteKey]:
 def _comma_list(text: str) -> tuple[str, ...]:
     """``a, b,c`` as ``("a", "b", "c")``, without empty items."""
     return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def find_write_key(write_keys: Mapping[str, WriteKey], candidate: str | None) -> WriteKey | None:
+    """The write key matching the candidate, comparing against every key in constant time."""
+    if not candidate:
+        return None
+    found = None
+    given = candidate.encode()
+    for key, record in write_keys.items():
+        if hmac.compare_digest(key.encode(), given):
+            found = record
+    return found
 
 
 def is_embedded(dsn: str) -> bool:
@@ -193,7 +207,7 @@ class Settings(ClientSettings):
     spool_max_bytes: int = 2 * 1024**3
     ip_mode: str = "truncate"
     rate_limit: float = 100_000.0
-    public_rate_limit: float = 1_000.0
+    public_rate_limit: float = 10_000.0  # an e-mail send's open peak (README "Pixel rate limits")
     stage_rules: Path = DEFAULT_RULES_PATH
     attribution: Path | None = None  # extra web-attribution rules, added to collector/attribution.json
     link_domains: tuple[str, ...] = ()  # domains click links may lead to (and their subdomains); empty: any

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -23,11 +22,9 @@ from collector.errors import (
     TryLater,
 )
 
-__all__ = ["HTTP_ERRORS", "error_answer", "error_middleware", "json_response"]
+__all__ = ["HTTP_ERRORS", "error_answer", "json_response", "refusal_answer"]
 
 log = structlog.get_logger("reise.http")
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Domain error -> (status, Retry-After in seconds when the error names none, prefix of the answer's message).
 # The first row whose class matches wins, so subclasses come before their bases.
@@ -66,25 +63,16 @@ def error_answer(exc: ReiseError) -> tuple[int, float | None, str] | None:
     return None
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn refusals into JSON errors with the right status; never leak a traceback."""
-    try:
-        return await handler(request)
-    except ReiseError as exc:
-        answer = error_answer(exc)
-        if answer is None:
-            log.exception("unhandled error", path=request.path)
-            return json_response({"success": False, "error": "internal error"}, 500)
-        status, retry_after, message = answer
-        headers = {"Retry-After": str(int(retry_after))} if retry_after else None
-        if status == 401:
-            headers = {**(headers or {}), "WWW-Authenticate": 'Basic realm="reise"'}
-        return json_response({"success": False, "error": message}, status, headers)
-    except web.HTTPException as exc:
-        if exc.empty_body or exc.status < 400:
-            raise
-        return json_response({"success": False, "error": exc.reason}, exc.status)
-    except Exception:
-        log.exception("unhandled error", path=request.path)
-        return json_response({"success": False, "error": "internal error"}, 500)
+def refusal_answer(exc: ReiseError) -> web.Response | None:
+    """The JSON answer for a refusal, with its status and headers; None for an error that is a bug (a 500).
+
+    The request middleware (collector.edge.middleware) answers every domain error through this.
+    """
+    answer = error_answer(exc)
+    if answer is None:
+        return None
+    status, retry_after, message = answer
+    headers = {"Retry-After": str(int(retry_after))} if retry_after else None
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": 'Basic realm="reise"'}
+    return json_response({"success": False, "error": message}, status, headers)

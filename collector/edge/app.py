@@ -13,13 +13,12 @@ from typing import IO
 import structlog
 from aiohttp import web
 
-from collector.edge.answers import error_middleware
 from collector.edge.appkeys import BATCHER, INGESTOR, READERS, SETTINGS, STORE
 from collector.edge.channels import install_channels
 from collector.edge.dashboard import dashboard_routes
 from collector.edge.handlers import routes
-from collector.edge.metrics import METRICS, metrics_handler, metrics_middleware
-from collector.edge.requestid import request_id_middleware
+from collector.edge.metrics import METRICS, metrics_handler
+from collector.edge.middleware import http_middleware
 from collector.errors import ConfigError
 from collector.ingest.attribution import AttributionRules
 from collector.ingest.batcher import Batcher
@@ -114,7 +113,7 @@ def create_app(settings: Settings) -> web.Application:
     # headers may be long enough for a pixel hit with a long query or Referer to still get its GIF
     app = web.Application(handler_args={"auto_decompress": False, "max_line_size": MAX_REQUEST_LINE,
                                         "max_field_size": MAX_HEADER_FIELD},
-                          middlewares=[request_id_middleware, metrics_middleware, error_middleware],
+                          middlewares=[http_middleware],  # request id, errors, CORS, metrics
                           client_max_size=MAX_BATCH_BYTES * 2)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()

@@ -5,9 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from collections.abc import Mapping
 
-from collector.settings import WriteKey
+from collector.settings import find_write_key
 
 __all__ = ["basic_user", "bearer_or_basic", "find_write_key", "is_admin"]
 
@@ -28,18 +27,6 @@ def bearer_or_basic(authorization: str | None) -> str | None:
     if authorization and authorization[:7].lower() == "bearer ":
         return authorization[7:].strip()
     return basic_user(authorization)
-
-
-def find_write_key(write_keys: Mapping[str, WriteKey], candidate: str | None) -> WriteKey | None:
-    """The write key matching the candidate, comparing against every key in constant time."""
-    if not candidate:
-        return None
-    found = None
-    given = candidate.encode()
-    for key, record in write_keys.items():
-        if hmac.compare_digest(key.encode(), given):
-            found = record
-    return found
 
 
 def is_admin(admin_key: str, candidate: str | None) -> bool:

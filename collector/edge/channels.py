@@ -6,7 +6,7 @@ from aiohttp import web
 
 from collector.edge.pixel import pixel
 from collector.edge.redirect import redirect
-from collector.edge.snippet import SNIPPET, SNIPPET_PATH, cors_headers, preflight, snippet
+from collector.edge.snippet import SNIPPET, SNIPPET_PATH, preflight, snippet
 
 __all__ = ["channel_routes", "install_channels"]
 
@@ -22,7 +22,6 @@ def channel_routes() -> list[web.RouteDef]:
 
 
 def install_channels(app: web.Application) -> None:
-    """Add the channel routes, the snippet and the CORS headers to the collector application."""
+    """Add the channel routes and the snippet to the collector application (CORS: collector.edge.middleware)."""
     app[SNIPPET] = SNIPPET_PATH.read_bytes()
     app.add_routes(channel_routes())
-    app.on_response_prepare.append(cors_headers)

@@ -6,14 +6,16 @@ from pathlib import Path
 
 from aiohttp import web
 
-__all__ = ["CORS_PATHS", "SNIPPET", "SNIPPET_PATH", "cors_headers", "preflight", "snippet"]
+__all__ = ["CORS_HEADERS", "CORS_PATHS", "SNIPPET", "SNIPPET_PATH", "preflight", "snippet"]
 
 SNIPPET_PATH = Path(__file__).resolve().parents[1] / "static" / "t.js"
 SNIPPET = web.AppKey("snippet", bytes)
 # Public ingestion endpoints a browser may post to; the admin endpoints are left out on purpose.
 CORS_PATHS = frozenset({"/v1/batch", "/v1/track", "/v1/page", "/v1/identify", "/v1/alias", "/v1/screen",
                         "/v1/group", "/p.gif", "/t.js"})
-_CORS = {
+# Allow any origin on the ingestion endpoints (no credentials: keys travel in the body or a header); added to
+# their answers by collector.edge.middleware.
+CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
     "Access-Control-Allow-Headers": "Content-Type, Content-Encoding, Authorization",
@@ -28,13 +30,7 @@ async def snippet(request: web.Request) -> web.Response:
 
 
 async def preflight(request: web.Request) -> web.Response:
-    """``OPTIONS`` on an ingestion endpoint: the CORS preflight answer (headers added by cors_headers)."""
+    """``OPTIONS`` on an ingestion endpoint: the CORS preflight answer (headers: the request middleware)."""
     if request.path not in CORS_PATHS:
         raise web.HTTPNotFound()
     return web.Response(status=204)
-
-
-async def cors_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """Allow any origin on the ingestion endpoints (no credentials: keys travel in the body or a header)."""
-    if request.path in CORS_PATHS:
-        response.headers.update(_CORS)

@@ -93,6 +93,18 @@ class Batcher:
                     "identity_links": encode_rows(self._links.links_in(rows))}
             await self.spool.append(body, len(rows) + len(dead))
 
+    def submit_nowait(self, rows: Sequence[Row], dead: Sequence[Row] = ()) -> asyncio.Future[None] | None:
+        """Queue rows for the spool's next group write without waiting (None: nothing to queue).
+
+        For answers that are the same whether or not the rows are kept (the pixel's GIF). The future is done
+        once the rows are on disk, or fails with SpoolWriteFailed.
+        """
+        if not rows and not dead:
+            return None
+        body = {"touchpoints": encode_rows(rows), "dead_letters": encode_rows(dead),
+                "identity_links": encode_rows(self._links.links_in(rows))}
+        return self.spool.enqueue(body, len(rows) + len(dead))
+
     def pause(self, paused: bool) -> None:
         """Stop or resume writing to the store (accepting into the spool goes on)."""
         self.paused = paused
@@ -251,7 +263,7 @@ class Batcher:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             await self.spool.seal_if_older(0)
-            if not self.spool.rows:
+            if not self.spool.rows and not self.spool.writing:  # unwaited pixel rows may still be on their way
                 return True
             self.spool.sealed_ready.set()
             await asyncio.sleep(0.05)

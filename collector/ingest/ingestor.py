@@ -12,6 +12,7 @@ from collector.errors import EventRejected, EventWithoutConsent, TryLater
 from collector.ingest.attribution import AttributionRules
 from collector.ingest.batcher import Batcher
 from collector.ingest.dedup import Dedup
+from collector.ingest.pixels import PixelHits
 from collector.ingest.protocol import IngestContext, dead_letter_row, normalise
 from collector.ingest.ratelimit import RateLimiter
 from collector.ingest.stages import StageRules
@@ -65,6 +66,7 @@ class Ingestor:
         self.batcher = batcher
         self.metrics = metrics
         self.identity = settings.link_policy
+        self.pixels = PixelHits(self)  # the pixel's hits, recorded a loop tick's worth at a time
 
     def context(self, key: WriteKey, received_ms: int, sent_at: Any = None) -> IngestContext:
         """What every event of one request shares: its source, key limits, receive time and the rules."""

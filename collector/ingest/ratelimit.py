@@ -1,4 +1,4 @@
-"""Per-key rate limits: a token bucket per write key, counted in events."""
+"""Per-key rate limits: a token bucket per write key, counted in events; the burst is one second's worth."""
 
 from __future__ import annotations
 
