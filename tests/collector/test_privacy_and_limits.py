@@ -34,11 +34,11 @@ def test_ips_are_truncated_and_refused_consent_is_not_stored(collector: Collecto
 
 def test_public_key_rate_limit_answers_429_with_retry_after(collector: Collector) -> None:
     anon = f"rl-{uuid.uuid4().hex[:10]}"
-    batch = [{"type": "page", "anonymousId": anon, "channel": "web", "messageId": f"{anon}-{i}"} for i in range(600)]
-    first = collector.post("/v1/batch", {"batch": batch[:300]}, key="pk_site")
-    second = collector.post("/v1/batch", {"batch": batch[300:]}, key="pk_site")
-    third = collector.post("/v1/batch", {"batch": batch[300:] + batch[:300]}, key="pk_site")
-    assert first.status == 200 and second.status == 200  # within the public limit of 1000 events/s
+    batch = [{"type": "page", "anonymousId": anon, "channel": "web", "messageId": f"{anon}-{i}"} for i in range(8000)]
+    first = collector.post("/v1/batch", {"batch": batch[:4000]}, key="pk_site")
+    second = collector.post("/v1/batch", {"batch": batch[4000:]}, key="pk_site")
+    third = collector.post("/v1/batch", {"batch": batch[:4000]}, key="pk_site")
+    assert first.status == 200 and second.status == 200  # within the public limit of 10,000 events/s
     assert third.status == 429
     assert int(third.headers["Retry-After"]) >= 1
     assert "rate limit" in third.body["error"]
