@@ -9,7 +9,7 @@ directory, with a public key for the email channel and the rate limits off, and 
 (``web.Response(body=GIF, content_type="image/gif", headers=NO_CACHE)``, no middleware, ``access_log=None``
 as the collector runs) on free loopback ports. wrk then loads each in turn, alternating bare and pixel for
 ``--rounds`` rounds after a short warm-up of each, so drift of the machine hits both alike. Every pixel
-request carries a unique messageId (a wrk Lua script), so each is a new touchpoint recorded and fsynced in
+request carries a unique messageId (a wrk Lua script), so each is a new touchpoint recorded and written to
 the spool, not a duplicate. It prints req/s of both per round, the medians and their ratio (pixel / bare),
 each server's CPU time per request (all its threads, and its event loop's thread alone, from /proc:
 steadier than req/s on a busy machine),
