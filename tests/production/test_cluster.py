@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from collector.errors import ConfigError
+from collector.identity.resolver import Link, resolve_links
 from collector.store.clickhouse import Store
 from collector.store.cluster import ClusterRenderer, local_name
 from collector.store.migrate import LEDGER_DDL, load_migrations, render_migrations, rendered_sql, split_statements
@@ -102,11 +103,13 @@ def test_every_distributed_table_is_sharded_by_the_customer_id() -> None:
         assert match.group(4) in (SHARD_BY_KEY if name == "event_keys" else SHARD_BY_CUSTOMER)
     # a customer's own touchpoints, state and links meet on one shard: all hash the same id
     assert tables["touchpoints"].endswith("cityHash64(journey_id))")
-    assert tables["journey_state"].endswith("cityHash64(journey_id))")
+    # the identity map is sharded like the touchpoints it resolves, so the view's join on each shard is local
+    assert tables["identity_keys"].endswith("cityHash64(journey_id))")
+    assert tables["customer_state"].endswith("cityHash64(customer_id))")
 
 
 def test_local_tables_are_created_before_their_distributed_tables() -> None:
-    order = [re.match(r"CREATE \w+ (?:IF NOT EXISTS )?(\w+)", s) for s in rendered()]
+    order = [re.match(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", s) for s in rendered()]
     names = [m.group(1) for m in order if m]
     for table in plain_tables():
         assert names.index(local_name(table)) < names.index(table)
@@ -114,7 +117,8 @@ def test_local_tables_are_created_before_their_distributed_tables() -> None:
 
 def test_materialized_views_read_and_write_local_tables() -> None:
     views = creates("MATERIALIZED VIEW")
-    assert set(views) == {"identity_links_mv", "journey_state_mv", "event_keys_mv"}
+    # the first two were dropped again by 0008 (identity links are written by the resolver; per-id state is gone)
+    assert set(views) == {"identity_links_mv", "journey_state_mv", "event_keys_mv", "customer_state_mv"}
     for statement in views.values():
         target = re.search(r"\bTO (\w+)", statement)
         assert target and target.group(1).endswith("_local")
@@ -124,13 +128,12 @@ def test_materialized_views_read_and_write_local_tables() -> None:
 
 def test_query_views_read_every_shard_with_global_joins() -> None:
     views = creates("VIEW")
-    assert {"identity_map", "customer_state", "customer_journey", "stage_funnel"} <= set(views)
+    assert {"identity_map", "customer_journey", "customer_journey_of", "stage_funnel"} <= set(views)
     for name, statement in views.items():
         sources = re.findall(r"\b(?:FROM|JOIN)\s+(\w+)", statement)
         assert not [s for s in sources if s.endswith("_local")], (name, sources)
         joins = re.findall(r"(\w+)\s+(?:LEFT\s+|INNER\s+|RIGHT\s+|FULL\s+)?JOIN\b", statement)
         assert all(word in ("GLOBAL", "ARRAY") for word in joins), (name, joins)
-    assert "GLOBAL LEFT JOIN identity_map" in views["customer_state"]
     assert "ARRAY JOIN" in views["stage_funnel"] and "GLOBAL ARRAY" not in views["stage_funnel"]
 
 
@@ -175,7 +178,7 @@ def test_single_server_rendering_is_the_migrations_unchanged() -> None:
 
 
 def test_rewritten_query_views_give_the_same_rows_on_one_server(store: Store) -> None:
-    """GLOBAL joins are no-ops on local tables: the cluster views, run embedded, match the originals."""
+    """The cluster views, run embedded (their Distributed tables are the plain tables here), match the originals."""
     store.command(
         "INSERT INTO touchpoints (message_id, type, event, journey_id, customer_id, anonymous_id, channel, stage,"
         " stage_rank, timestamp, original_timestamp, received_at, revenue) VALUES"
@@ -186,19 +189,22 @@ def test_rewritten_query_views_give_the_same_rows_on_one_server(store: Store) ->
         " ('cl-3', 'track', 'Order Completed', 'cl-solo', 'cl-solo', '', 'web', 'purchase', 3, '2024-01-03',"
         "  '2024-01-03', '2024-01-03', 3)"
     )
+    resolve_links(store, [Link(linked_at=1704153600.0, message_id="cl-2", anonymous_id="cl-anon",
+                               customer_id="cl-cust", source="test")], "cluster-views-test", max_ids=100)
     views = creates("VIEW")
-    for name in ("identity_map", "customer_state"):
+    for name in ("customer_journey", "stage_funnel", "identity_map"):
         sql = re.sub(rf"^CREATE VIEW IF NOT EXISTS {name} ON CLUSTER {CLUSTER}\n", "", views[name])
-        sql = sql.replace("FROM identity_map", "FROM cluster_identity_map").replace(
-            "JOIN identity_map", "JOIN cluster_identity_map")
         store.command(f"CREATE OR REPLACE VIEW cluster_{name} {sql}")
-    columns = "customer_id, arraySort(ids), contacts, purchases, revenue, reached_purchase_at"
+    columns = "customer_id, ids, contacts, purchases, revenue, reached_purchase_at, contacts_before_first_purchase"
     where = "WHERE customer_id LIKE 'cl-%' ORDER BY customer_id"
-    original = store.query(f"SELECT {columns} FROM customer_state {where}").rows
-    clustered = store.query(f"SELECT {columns} FROM cluster_customer_state {where}").rows
+    original = store.query(f"SELECT {columns} FROM customer_journey {where}").rows
+    clustered = store.query(f"SELECT {columns} FROM cluster_customer_journey {where}").rows
     assert [row[0] for row in original] == ["cl-cust", "cl-solo"]
     assert original[0][1] == ["cl-anon", "cl-cust"]
     assert clustered == original
+    assert store.query("SELECT * FROM cluster_stage_funnel").rows == store.query("SELECT * FROM stage_funnel").rows
+    assert store.query("SELECT * FROM cluster_identity_map WHERE anonymous_id = 'cl-anon'").rows == [
+        ("cl-anon", "cl-cust")]
 
 
 def reise(*args: str, dsn: str) -> subprocess.CompletedProcess[str]:
