@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from collector.identity.resolver import Link, resolve_links
+from collector.identity.resolver import Link, purge_merged, resolve_links
 from collector.journey.insights import FUNNEL_SQL, Filters, overview
 from collector.store.clickhouse import Store
 from collector.store.migrate import apply_migrations
@@ -153,6 +153,7 @@ def main() -> None:
             load(store, loaded, size - loaded)
             load_seconds[size] = time.perf_counter() - started
             loaded = size
+            purge_merged(store)  # as the collector does every REISE_PURGE_INTERVAL
             time.sleep(args.settle)
             figures[size] = {name: timed(run, args.repeat) for name, run in queries(store, size).items()}
             print(f"loaded {size:,} customers ({size * 8:,} touchpoints) in {load_seconds[size]:.1f} s; "

@@ -217,6 +217,7 @@ class Settings(ClientSettings):
     workers: int = 1
     never_link: tuple[str, ...] = ()  # ids that never link, on top of DEFAULT_NEVER_LINK (REISE_NEVER_LINK)
     max_ids_per_customer: int = DEFAULT_MAX_IDS
+    purge_interval: float = 300.0  # seconds between purges of merged-away customer keys (REISE_PURGE_INTERVAL)
 
     ENV: ClassVar[Mapping[str, _Reader]] = {
         **ClientSettings.ENV,
@@ -240,6 +241,7 @@ class Settings(ClientSettings):
         "workers": ("REISE_WORKERS", int),
         "never_link": ("REISE_NEVER_LINK", _comma_list),
         "max_ids_per_customer": ("REISE_MAX_IDS_PER_CUSTOMER", int),
+        "purge_interval": ("REISE_PURGE_INTERVAL", float),
     }
 
     @classmethod
@@ -279,6 +281,8 @@ class Settings(ClientSettings):
             raise ConfigError("REISE_SESSION_TTL must be positive")
         if self.workers < 1:
             raise ConfigError("REISE_WORKERS must be at least 1")
+        if self.purge_interval <= 0:
+            raise ConfigError("REISE_PURGE_INTERVAL must be positive")
         if not 2 <= self.max_ids_per_customer <= 100_000:
             raise ConfigError("REISE_MAX_IDS_PER_CUSTOMER must be between 2 and 100000")
         if self.workers > 1 and is_embedded(self.dsn):

@@ -57,7 +57,7 @@ async def _store_ctx(app: web.Application, rules: StageRules, attribution: Attri
     dedup = Dedup(capacity=settings.dedup_ids, store=store, readers=readers)
     dedup.remember_rows(spooled_touchpoints(spool.recover()))
     batcher = Batcher(store=store, writer=writer, spool=spool, dedup=dedup, flush_interval=settings.flush_interval,
-                      links=settings.link_policy,
+                      links=settings.link_policy, purge_interval=settings.purge_interval,
                       metrics=app[METRICS], cluster=settings.cluster)
     app[METRICS].watch_spool(lambda: float(spool.bytes))
     app[STORE], app[READERS], app[BATCHER] = store, readers, batcher

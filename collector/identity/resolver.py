@@ -31,6 +31,7 @@ __all__ = [
     "decode_links",
     "keys_of",
     "members_of",
+    "purge_merged",
     "record_map",
     "refused_dead_letters",
     "resolve_links",
@@ -208,6 +209,23 @@ def decode_links(body: bytes) -> list[Link]:
     header, *lines = body.splitlines() or [b"[]"]
     names = orjson.loads(header)
     return [Link.from_row(dict(zip(names, orjson.loads(line), strict=True))) for line in lines if line]
+
+
+PURGE_SQL = """
+DELETE FROM customer_state
+WHERE customer_id IN (SELECT customer_id FROM customer_state WHERE hidden = 1)
+SETTINGS lightweight_deletes_sync = 0
+"""
+
+
+def purge_merged(store: Store) -> None:
+    """Delete the rows of keys merged into another customer (their state was copied before they were hidden).
+
+    Only the views' ``max(hidden) = 0`` needs them until then; purging halves what bulk questions read once
+    many anonymous ids were identified. Blocking, on the writer thread: it must not run between a move's copy
+    and its hidden row, and it does not, since both are written by ``resolve_links`` on that thread.
+    """
+    store.command(PURGE_SQL)
 
 
 def refused_dead_letters(refused: Sequence[tuple[Link, str]]) -> list[tuple[Any, ...]]:

@@ -14,7 +14,7 @@ import structlog
 
 from collector.errors import ShuttingDown, StoreError, StoreUnavailable
 from collector.identity.guards import LinkPolicy
-from collector.identity.resolver import decode_links, refused_dead_letters, resolve_links
+from collector.identity.resolver import decode_links, purge_merged, refused_dead_letters, resolve_links
 from collector.ingest.dedup import Dedup
 from collector.ingest.protocol import Row
 from collector.ingest.spool import Segment, Spool, encode_rows, header_line
@@ -53,10 +53,13 @@ class Batcher:
         flush_interval: float,
         metrics: Metrics,
         links: LinkPolicy,
+        purge_interval: float = 300.0,
         cluster: str = "",
     ) -> None:
         self._store = store
         self._links = links
+        self._purge_interval = purge_interval
+        self._purged_at = time.monotonic()
         self._writer = writer
         self.spool = spool
         self._dedup = dedup
@@ -174,6 +177,12 @@ class Batcher:
         links = await loop.run_in_executor(self._writer, segment.read, "identity_links")
         if links:
             await self._resolve_until_done(links, segment.token("identity_links"))
+        if time.monotonic() - self._purged_at >= self._purge_interval:
+            self._purged_at = time.monotonic()
+            try:
+                await loop.run_in_executor(self._writer, purge_merged, self._store)
+            except StoreError as exc:  # the views hide merged keys anyway: try again next time
+                log.warning("purging merged customer keys failed", error=str(exc))
 
     async def _resolve_until_done(self, body: bytes, token: str) -> None:
         """Resolve a segment's links (identity.resolver), retrying while the store is unavailable or paused.

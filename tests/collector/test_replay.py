@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from collector.identity.guards import DEFAULT_POLICY
-from collector.identity.resolver import Link, resolve_links
+from collector.identity.resolver import Link, purge_merged, resolve_links
 from collector.ingest.dedup import dedup_key
 from collector.ingest.protocol import IngestContext, normalise
 from collector.ingest.stages import StageRules
@@ -41,6 +41,16 @@ def test_same_token_inserted_twice_counts_once_through_the_views(store: Store) -
                        params).rows == [(500,)]
     assert store.query("SELECT count() FROM customer_state WHERE startsWith(customer_id, {p:String})"
                        " AND hidden = 1", params).rows == [(7,)]  # the seven anonymous ids, each moved once
+    purge_merged(store)  # the merged keys' rows go; the journeys stay as they were
+    for _ in range(50):
+        if store.query("SELECT count() FROM customer_state WHERE startsWith(customer_id, {p:String})"
+                       " AND hidden = 1", params).rows == [(0,)]:
+            break
+        time.sleep(0.1)
+    assert store.query("SELECT count() FROM customer_state WHERE startsWith(customer_id, {p:String})"
+                       " AND hidden = 1", params).rows == [(0,)]
+    assert store.query("SELECT sum(contacts), count() FROM customer_journey WHERE startsWith(customer_id, {p:String})",
+                       params).rows == [(500, 7)]
     assert store.query("SELECT count() FROM identity_links WHERE startsWith(customer_id, {p:String})",
                        params).rows == [(500,)]
     # a different batch (other token) is stored
