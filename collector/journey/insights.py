@@ -64,8 +64,14 @@ _CUSTOMERS = f"""
     GROUP BY customer_id
     HAVING max(hidden) = 0 AND {_PICKED}
 """
-_SELECTED_IDS = f"""
-    SELECT customer_id FROM customer_state GROUP BY customer_id HAVING max(hidden) = 0 AND {_PICKED}
+# the rows of live customers' contacts: not of a key merged into another (a small set once purged) and, when
+# filtered, of a selected customer (unfiltered, that set is not even read)
+_LIVE_ROWS = f"""
+    hidden = 0
+    AND customer_id NOT IN (SELECT customer_id FROM customer_state WHERE hidden = 1)
+    AND (({_UNFILTERED}) OR customer_id IN (
+        SELECT customer_id FROM customer_state WHERE NOT ({_UNFILTERED})
+        GROUP BY customer_id HAVING max(hidden) = 0 AND {_PICKED}))
 """
 
 FUNNEL_SQL = f"""
@@ -102,41 +108,48 @@ ORDER BY first_channel, contacts
 CHANNEL_MIX_SQL = f"""
 SELECT stage_rank, ['awareness', 'consideration', 'purchase', 'retention', 'advocacy'][stage_rank] AS stage,
        channel, count() AS touchpoints
-FROM customer_state
+FROM (SELECT contact_times, contact_channels, contact_stages FROM customer_state WHERE {_LIVE_ROWS})
 ARRAY JOIN contact_times AS t, contact_channels AS channel, contact_stages AS stage_rank
-WHERE customer_id IN ({_SELECTED_IDS}) AND stage_rank > 0 AND {_IN_RANGE}
+WHERE stage_rank > 0 AND {_IN_RANGE}
 GROUP BY stage_rank, channel
 ORDER BY stage_rank, touchpoints DESC
 """
 
+# each customer's stage entries in the range as numbers (day * 8 + stage rank), counted per number
 ENTRIES_SQL = f"""
-SELECT toDate(entry.2) AS day, entry.1 AS stage_rank, count() AS customers
+SELECT toDate(intDiv(entry, 8)) AS day, toUInt8(entry % 8) AS stage_rank, count() AS customers
 FROM
 (
-    SELECT arrayJoin(arrayZip([1, 2, 3, 4, 5], reached)) AS entry
+    SELECT arrayFilter(e -> e > 0, arrayMap(
+               (reached_at, rank) -> if(reached_at >= {{since:DateTime64(3, 'UTC')}}
+                                        AND reached_at < {{until:DateTime64(3, 'UTC')}},
+                                        toUInt32(toDate(assumeNotNull(reached_at))) * 8 + rank, 0),
+               reached, [1, 2, 3, 4, 5])) AS entries
     FROM ({_CUSTOMERS})
 )
-WHERE entry.2 IS NOT NULL
-  AND entry.2 >= {{since:DateTime64(3, 'UTC')}} AND entry.2 < {{until:DateTime64(3, 'UTC')}}
-GROUP BY day, stage_rank
+ARRAY JOIN entries AS entry
+GROUP BY entry
 ORDER BY day, stage_rank
 """
 
+# per customer, the first touch of each campaign in the range (minMap over the customer's rows); a campaign
+# reached the customer when that was before their first purchase (or they never bought)
 CAMPAIGNS_SQL = f"""
-SELECT c.campaign AS campaign,
-       countIf(j.first_purchase IS NULL OR c.first_touch < j.first_purchase) AS customers,
-       countIf(c.first_touch < j.first_purchase) AS buyers,
+SELECT campaign,
+       countIf(first_purchase IS NULL OR first_touch < first_purchase) AS customers,
+       countIf(first_touch < first_purchase) AS buyers,
        if(customers = 0, 0, buyers / customers) AS conversion,
-       sumIf(j.revenue, c.first_touch < j.first_purchase) AS revenue
+       sumIf(revenue, first_touch < first_purchase) AS revenue
 FROM
 (
-    SELECT customer_id, campaign, min(t) AS first_touch
+    SELECT customer_id, min(reached_3) AS first_purchase, sum(revenue) AS revenue,
+           minMap(arrayFilter((c, t) -> c != '' AND {_IN_RANGE}, contact_campaigns, contact_times),
+                  arrayFilter((t, c) -> c != '' AND {_IN_RANGE}, contact_times, contact_campaigns)) AS touches
     FROM customer_state
-    ARRAY JOIN contact_campaigns AS campaign, contact_times AS t
-    WHERE campaign != '' AND {_IN_RANGE}
-    GROUP BY customer_id, campaign
-) AS c
-INNER JOIN ({_CUSTOMERS}) AS j ON c.customer_id = j.customer_id
+    GROUP BY customer_id
+    HAVING max(hidden) = 0 AND {_PICKED}
+)
+ARRAY JOIN touches.1 AS campaign, touches.2 AS first_touch
 GROUP BY campaign
 HAVING customers > 0
 ORDER BY conversion DESC, customers DESC, campaign
