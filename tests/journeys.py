@@ -125,3 +125,24 @@ def recount(data: Dataset) -> dict[str, dict[str, Any]]:
             **{f"reached_{STAGES[k - 1]}_at": reached[k] for k in range(1, 6)},
         }
     return expected
+
+
+def normalised(row: dict[str, Any]) -> dict[str, Any]:
+    """A customer_journey row (from the query endpoint) in the recount's types."""
+    out = {k: row[k] for k in ("contacts", "contacts_by_channel", "current_stage", "furthest_stage", "purchases",
+                                "contacts_before_first_purchase")}
+    out["revenue"] = Decimal(str(row["revenue"])).quantize(Decimal("0.01"))
+    for key in ("first_seen", "last_seen", *(f"reached_{s}_at" for s in STAGES)):
+        out[key] = parse(row[key]) if row[key] is not None else None
+    return out
+
+
+def differences(actual: dict[str, dict[str, Any]], data: Dataset) -> list[tuple[str, dict[str, Any]]]:
+    """Customers whose customer_journey row differs from the recount, with the fields that differ."""
+    differing = []
+    for customer_id, want in recount(data).items():
+        want = {**want, "revenue": want["revenue"].quantize(Decimal("0.01"))}
+        got = normalised(actual[customer_id])
+        if got != want:
+            differing.append((customer_id, {k: (got[k], want[k]) for k in want if got[k] != want[k]}))
+    return differing

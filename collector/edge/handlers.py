@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict
 from typing import Any, TypeVar
 
 import orjson
@@ -145,7 +146,7 @@ async def forget(request: web.Request) -> web.Response:
     store, policy = request.app[STORE], request.app[SETTINGS].link_policy
     done = await _after_flush(request, lambda: forget_person(store, customer_id, policy))
     log.info("forgot a person", ids=len(done.ids), deleted=done.deleted)
-    return json_response({"customer_id": done.customer_id, "ids": done.ids, "deleted": done.deleted})
+    return json_response(asdict(done))
 
 
 async def unlink(request: web.Request) -> web.Response:
@@ -154,7 +155,7 @@ async def unlink(request: web.Request) -> web.Response:
     store = request.app[STORE]
     done = await _after_flush(request, lambda: unlink_id(store, id_))
     log.info("unlinked an id", customers=len(done.customers))
-    return json_response({"id": done.id, "customer_id": done.customer_id, "customers": done.customers})
+    return json_response(asdict(done))
 
 
 async def customer(request: web.Request) -> web.Response:

@@ -189,64 +189,59 @@ class Batcher:
 
         Links the guards refuse, or that the store refuses as bad data, become dead letters with the reason.
         """
-        delay = 0.25
-        loop = asyncio.get_running_loop()
         links = decode_links(body)
+        try:
+            resolution = await self._retrying(
+                lambda: resolve_links(self._store, links, token, max_ids=self._links.max_ids))
+        except StoreError as exc:
+            self._metrics.store_error("refused")
+            log.error("store refused identity links; keeping them as dead letters", token=token, error=str(exc))
+            refused = refused_dead_letters([(link, f"store refused: {exc}") for link in links])
+        else:
+            refused = refused_dead_letters(resolution.refused)
+            if refused:
+                log.warning("identity links refused by the guards", links=len(refused), token=token)
+        if refused:
+            await self._insert_until_done("dead_letters", header_line("dead_letters") + encode_rows(refused),
+                                          token + "-refused")
+
+    async def _retrying(self, job: Callable[[], T]) -> T:
+        """Run a store job on the writer thread, retrying with backoff while the store is unavailable or paused.
+
+        Raises StoreError when the store refuses the job as bad data: retrying that would not help.
+        """
+        delay = 0.25
         while True:
             await self._resumed.wait()
             try:
-                resolution = await loop.run_in_executor(
-                    self._writer, lambda: resolve_links(self._store, links, token, max_ids=self._links.max_ids))
+                return await asyncio.get_running_loop().run_in_executor(self._writer, job)
             except StoreUnavailable as exc:
                 self._unavailable(exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
-                continue
-            except StoreError as exc:
-                self._metrics.store_error("refused")
-                log.error("store refused identity links; keeping them as dead letters", token=token, error=str(exc))
-                refused = refused_dead_letters([(link, f"store refused: {exc}") for link in links])
-            else:
-                refused = refused_dead_letters(resolution.refused)
-                if refused:
-                    log.warning("identity links refused by the guards", links=len(refused), token=token)
-            if refused:
-                await self._insert_until_done("dead_letters", header_line("dead_letters") + encode_rows(refused),
-                                               token + "-refused")
-            return
 
     async def _insert_until_done(self, table: str, body: bytes, token: str) -> None:
-        """Insert one segment's rows, retrying with backoff while the store is unavailable or paused."""
-        delay = 0.25
-        loop = asyncio.get_running_loop()
-        while True:
-            await self._resumed.wait()
-            started = time.perf_counter()
-            try:
-                await loop.run_in_executor(self._writer, self._store.insert_encoded, table, body, token)
-            except StoreUnavailable as exc:
-                self._unavailable(exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF)
-                continue
-            except StoreError as exc:
-                self._metrics.store_error("refused")
-                self.stats.last_error = str(exc)
-                log.error("store refused a segment as bad data; keeping its rows as dead letters", table=table,
-                          token=token, error=str(exc))
-                if table == "dead_letters":
-                    await loop.run_in_executor(self._writer, self._quarantine, body, token)
-                    return
-                refused = [_as_dead_letter(line, str(exc)) for line in body.splitlines()[1:] if line]
-                await self._insert_until_done("dead_letters", header_line("dead_letters") + encode_rows(refused),
-                                               token + "-refused")
+        """Insert one segment's rows, retrying while the store is unavailable; bad rows become dead letters."""
+        started = time.perf_counter()
+        try:
+            await self._retrying(lambda: self._store.insert_encoded(table, body, token))
+        except StoreError as exc:
+            self._metrics.store_error("refused")
+            self.stats.last_error = str(exc)
+            log.error("store refused a segment as bad data; keeping its rows as dead letters", table=table,
+                      token=token, error=str(exc))
+            if table == "dead_letters":
+                await asyncio.get_running_loop().run_in_executor(self._writer, self._quarantine, body, token)
                 return
-            rows = body.count(b"\n") - 1  # the first line names the columns
-            self.stats.store_ok = True
-            self._metrics.observe_insert(table, rows, time.perf_counter() - started)
-            if table == "touchpoints":
-                self.stats.inserted += rows
+            refused = [_as_dead_letter(line, str(exc)) for line in body.splitlines()[1:] if line]
+            await self._insert_until_done("dead_letters", header_line("dead_letters") + encode_rows(refused),
+                                          token + "-refused")
             return
+        rows = body.count(b"\n") - 1  # the first line names the columns
+        self.stats.store_ok = True
+        self._metrics.observe_insert(table, rows, time.perf_counter() - started)
+        if table == "touchpoints":
+            self.stats.inserted += rows
 
     def _quarantine(self, body: bytes, token: str) -> None:
         """Keep rows even the dead-letter table refused in the spool's failed/ folder for an operator."""

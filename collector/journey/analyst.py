@@ -6,8 +6,8 @@ import base64
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from collector.errors import QueryRefused, StoreUnavailable
@@ -103,25 +103,26 @@ def post_admin(settings: ClientSettings, path: str, body: Mapping[str, Any]) -> 
         raise StoreUnavailable(f"cannot reach the collector at {settings.url}: {exc}") from None
 
 
-def forget(settings: ClientSettings, customer_id: str) -> dict[str, Any]:
-    """Forget a person: through the collector (embedded store), or straight on a server."""
+def _admin(settings: ClientSettings, path: str, body: Mapping[str, Any], direct: Callable[[Store], Any]) -> Any:
+    """An admin operation: through the collector's endpoint (embedded store), or straight on a server.
+
+    ``direct`` returns a dataclass whose fields are the endpoint's answer, so both ways give the same dict.
+    """
     if is_embedded(settings.dsn):
-        return dict(post_admin(settings, "/v1/admin/forget", {"customer_id": customer_id}))
+        return dict(post_admin(settings, path, body))
     store = Store(dsn=settings.dsn)
     try:
-        done = forget_person(store, customer_id)
+        return asdict(direct(store))
     finally:
         store.close()
-    return {"customer_id": done.customer_id, "ids": done.ids, "deleted": done.deleted}
+
+
+def forget(settings: ClientSettings, customer_id: str) -> dict[str, Any]:
+    """Forget a person by any of their ids (see journey.forget)."""
+    return dict(_admin(settings, "/v1/admin/forget", {"customer_id": customer_id},
+                       lambda store: forget_person(store, customer_id)))
 
 
 def unlink(settings: ClientSettings, id_: str) -> dict[str, Any]:
-    """Undo a wrong link: through the collector (embedded store), or straight on a server."""
-    if is_embedded(settings.dsn):
-        return dict(post_admin(settings, "/v1/admin/unlink", {"id": id_}))
-    store = Store(dsn=settings.dsn)
-    try:
-        done = unlink_id(store, id_)
-    finally:
-        store.close()
-    return {"id": done.id, "customer_id": done.customer_id, "customers": done.customers}
+    """Undo a wrong link (see identity.rebuild)."""
+    return dict(_admin(settings, "/v1/admin/unlink", {"id": id_}, lambda store: unlink_id(store, id_)))
