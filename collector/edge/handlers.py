@@ -145,6 +145,7 @@ async def forget(request: web.Request) -> web.Response:
     customer_id = await _id_in_body(request, "customer_id")
     store, policy = request.app[STORE], request.app[SETTINGS].link_policy
     done = await _after_flush(request, lambda: forget_person(store, customer_id, policy))
+    request.app[BATCHER].forget_resolved_links()
     log.info("forgot a person", ids=len(done.ids), deleted=done.deleted)
     return json_response(asdict(done))
 
@@ -154,6 +155,7 @@ async def unlink(request: web.Request) -> web.Response:
     id_ = await _id_in_body(request, "id")
     store = request.app[STORE]
     done = await _after_flush(request, lambda: unlink_id(store, id_))
+    request.app[BATCHER].forget_resolved_links()
     log.info("unlinked an id", customers=len(done.customers))
     return json_response(asdict(done))
 

@@ -172,18 +172,23 @@ def resolve_links(store: Store, links: Sequence[Link], token: str, *, max_ids: i
         moved = sorted(result.moves)
         store.command(MOVE_SQL, {"$moves$": heredoc_json([(k, result.moves[k]) for k in moved])},
                       token=f"{token}:move")
-        store.insert_rows("customer_state", ("customer_id", "hidden"), [(k, 1) for k in moved], f"{token}:hide")
     if result.accepted:
         store.insert_rows("identity_links", LINK_COLUMNS,
                           [(lk.anonymous_id, lk.customer_id, lk.linked_at, lk.message_id, lk.source)
                            for lk in result.accepted], f"{token}:edges")
     if result.mapped:
-        record_map(store, result.mapped, {m: k for k, ms in members.items() for m in ms}, token)
+        record_map(store, result.mapped, {m: k for k, ms in members.items() for m in ms}, token,
+                   hidden=result.moves)
     return result
 
 
-def record_map(store: Store, mapped: dict[str, str], previous: dict[str, str], token: str) -> None:
-    """Write ids' new keys: the reverse index first, the map last (its presence means the move is done)."""
+def record_map(store: Store, mapped: dict[str, str], previous: dict[str, str], token: str, *,
+               hidden: Iterable[str] = ()) -> None:
+    """Write ids' new keys: the reverse index, the keys' id lists and hidden markers, the map last.
+
+    ``hidden`` names keys whose state was moved: they are hidden in the same insert that lists the ids of the
+    surviving keys. The map is written last: its presence means the move is done.
+    """
     version = time.time_ns()
     member_rows: list[tuple[str, str, int, int]] = []
     for member, new_key in sorted(mapped.items()):
@@ -199,7 +204,9 @@ def record_map(store: Store, mapped: dict[str, str], previous: dict[str, str], t
     ids: dict[str, list[str]] = {}
     for member, new_key in sorted(mapped.items()):
         ids.setdefault(new_key, []).append(member)
-    store.insert_rows("customer_state", ("customer_id", "ids"), sorted(ids.items()), f"{token}:ids")
+    state_rows = [(key, 0, key_ids) for key, key_ids in sorted(ids.items())]
+    state_rows += [(key, 1, []) for key in sorted(hidden)]
+    store.insert_rows("customer_state", ("customer_id", "hidden", "ids"), state_rows, f"{token}:ids")
     store.insert_rows("identity_keys", ("journey_id", "customer_id", "version"),
                       [(m, k, version) for m, k in sorted(mapped.items())], f"{token}:map")
 

@@ -15,9 +15,9 @@ import structlog
 from collector.errors import ShuttingDown, StoreError, StoreUnavailable
 from collector.identity.guards import LinkPolicy
 from collector.identity.resolver import decode_links, purge_merged, refused_dead_letters, resolve_links
-from collector.ingest.dedup import Dedup
+from collector.ingest.dedup import Dedup, RecentIds
 from collector.ingest.protocol import Row
-from collector.ingest.spool import Segment, Spool, encode_rows, header_line
+from collector.ingest.spool import Segment, Spool, encode_rows, header_line, spooled_touchpoints
 from collector.metrics import Metrics
 from collector.store.clickhouse import Store
 from collector.store.migrate import apply_migrations
@@ -29,6 +29,7 @@ log = structlog.get_logger("reise.batcher")
 
 T = TypeVar("T")
 MAX_BACKOFF = 30.0
+RESOLVED_PAIRS = 500_000  # identity links (id pairs) remembered as resolved, so repeats skip the resolver
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Batcher:
     ) -> None:
         self._store = store
         self._links = links
+        self._resolved = RecentIds(RESOLVED_PAIRS)
         self._purge_interval = purge_interval
         self._purged_at = time.monotonic()
         self._writer = writer
@@ -93,7 +95,7 @@ class Batcher:
         """Append rows to the spool; returns once they are on disk (fsynced)."""
         if rows or dead:
             body = {"touchpoints": encode_rows(rows), "dead_letters": encode_rows(dead),
-                    "identity_links": encode_rows(self._links.links_in(rows))}
+                    "identity_links": encode_rows(self._new_links(rows))}
             await self.spool.append(body, len(rows) + len(dead))
 
     def submit_nowait(self, rows: Sequence[Row], dead: Sequence[Row] = ()) -> asyncio.Future[None] | None:
@@ -174,7 +176,7 @@ class Batcher:
             body = await loop.run_in_executor(self._writer, segment.read, table)
             if body:
                 await self._insert_until_done(table, body, segment.token(table))
-        links = await loop.run_in_executor(self._writer, segment.read, "identity_links")
+        links = await loop.run_in_executor(self._writer, self._links_of, segment)
         if links:
             await self._resolve_until_done(links, segment.token("identity_links"))
         if time.monotonic() - self._purged_at >= self._purge_interval:
@@ -183,6 +185,30 @@ class Batcher:
                 await loop.run_in_executor(self._writer, purge_merged, self._store)
             except StoreError as exc:  # the views hide merged keys anyway: try again next time
                 log.warning("purging merged customer keys failed", error=str(exc))
+
+    def _new_links(self, rows: Sequence[Row]) -> list[Row]:
+        """The links rows carry that were not resolved recently, each pair once.
+
+        Every event of a signed-in visitor carries both ids; resolving the same pair again changes nothing, so
+        only pairs this process has not resolved lately (RESOLVED_PAIRS) travel to the resolver.
+        """
+        fresh: dict[str, Row] = {}
+        for link in self._links.links_in(rows):
+            pair = f"{link[0]}\x1f{link[1]}"
+            if pair not in self._resolved and pair not in fresh:
+                fresh[pair] = link
+        return list(fresh.values())
+
+    def forget_resolved_links(self) -> None:
+        """After an unlink or a forget: links seen before must be resolved again when they come back."""
+        self._resolved = RecentIds(RESOLVED_PAIRS)
+
+    def _links_of(self, segment: Segment) -> bytes:
+        """A segment's identity links; a segment left by a crashed process derives them from its touchpoints."""
+        if not segment.recovered:
+            return segment.read("identity_links")
+        links = self._links.links_in(list(spooled_touchpoints([segment])))
+        return header_line("identity_links") + encode_rows(links) if links else b""
 
     async def _resolve_until_done(self, body: bytes, token: str) -> None:
         """Resolve a segment's links (identity.resolver), retrying while the store is unavailable or paused.
@@ -201,6 +227,8 @@ class Batcher:
             refused = refused_dead_letters(resolution.refused)
             if refused:
                 log.warning("identity links refused by the guards", links=len(refused), token=token)
+            for link in links:  # accepted or refused, a pair's answer stays the same until an unlink
+                self._resolved.add(f"{link.anonymous_id}\x1f{link.customer_id}")
         if refused:
             await self._insert_until_done("dead_letters", header_line("dead_letters") + encode_rows(refused),
                                           token + "-refused")

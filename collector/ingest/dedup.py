@@ -71,6 +71,9 @@ class RecentIds:
     def __len__(self) -> int:
         return len(self._seen)
 
+    def __contains__(self, message_id: object) -> bool:
+        return message_id in self._seen
+
     def add(self, message_id: str) -> bool:
         """Remember an id; False when it was already remembered (a duplicate)."""
         if message_id in self._seen:

@@ -8,6 +8,9 @@ Each segment holds, per table, a JSONCompactEachRowWithNames body (a line of col
 array per row), so draining a segment is a raw insert of the file's bytes with a token derived from the
 segment's name, and a segment written before a schema change still inserts by name. This module owns that
 format: ``encode_rows`` and ``header_line`` write it, ``spooled_touchpoints`` reads it back.
+
+A segment's identity links are kept in memory only: they are derived from its touchpoints, which are on disk,
+so they cost no file and no fsync; a segment recovered after a crash derives them again (``recovered``).
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ __all__ = ["TABLES", "Segment", "Spool", "encode_rows", "header_line", "spooled_
 log = structlog.get_logger("reise.spool")
 
 TABLES = ("touchpoints", "dead_letters", "identity_links")
-_SUFFIX = {"touchpoints": ".tp", "dead_letters": ".dl", "identity_links": ".il"}
+DERIVED = frozenset({"identity_links"})  # kept in memory only: derived from the touchpoints on disk
+_SUFFIX = {"touchpoints": ".tp", "dead_letters": ".dl"}
 
 
 def encode_rows(rows: Sequence[Sequence[Any]]) -> bytes:
@@ -73,6 +77,7 @@ class Segment:
     size: int = 0
     opened: float = field(default_factory=time.monotonic)
     buffers: dict[str, list[bytes]] = field(default_factory=lambda: {t: [] for t in TABLES})
+    recovered: bool = False  # left by a previous process: its derived tables are gone with it
     files: dict[str, int] = field(default_factory=dict)
 
     def path(self, table: str) -> Path:
@@ -84,7 +89,7 @@ class Segment:
         """Append encoded rows (newline-terminated) for a table; fdatasync when asked."""
         if not data:
             return
-        if self.directory is None:
+        if self.directory is None or table in DERIVED:
             if not self.buffers[table]:
                 self.buffers[table].append(header_line(table))
             self.buffers[table].append(data)
@@ -110,7 +115,7 @@ class Segment:
 
     def read(self, table: str) -> bytes:
         """The rows of a table as one JSONCompactEachRowWithNames body (empty when there are none)."""
-        if self.directory is None:
+        if self.directory is None or table in DERIVED:
             return b"".join(self.buffers[table])
         path = self.path(table)
         return path.read_bytes() if path.exists() else b""
@@ -118,10 +123,10 @@ class Segment:
     def remove(self) -> None:
         """Delete the segment after its rows are safely in the store."""
         self.close()
+        self.buffers = {t: [] for t in TABLES}
         if self.directory is None:
-            self.buffers = {t: [] for t in TABLES}
             return
-        for table in TABLES:
+        for table in _SUFFIX:
             self.path(table).unlink(missing_ok=True)
 
     def token(self, table: str) -> str:
@@ -171,8 +176,8 @@ class Spool:
         names = sorted({p.name.rsplit(".", 1)[0] for p in self.directory.iterdir() if p.suffix in _SUFFIX.values()})
         recovered = []
         for name in names:
-            segment = Segment(name=name, directory=self.directory)
-            for table in TABLES:
+            segment = Segment(name=name, directory=self.directory, recovered=True)
+            for table in _SUFFIX:
                 path = segment.path(table)
                 if path.exists():
                     data = path.read_bytes()
@@ -183,8 +188,7 @@ class Spool:
                         with path.open("r+b") as handle:
                             handle.truncate(len(whole))
                     segment.size += len(whole)
-                    if table != "identity_links":  # links ride along with their touchpoints, uncounted
-                        segment.rows += max(whole.count(b"\n") - 1, 0)  # the first line names the columns
+                    segment.rows += max(whole.count(b"\n") - 1, 0)  # the first line names the columns
             recovered.append(segment)
             self._account(segment)
         if recovered:

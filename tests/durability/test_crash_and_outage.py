@@ -54,6 +54,9 @@ def test_sigkill_under_load_loses_and_doubles_nothing(tmp_path: Path) -> None:
     assert missing(collector, prefix, acked) == set()
     # the views are written by the same insert, their parts land a moment after the raw rows
     assert wait_until(lambda: collector.scalar(RECOUNT_SQL, {"p": prefix}) == 0, timeout=60)
+    # links of replayed segments (kept in memory only) were derived again from their touchpoints
+    linked_sql = "SELECT count() FROM identity_map WHERE startsWith(anonymous_id, {p:String})"
+    assert wait_until(lambda: collector.scalar(linked_sql, {"p": prefix}) == len(data.links), timeout=60)
     collector.stop()
 
 
