@@ -169,7 +169,7 @@ WHERE is_hidden = 0;
 CREATE VIEW IF NOT EXISTS customer_journey_of AS
 SELECT *
 FROM customer_journey
-WHERE customer_id = (
+WHERE customer_id IN (
     SELECT if(count() = 0, {id:String}, argMax(customer_id, version))
     FROM identity_keys
     WHERE journey_id = {id:String}
