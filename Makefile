@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench-ingest bench-sdk bench-pixel demo clean
+.PHONY: run test lint bench-ingest bench-sdk bench-pixel bench-journey demo clean
 
 $(STAMP): pyproject.toml sdk/pyproject.toml
 	python3 -m venv $(VENV)
@@ -34,6 +34,9 @@ bench-sdk: $(STAMP)
 	$(PY) bench/sdk.py
 
 # The pixel against a bare aiohttp handler answering the same GIF, in one run (wrk; see bench/README.md)
+bench-journey: $(STAMP)
+	$(PY) bench/journey_scale.py
+
 bench-pixel: $(STAMP)
 	$(PY) bench/pixel.py
 
