@@ -158,6 +158,16 @@ class Collector:
         rows = self.query(sql, params)
         return next(iter(rows[0].values())) if rows else None
 
+    def wait_settled(self, timeout: float = 60) -> None:
+        """Wait until the spool is empty: every accepted event inserted and its identity links resolved."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready = http("GET", self.url + "/readyz", timeout=5)
+            if ready.status == 200 and ready.body["spool"]["rows"] == 0:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"the spool did not drain in {timeout} s: {self.log_tail()}")
+
     def wait_for(self, sql: str, expected: Any, params: dict[str, Any] | None = None,
                  timeout: float = 30) -> Any:
         """Poll a scalar query until it equals ``expected``; return the last value."""

@@ -39,6 +39,8 @@ def test_anonymous_touchpoints_fold_into_the_customer_after_a_later_identify(col
     assert collector.post("/v1/track", {"userId": user, "event": "Order Completed", "channel": "pos",
                                         "timestamp": "2026-05-05T10:00:00Z",
                                         "properties": {"revenue": 80, "order_id": "o-9"}}).status == 200
+    # the identity resolver writes the map last, once the state has moved and the old keys are hidden
+    collector.wait_for("SELECT count() FROM identity_map WHERE customer_id = {u:String}", 2, {"u": user})
     collector.wait_for("SELECT count() FROM customer_journey WHERE customer_id = {u:String}", 1, {"u": user})
     collector.wait_for("SELECT contacts FROM customer_journey WHERE customer_id = {u:String}", 4, {"u": user})
     folded = journey(collector, user)
