@@ -250,9 +250,13 @@ class Batcher:
 
     async def _insert_until_done(self, table: str, body: bytes, token: str) -> None:
         """Insert one segment's rows, retrying while the store is unavailable; bad rows become dead letters."""
-        started = time.perf_counter()
+        def insert() -> float:  # the successful attempt's duration, for the metrics
+            started = time.perf_counter()
+            self._store.insert_encoded(table, body, token)
+            return time.perf_counter() - started
+
         try:
-            await self._retrying(lambda: self._store.insert_encoded(table, body, token))
+            seconds = await self._retrying(insert)
         except StoreError as exc:
             self._metrics.store_error("refused")
             self.stats.last_error = str(exc)
@@ -267,7 +271,7 @@ class Batcher:
             return
         rows = body.count(b"\n") - 1  # the first line names the columns
         self.stats.store_ok = True
-        self._metrics.observe_insert(table, rows, time.perf_counter() - started)
+        self._metrics.observe_insert(table, rows, seconds)
         if table == "touchpoints":
             self.stats.inserted += rows
 

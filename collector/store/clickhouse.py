@@ -49,6 +49,12 @@ def heredoc_json(value: Any) -> bytes:
     return orjson.dumps([value]).replace(b"$", b"\\u0024")
 
 
+def _query_size(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Room in ``max_query_size`` for the heredoc parameters (bytes), which travel inside the query text."""
+    size = sum(len(v) for v in params.values() if isinstance(v, bytes))
+    return {"max_query_size": size + 262_144} if size else {}
+
+
 def connect(dsn: str) -> Client:
     """Open a clickhouse-connect client for a chdb:// or http(s):// DSN."""
     try:
@@ -155,11 +161,7 @@ class Store:
         """
         if not keys:
             return set()
-        data = heredoc_json(list(keys))
-        with self._errors():
-            result = self.client().query(STORED_KEYS_SQL, parameters={"$keys$": data},
-                                         settings={"max_query_size": len(data) + 4096})
-        return {str(row[0]) for row in result.result_rows}
+        return {str(row[0]) for row in self.query(STORED_KEYS_SQL, {"$keys$": heredoc_json(list(keys))}).rows}
 
     def command(
         self, sql: str, parameters: Mapping[str, Any] | None = None, *, token: str | None = None
@@ -169,20 +171,17 @@ class Store:
         With ``token`` an INSERT ... SELECT is idempotent like ``insert_encoded``: a replay adds nothing.
         """
         params = dict(parameters or {})
-        size = sum(len(v) for v in params.values() if isinstance(v, bytes))
-        settings: dict[str, Any] = {**INSERT_SETTINGS, "insert_deduplication_token": token} if token else {}
-        if size:
-            settings["max_query_size"] = size + 262_144
+        settings = _query_size(params)
+        if token:
+            settings.update(INSERT_SETTINGS, insert_deduplication_token=token)
         with self._errors():
             return self.client().command(sql, parameters=params, settings=settings or None)
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
         """Run a trusted query (the collector's own SQL) with server-side parameters."""
         params = dict(parameters or {})
-        size = sum(len(v) for v in params.values() if isinstance(v, bytes))
-        settings = {"max_query_size": size + 262_144} if size else None
         with self._errors():
-            result = self.client().query(sql, parameters=params, settings=settings)
+            result = self.client().query(sql, parameters=params, settings=_query_size(params) or None)
         return QueryResult(list(result.column_names), [t.name for t in result.column_types], result.result_rows)
 
     def query_readonly(
