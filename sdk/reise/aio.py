@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import asyncio
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from reise.client import Client
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from reise.options import ClientOptions
 
 __all__ = ["AsyncClient"]
 
@@ -20,8 +25,8 @@ __all__ = ["AsyncClient"]
 class AsyncClient:
     """Asyncio flavour of ``Client``: same arguments, same calls, awaitable flush/shutdown."""
 
-    def __init__(self, write_key: str, host: str, **options: Any) -> None:
-        """Create the client; ``options`` are those of ``Client``."""
+    def __init__(self, write_key: str, host: str, **options: Unpack[ClientOptions]) -> None:
+        """Create the client; ``options`` are those of ``Client`` (see ``ClientOptions``)."""
         self._client = Client(write_key, host, **options)
         self.track = self._client.track
         self.identify = self._client.identify

@@ -19,15 +19,16 @@ import time
 import weakref
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from reise import _json
 from reise import links as _links
 from reise._ids import new_message_id
 from reise._version import __version__
-from reise.consumer import Consumer, ErrorCallback, Stats
+from reise.consumer import Consumer, Stats
 from reise.errors import ConfigurationError, EventsDropped, ValidationError
-from reise.queue import OVERFLOW_POLICIES, EventQueue, MemoryQueue, Overflow, SqliteSpool
+from reise.options import ErrorCallback, Overflow, QueueLimits, SendPolicy
+from reise.queue import OVERFLOW_POLICIES, EventQueue, MemoryQueue, SqliteSpool
 from reise.request import Transport
 
 __all__ = ["CHANNELS", "LIBRARY", "MAX_BATCH_BYTES", "MAX_EVENT_BYTES", "STAGES", "Client"]
@@ -159,7 +160,7 @@ class Client:
         block_timeout: float = 0.1,
         spool_path: str | os.PathLike[str] | None = None,
         spool_max_events: int = 10_000_000,
-        spool_sync: str = "normal",
+        spool_sync: Literal["normal", "full"] = "normal",
         timeout: float = 10.0,
         gzip_level: int = 1,
         max_retries: int | None = None,
@@ -208,31 +209,27 @@ class Client:
         self.exit_timeout = exit_timeout
         self.link_key = link_key  # signs click_url() links (one of REISE_LINK_KEYS)
         self.public_key = public_key or (write_key if write_key.startswith("pk_") else None)
-        self._consumer_opts: dict[str, Any] = {
-            "max_batch_events": batch_size, "max_batch_bytes": batch_bytes,
-            "flush_interval": flush_interval, "max_retries": max_retries,
-            "backoff_base": backoff_base, "max_backoff": max_backoff,
-            "max_retry_after": max_retry_after, "on_error": on_error,
-        }
+        self._send_policy = SendPolicy(
+            max_batch_events=batch_size, max_batch_bytes=batch_bytes, flush_interval=flush_interval,
+            max_retries=max_retries, backoff_base=backoff_base, max_backoff=max_backoff,
+            max_retry_after=max_retry_after)
         try:
             self._transport = Transport(host, write_key, timeout=timeout, gzip_level=gzip_level)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from exc
-        qopts: dict[str, Any] = {
-            "overflow": overflow, "block_timeout": block_timeout,
-            "flush_at": batch_size, "flush_bytes": batch_bytes,
-        }
+        limits = QueueLimits(overflow=overflow, block_timeout=block_timeout, flush_at=batch_size,
+                             flush_bytes=batch_bytes)
         self._queue: EventQueue
         if spool_path is not None:
             try:
                 self._queue = SqliteSpool(os.fspath(spool_path), sync=spool_sync,
                                           max_events=spool_max_events,
-                                          max_bytes=1 << 62, **qopts)
+                                          max_bytes=1 << 62, limits=limits)
             except (OSError, sqlite3.Error) as exc:
                 raise ConfigurationError(f"cannot open spool {spool_path!s}: {exc}") from exc
         else:
             self._queue = MemoryQueue(max_events=max_queue_size, max_bytes=max_queue_bytes,
-                                      **qopts)
+                                      limits=limits)
         self._put = self._queue.put
         self.stats_counters = Stats()
         self._start_lock = threading.Lock()
@@ -487,7 +484,7 @@ class Client:
         with self._start_lock:
             if self._consumer is None and not self._closed:
                 consumer = Consumer(self._queue, self._transport, self.stats_counters,
-                                    **self._consumer_opts)
+                                    self._send_policy, self.on_error)
                 consumer.start()
                 self._consumer = consumer
 

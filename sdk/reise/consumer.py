@@ -13,11 +13,11 @@ import datetime as _dt
 import logging
 import random
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from reise import _json
 from reise.errors import BatchRejected, DeliveryError, EventRejected, EventsDropped
+from reise.options import ErrorCallback, SendPolicy
 from reise.queue import Batch, EventQueue
 from reise.request import Response, Transport, TransportError
 
@@ -25,7 +25,6 @@ __all__ = ["Consumer", "Stats"]
 
 log = logging.getLogger("reise")
 
-ErrorCallback = Callable[[DeliveryError], None]
 
 
 class Stats:
@@ -57,21 +56,19 @@ def _decode(data: bytes) -> dict[str, Any]:
 class Consumer(threading.Thread):
     """Daemon thread that drains an ``EventQueue`` to a ``Transport``."""
 
-    def __init__(self, queue: EventQueue, transport: Transport, stats: Stats, *,
-                 max_batch_events: int, max_batch_bytes: int, flush_interval: float,
-                 max_retries: int | None, backoff_base: float, max_backoff: float,
-                 max_retry_after: float, on_error: ErrorCallback | None) -> None:
+    def __init__(self, queue: EventQueue, transport: Transport, stats: Stats, policy: SendPolicy,
+                 on_error: ErrorCallback | None) -> None:
         super().__init__(name="reise-consumer", daemon=True)
         self.queue = queue
         self.transport = transport
         self.stats = stats
-        self.max_batch_events = max_batch_events
-        self.max_batch_bytes = max_batch_bytes
-        self.flush_interval = flush_interval
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.max_backoff = max_backoff
-        self.max_retry_after = max_retry_after
+        self.max_batch_events = policy.max_batch_events
+        self.max_batch_bytes = policy.max_batch_bytes
+        self.flush_interval = policy.flush_interval
+        self.max_retries = policy.max_retries
+        self.backoff_base = policy.backoff_base
+        self.max_backoff = policy.max_backoff
+        self.max_retry_after = policy.max_retry_after
         self.on_error = on_error
         self.stop_event = threading.Event()  # set: give up retrying and exit
         self._rng = random.Random()

@@ -20,14 +20,15 @@ import os
 import sqlite3
 import threading
 import time
-from typing import Literal
+from typing import get_args
+
+from reise.options import Overflow, QueueLimits
 
 __all__ = ["OVERFLOW_POLICIES", "Batch", "EventQueue", "MemoryQueue", "Overflow", "SqliteSpool"]
 
 log = logging.getLogger("reise")
 
-Overflow = Literal["drop_newest", "drop_oldest", "block"]
-OVERFLOW_POLICIES: tuple[str, ...] = ("drop_newest", "drop_oldest", "block")
+OVERFLOW_POLICIES: tuple[str, ...] = get_args(Overflow)
 
 
 class Batch:
@@ -50,14 +51,13 @@ class EventQueue:
 
     durable = False
 
-    def __init__(self, *, max_events: int, max_bytes: int, overflow: Overflow,
-                 block_timeout: float, flush_at: int, flush_bytes: int) -> None:
+    def __init__(self, *, max_events: int, max_bytes: int, limits: QueueLimits) -> None:
         self.max_events = max_events
         self.max_bytes = max_bytes
-        self.overflow = overflow
-        self.block_timeout = block_timeout
-        self.flush_at = flush_at
-        self.flush_bytes = flush_bytes
+        self.overflow = limits.overflow
+        self.block_timeout = limits.block_timeout
+        self.flush_at = limits.flush_at
+        self.flush_bytes = limits.flush_bytes
         self._reset_sync()
         self.count = 0  # events queued, not yet taken by the sender
         self.inflight = 0  # events taken by the sender, not yet finished
@@ -267,8 +267,8 @@ class EventQueue:
 class MemoryQueue(EventQueue):
     """In-memory FIFO of serialised events."""
 
-    def __init__(self, **kw: object) -> None:
-        super().__init__(**kw)  # type: ignore[arg-type]
+    def __init__(self, *, max_events: int, max_bytes: int, limits: QueueLimits) -> None:
+        super().__init__(max_events=max_events, max_bytes=max_bytes, limits=limits)
         self._q: collections.deque[bytes] = collections.deque()
 
     def _append(self, data: bytes) -> None:
@@ -315,8 +315,9 @@ class SqliteSpool(EventQueue):
 
     durable = True
 
-    def __init__(self, path: str, *, sync: str = "normal", **kw: object) -> None:
-        super().__init__(**kw)  # type: ignore[arg-type]
+    def __init__(self, path: str, *, max_events: int, max_bytes: int, limits: QueueLimits,
+                 sync: str = "normal") -> None:
+        super().__init__(max_events=max_events, max_bytes=max_bytes, limits=limits)
         self.path = os.fspath(path)
         self.sync = sync
         self._open()

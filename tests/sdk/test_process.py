@@ -117,7 +117,7 @@ def test_async_client_never_blocks_the_loop(fake: FakeCollector) -> None:
                 ticks += 1
                 await asyncio.sleep(0.01)
 
-        async with reise.AsyncClient(WRITE_KEY, fake.url, **FAST) as c:
+        async with reise.AsyncClient(WRITE_KEY, fake.url, **FAST) as c:  # type: ignore[arg-type]
             t = asyncio.create_task(ticker())
             mids = [c.track("u", "Async", {"i": i}) for i in range(100)]
             mids.append(c.purchase("A-1", 5, "EUR", user_id="u"))

@@ -188,7 +188,7 @@ def test_async_client_against_the_collector(real_collector: Any, n: int) -> None
 
     async def main() -> str:
         async with reise.AsyncClient(real_collector.write_key, real_collector.url,
-                                     **FAST) as c:
+                                     **FAST) as c:  # type: ignore[arg-type]
             mid = c.track(f"async-{tag}", "Async Event", {"n": n})
             assert await c.flush(30)
             return mid

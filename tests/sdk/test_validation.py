@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import inspect
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, get_type_hints
 
 import pytest
 import reise
 from reise._ids import new_message_id
+from reise.options import ClientOptions, Overflow
 
 from .conftest import WRITE_KEY, FakeCollector
 
@@ -111,3 +113,11 @@ def test_message_ids_are_uuid4_and_distinct() -> None:
     for mid in list(ids)[:100]:
         u = uuid.UUID(mid)
         assert u.version == 4 and u.variant == uuid.RFC_4122 and str(u) == mid
+
+
+def test_client_options_type_names_every_keyword_option_of_client() -> None:
+    """``ClientOptions`` (what AsyncClient's ``**options`` is checked against) matches Client's keywords."""
+    parameters = inspect.signature(reise.Client.__init__).parameters.values()
+    keywords = {p.name: p.annotation for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert keywords.keys() == ClientOptions.__annotations__.keys()
+    assert get_type_hints(ClientOptions)["overflow"] == Overflow
