@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 
 from collector.errors import NotFound
-from collector.identity.resolver import Link, components, keys_of, members_of, record_map
+from collector.identity.resolver import Link, components, customers_of, record_map
 from collector.store.clickhouse import Store
 
 __all__ = ["Unlinked", "rebuild_state", "unlink"]
@@ -73,8 +73,9 @@ def rebuild_state(store: Store, key_of: dict[str, str]) -> None:
 
 def unlink(store: Store, id_: str) -> Unlinked:
     """Remove every link of ``id_``, split its customer by the links that remain, and record the unlink."""
-    key = keys_of(store, [id_])[id_]
-    members = members_of(store, [key])[key]
+    keys, before = customers_of(store, [id_])
+    key = keys[id_]
+    members = before[key]
     if len(members) < 2:
         raise NotFound(f"{id_!r} is linked to no other id")
     store.command("DELETE FROM identity_links WHERE anonymous_id = {id:String} OR customer_id = {id:String} "

@@ -28,9 +28,8 @@ __all__ = [
     "Link",
     "Resolution",
     "components",
+    "customers_of",
     "decode_links",
-    "keys_of",
-    "members_of",
     "purge_merged",
     "record_map",
     "refused_dead_letters",
@@ -43,18 +42,21 @@ STATE_COLUMNS = (
 )
 
 # Lists of ids travel as one heredoc parameter each (store.heredoc_json): a segment may link 100k ids.
-KEYS_SQL = """
-WITH wanted AS (SELECT arrayJoin(ids) AS id FROM format(JSONCompactEachRow, 'ids Array(String)', $ids$))
-SELECT journey_id, argMax(customer_id, version) AS customer_id
-FROM identity_keys
-WHERE journey_id IN (SELECT id FROM wanted)
-GROUP BY journey_id
-"""
-MEMBERS_SQL = """
-WITH wanted AS (SELECT arrayJoin(keys) AS key FROM format(JSONCompactEachRow, 'keys Array(String)', $keys$))
-SELECT customer_id, member_id
+# One round trip: each id's key (an id nobody linked is its own key) and the ids of every key found
+CUSTOMERS_SQL = """
+WITH
+    wanted AS (SELECT arrayJoin(ids) AS id FROM format(JSONCompactEachRow, 'ids Array(String)', $ids$)),
+    keyed AS (
+        SELECT journey_id, argMax(customer_id, version) AS key
+        FROM identity_keys
+        WHERE journey_id IN (SELECT id FROM wanted)
+        GROUP BY journey_id
+    )
+SELECT 0 AS is_member, journey_id, key FROM keyed
+UNION ALL
+SELECT 1, customer_id, member_id
 FROM identity_members
-WHERE customer_id IN (SELECT key FROM wanted)
+WHERE customer_id IN (SELECT id FROM wanted UNION DISTINCT SELECT key FROM keyed)
 GROUP BY customer_id, member_id
 HAVING argMax(active, version) = 1
 """
@@ -100,22 +102,20 @@ class Resolution:
     refused: list[tuple[Link, str]] = field(default_factory=list)
 
 
-def keys_of(store: Store, ids: Iterable[str]) -> dict[str, str]:
-    """The current key of each id (an id nobody linked is its own key)."""
+def customers_of(store: Store, ids: Iterable[str]) -> tuple[dict[str, str], dict[str, set[str]]]:
+    """Each id's current key (an id nobody linked is its own key), and each of those keys' ids (itself included)."""
     wanted = sorted(set(ids))
-    found = {str(r[0]): str(r[1]) for r in store.query(KEYS_SQL, {"$ids$": heredoc_json(wanted)}).rows} \
-        if wanted else {}
-    return {i: found.get(i, i) for i in wanted}
-
-
-def members_of(store: Store, keys: Iterable[str]) -> dict[str, set[str]]:
-    """The ids of each customer key, the key itself included."""
-    wanted = sorted(set(keys))
-    members: dict[str, set[str]] = {k: {k} for k in wanted}
-    if wanted:
-        for key, member in store.query(MEMBERS_SQL, {"$keys$": heredoc_json(wanted)}).rows:
-            members[str(key)].add(str(member))
-    return members
+    if not wanted:
+        return {}, {}
+    found: dict[str, str] = {}
+    listed: dict[str, set[str]] = {}
+    for is_member, left, right in store.query(CUSTOMERS_SQL, {"$ids$": heredoc_json(wanted)}).rows:
+        if is_member:
+            listed.setdefault(str(left), set()).add(str(right))
+        else:
+            found[str(left)] = str(right)
+    key = {i: found.get(i, i) for i in wanted}
+    return key, {k: listed.get(k, set()) | {k} for k in set(key.values())}
 
 
 def components(links: Sequence[Link], key: dict[str, str], members: dict[str, set[str]], *,
@@ -165,8 +165,7 @@ def resolve_links(store: Store, links: Sequence[Link], token: str, *, max_ids: i
     """
     if not links:
         return Resolution()
-    key = keys_of(store, (i for link in links for i in (link.anonymous_id, link.customer_id)))
-    members = members_of(store, key.values())
+    key, members = customers_of(store, (i for link in links for i in (link.anonymous_id, link.customer_id)))
     result = components(links, key, members, max_ids=max_ids)
     if result.moves:
         moved = sorted(result.moves)

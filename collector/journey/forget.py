@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from collector.identity.guards import DEFAULT_POLICY, LinkPolicy
-from collector.identity.resolver import keys_of, members_of
+from collector.identity.resolver import customers_of
 from collector.store.clickhouse import Store
 
 __all__ = ["Forgotten", "forget_person"]
@@ -40,8 +40,9 @@ def forget_person(store: Store, customer_id: str, policy: LinkPolicy = DEFAULT_P
     Placeholder ids the policy never links ("guest", "0" ...) are shared by strangers and are not deleted
     by name. Blocking: call it on the writer thread, after the spool was flushed, so no insert races it.
     """
-    key = keys_of(store, [customer_id])[customer_id]
-    found = members_of(store, [key])[key] | {customer_id}
+    keys, customers = customers_of(store, [customer_id])
+    key = keys[customer_id]
+    found = customers[key] | {customer_id}
     found |= {str(row[0]) for row in store.query(_STATE_IDS, {"key": key}).rows}
     ids = sorted(i for i in found if policy.usable(i))
     deleted = {}
