@@ -8,6 +8,7 @@ import hmac
 import json
 import subprocess
 import sys
+import uuid
 
 import pytest
 import reise
@@ -61,3 +62,14 @@ def test_a_percent_encoded_target_still_redirects(channels: Collector) -> None:
     target = "https://shop.example/sch%C3%B6ne-schuhe?q=a%20b"
     reply = get_raw(f"{channels.url}/r/{mint(LINK_KEY, target)}")
     assert reply.status == 302 and reply.headers["Location"] == target
+
+
+def test_ids_from_the_query_string_never_link(channels: Collector) -> None:
+    victim, attacker = f"victim-{uuid.uuid4().hex[:8]}", f"attacker-{uuid.uuid4().hex[:8]}"
+    token = mint(LINK_KEY, "https://shop.example/news", campaign="news")  # a newsletter link: no ids signed
+    assert get_raw(f"{channels.url}/r/{token}?uid={attacker}&aid={victim}").status == 302
+    channels.wait_for("SELECT count() FROM touchpoints WHERE customer_id = {u:String}", 1, {"u": attacker})
+    channels.wait_settled()
+    row = channels.query("SELECT anonymous_id FROM touchpoints WHERE customer_id = {u:String}", {"u": attacker})
+    assert row == [{"anonymous_id": ""}]
+    assert channels.scalar("SELECT count() FROM identity_links WHERE anonymous_id = {v:String}", {"v": victim}) == 0
