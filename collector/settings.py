@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 from collector.errors import ConfigError
 from collector.identity.guards import DEFAULT_MAX_IDS, DEFAULT_NEVER_LINK, LinkPolicy
+from collector.ingest.scopes import ALL_SCOPES, PUBLIC_SCOPES, KeyScope, parse_key_scopes, parse_verify_secrets
 from collector.ingest.stages import CHANNELS
 
 __all__ = [
@@ -144,6 +145,7 @@ class ClientSettings:
     query_max_rows: int = 100_000
     drain_timeout: float = 30.0
     cluster: str = ""
+    verify_secrets: Mapping[str, str] = field(default_factory=dict)  # source -> identity-verification secret
 
     ENV: ClassVar[Mapping[str, _Reader]] = {
         "dsn": ("REISE_DSN", str),
@@ -155,6 +157,7 @@ class ClientSettings:
         "query_max_rows": ("REISE_QUERY_MAX_ROWS", int),
         "drain_timeout": ("REISE_DRAIN_TIMEOUT", float),
         "cluster": ("REISE_CLUSTER", str),
+        "verify_secrets": ("REISE_VERIFY_SECRETS", parse_verify_secrets),
     }
 
     @classmethod
@@ -218,6 +221,7 @@ class Settings(ClientSettings):
     never_link: tuple[str, ...] = ()  # ids that never link, on top of DEFAULT_NEVER_LINK (REISE_NEVER_LINK)
     max_ids_per_customer: int = DEFAULT_MAX_IDS
     purge_interval: float = 300.0  # seconds between purges of merged-away customer keys (REISE_PURGE_INTERVAL)
+    key_scopes: Mapping[str, KeyScope] = field(default_factory=dict)  # source -> stages and revenue it may send
 
     ENV: ClassVar[Mapping[str, _Reader]] = {
         **ClientSettings.ENV,
@@ -242,6 +246,7 @@ class Settings(ClientSettings):
         "never_link": ("REISE_NEVER_LINK", _comma_list),
         "max_ids_per_customer": ("REISE_MAX_IDS_PER_CUSTOMER", int),
         "purge_interval": ("REISE_PURGE_INTERVAL", float),
+        "key_scopes": ("REISE_KEY_SCOPES", parse_key_scopes),
     }
 
     @classmethod
@@ -285,6 +290,11 @@ class Settings(ClientSettings):
             raise ConfigError("REISE_PURGE_INTERVAL must be positive")
         if not 2 <= self.max_ids_per_customer <= 100_000:
             raise ConfigError("REISE_MAX_IDS_PER_CUSTOMER must be between 2 and 100000")
+        sources = {key.source for key in self.write_keys.values()}
+        for var, named in (("REISE_VERIFY_SECRETS", self.verify_secrets), ("REISE_KEY_SCOPES", self.key_scopes)):
+            unknown = sorted(set(named) - sources)
+            if unknown and self.write_keys:
+                raise ConfigError(f"{var}: no write key has the source {', '.join(map(repr, unknown))}")
         if self.workers > 1 and is_embedded(self.dsn):
             raise ConfigError(
                 f"--workers {self.workers} needs a ClickHouse server (REISE_DSN=http(s)://...): the embedded "
@@ -296,6 +306,10 @@ class Settings(ClientSettings):
     def link_policy(self) -> LinkPolicy:
         """The identity guards: the built-in placeholder ids and REISE_NEVER_LINK never link; the id cap."""
         return LinkPolicy.of((*DEFAULT_NEVER_LINK, *self.never_link), self.max_ids_per_customer)
+
+    def scope_of(self, key: WriteKey) -> KeyScope:
+        """What the key may send: its REISE_KEY_SCOPES entry, else no purchase and no revenue for a public key."""
+        return self.key_scopes.get(key.source) or (PUBLIC_SCOPES if key.public else ALL_SCOPES)
 
     def with_keys(self, write_keys: Mapping[str, WriteKey], admin_key: str) -> Settings:
         """A copy with generated development keys."""

@@ -18,6 +18,7 @@ from collector.cli.tables import format_record, format_table
 from collector.cli.workers import run_workers
 from collector.edge.app import create_app
 from collector.errors import ConfigError, ReiseError, StoreUnavailable
+from collector.ingest.scopes import user_hash
 from collector.journey.analyst import forget, look_up_customer, run_query, unlink
 from collector.keys import ensure_keys
 from collector.logs import configure_logging
@@ -66,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     customer.add_argument("id", help="customer id (or any id linked to it)")
     customer.add_argument("--json", action="store_true", help="print JSON instead of text")
     customer.add_argument("--dsn", help="as for serve (REISE_DSN)")
+    user_hash_cmd = commands.add_parser("user-hash", help="print userHash = HMAC-SHA256(secret, ID) for a key that "
+                                                          "verifies identities (REISE_VERIFY_SECRETS)")
+    user_hash_cmd.add_argument("id", help="the customer's userId")
+    user_hash_cmd.add_argument("--source", help="whose secret (a REISE_VERIFY_SECRETS source); needed when "
+                                                "there are several")
     add_channel_parsers(commands)
     add_demo_parser(commands)
     add_report_parser(commands)
@@ -138,6 +144,17 @@ def _customer(settings: ClientSettings, customer_id: str, as_json: bool) -> int:
     return 0
 
 
+def _user_hash(settings: ClientSettings, user_id: str, source: str | None) -> str:
+    """The userHash of an id with the named source's verification secret (the only one when none is named)."""
+    secrets = settings.verify_secrets
+    if source is None and len(secrets) == 1:
+        source = next(iter(secrets))
+    if source is None or source not in secrets:
+        named = ", ".join(sorted(secrets)) or "none"
+        raise ConfigError(f"user-hash: name a source of REISE_VERIFY_SECRETS with --source (configured: {named})")
+    return user_hash(secrets[source], user_id)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``reise`` console script."""
     args = _parser().parse_args(argv)
@@ -163,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             done = unlink(settings, args.id)
             parts = "; ".join(f"{key}: {', '.join(ids)}" for key, ids in done["customers"].items())
             print(f"reise: unlinked {done['id']} from {done['customer_id']}; customers now: {parts}")
+        elif args.command == "user-hash":
+            print(_user_hash(settings, args.id, args.source))
         elif args.command == "customer":
             sys.exit(_customer(settings, args.id, args.json))
         elif args.command in CHANNEL_COMMANDS:

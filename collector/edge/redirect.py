@@ -44,7 +44,9 @@ def click_event(payload: dict[str, Any], query: dict[str, str], anonymous_id: st
             event[field] = payload[field]
     user_id, anon = payload.get("userId"), payload.get("anonymousId")
     if not user_id and not anon:  # newsletter tools fill ids in per recipient, after the link was signed
-        user_id, anon = query.get("uid") or query.get("userId"), query.get("aid") or query.get("anonymousId")
+        # one id at most from the unsigned query: two would link them, and anyone can edit a query string
+        user_id = query.get("uid") or query.get("userId")
+        anon = None if user_id else query.get("aid") or query.get("anonymousId")
     event["userId"], event["anonymousId"] = user_id, anon or (None if user_id else anonymous_id)
     return event
 

@@ -73,7 +73,8 @@ class Ingestor:
         return IngestContext(source=key.source, received_ms=received_ms, rules=self.rules, sent_at=sent_at,
                              channels=key.channels, default_channel=key.default_channel,
                              ip_mode=self.settings.ip_mode, public=key.public, attribution=self.attribution,
-                             identity=self.identity)
+                             identity=self.identity, scope=self.settings.scope_of(key),
+                             verify_secret=self.settings.verify_secrets.get(key.source, ""))
 
     async def accept(
         self, ctx: IngestContext, endpoint: str, events: list[Any], default_type: str | None,

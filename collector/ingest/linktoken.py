@@ -20,7 +20,7 @@ import orjson
 
 from collector.errors import LinkInvalid
 
-__all__ = ["MAX_TOKEN_CHARS", "check_target", "mint", "target_allowed", "verify"]
+__all__ = ["MAX_TOKEN_CHARS", "check_target", "mint", "sendable", "target_allowed", "verify"]
 
 MAX_TOKEN_CHARS = 4096
 _FIELDS = frozenset({"url", "exp", "event", "channel", "userId", "anonymousId", "campaign", "stage", "properties"})
@@ -51,13 +51,24 @@ def mint(key: str, url: str, *, expires_at: int | None = None, **fields: Any) ->
     return f"{body}.{_b64(_signature(key, body))}"
 
 
+def sendable(url: str) -> bool:
+    """True when every character of ``url`` may stand in a Location header as it is: printable ASCII, no space.
+
+    Control characters (DEL included), spaces and anything beyond ASCII must be percent-encoded in the target.
+    """
+    return url.isascii() and url.isprintable() and " " not in url
+
+
 def check_target(url: str) -> None:
-    """Raise LinkInvalid unless ``url`` is an absolute http(s) URL with a host."""
+    """Raise LinkInvalid unless ``url`` is an absolute http(s) URL with a host, sendable in a Location header."""
+    if not isinstance(url, str) or not sendable(url):
+        raise LinkInvalid("target: only printable ASCII may stand in a link target (percent-encode control "
+                          "characters, spaces and non-ASCII characters)")
     try:
         parts = urlsplit(url)
     except ValueError:
         raise LinkInvalid("target: not a URL") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or "\\" in url or any(c < " " for c in url):
+    if parts.scheme not in ("http", "https") or not parts.hostname or "\\" in url:
         raise LinkInvalid("target: must be an absolute http(s) URL")
 
 

@@ -37,6 +37,7 @@ _FIELDS = {
     "type": "type", "event": "event", "e": "event", "channel": "channel", "ch": "channel", "stage": "stage",
     "userId": "userId", "uid": "userId", "anonymousId": "anonymousId", "aid": "anonymousId",
     "messageId": "messageId", "mid": "messageId", "campaign": "campaign", "c": "campaign", "name": "name",
+    "userHash": "userHash", "uh": "userHash", "consent": "consent",
 }  # fmt: skip
 _UTM = {"utm_source": "source", "utm_medium": "medium", "utm_campaign": "name", "utm_term": "term",
         "utm_content": "content"}

@@ -16,7 +16,9 @@ import orjson
 from collector.errors import EventRejected, EventWithoutConsent
 from collector.identity.guards import DEFAULT_POLICY, LinkPolicy
 from collector.ingest.attribution import AttributionRules
+from collector.ingest.consent import refused_in
 from collector.ingest.orders import signed_revenue
+from collector.ingest.scopes import ALL_SCOPES, KeyScope, check_identity, check_scope
 from collector.ingest.stages import CHANNELS, STAGE_RANK, STAGES, StageRules
 from collector.store.schema import DEAD_LETTER_COLUMNS, TOUCHPOINT_COLUMNS
 
@@ -33,6 +35,8 @@ __all__ = [
 ]
 
 MAX_FUTURE_MS = 24 * 3600 * 1000
+MIN_EVENT_MS = 946_684_800_000  # 2000-01-01: no event of a journey is older (after clock-skew correction)
+MAX_TIME_MS = 7_258_118_400_000  # 2200-01-01: any time sent (timestamp, sentAt) lies before it
 MAX_ID_CHARS = 256
 MAX_NAME_CHARS = 512
 MAX_REVENUE = 1e13
@@ -59,6 +63,8 @@ class IngestContext:
     public: bool = False  # sent with a public key (browser, pixel): its own rate limit
     attribution: AttributionRules = DEFAULT_ATTRIBUTION  # classifies page views that name no channel
     identity: LinkPolicy = DEFAULT_POLICY  # which ids may key a journey (placeholders such as "guest" may not)
+    scope: KeyScope = ALL_SCOPES  # the stages and revenue the key may send (REISE_KEY_SCOPES)
+    verify_secret: str = ""  # the key's identity-verification secret (REISE_VERIFY_SECRETS); "": none
 
 
 def parse_time_ms(value: Any, field: str) -> int:
@@ -71,9 +77,14 @@ def parse_time_ms(value: Any, field: str) -> int:
         raise EventRejected(f"{field}: not an ISO 8601 date: {value[:40]!r}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    ms = int(moment.timestamp() * 1000)
+    try:
+        ms = int(moment.timestamp() * 1000)
+    except (OverflowError, ValueError, OSError):
+        raise EventRejected(f"{field}: outside the years 1970 to 2199") from None
     if ms < 0:
         raise EventRejected(f"{field}: before 1970")
+    if ms >= MAX_TIME_MS:
+        raise EventRejected(f"{field}: after 2200-01-01")
     return ms
 
 
@@ -153,14 +164,6 @@ def anonymise_ip(ip: str, mode: str) -> str:
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
 
 
-def _refused_consent(context: Mapping[str, Any]) -> bool:
-    """True when ``context.consent`` is false, or its ``analytics`` category is false."""
-    consent = context.get("consent")
-    if consent is False:
-        return True
-    return isinstance(consent, dict) and consent.get("analytics") is False
-
-
 def _first(*values: Any) -> Any:
     """The first value that is neither missing nor an empty string."""
     for value in values:
@@ -206,8 +209,8 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
     properties = _object(event.get("properties"), "properties")
     traits = _object(event.get("traits"), "traits")
     context = _object(event.get("context"), "context")
-    if _refused_consent(context):
-        raise EventWithoutConsent("context.consent: the person did not consent; not stored")
+    if refused_in(event, context):
+        raise EventWithoutConsent("consent: the person did not consent; not stored")
 
     customer_id = _text(_first(event.get("userId"), event.get("customer_id")), "userId", MAX_ID_CHARS)
     if type_ == "alias":
@@ -218,6 +221,9 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
         anonymous_id = _text(event.get("anonymousId"), "anonymousId", MAX_ID_CHARS)
     if not customer_id and not anonymous_id:
         raise EventRejected("userId or anonymousId: one of them is required")
+    if ctx.verify_secret:
+        check_identity(event, context, secret=ctx.verify_secret, alias=type_ == "alias", customer_id=customer_id,
+                       anonymous_id=anonymous_id)
 
     if type_ == "track":
         name = _text(event.get("event"), "event")
@@ -238,6 +244,8 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
     corrected = original + (received - sent_at) if sent_at is not None and raw_time is not None else original
     if corrected - received > MAX_FUTURE_MS:
         raise EventRejected("timestamp: more than a day in the future after clock-skew correction")
+    if corrected < MIN_EVENT_MS:
+        raise EventRejected("timestamp: before 2000-01-01 after clock-skew correction")
 
     # A page view naming no channel is attributed from its URL and referrer, when its key may write web.
     attributed = type_ == "page" and event.get("channel") is None and (ctx.channels is None or "web" in ctx.channels)
@@ -263,6 +271,7 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
     stage = explicit_stage or ctx.rules.stage_for(type_, name, channel)
     revenue = signed_revenue(name, _revenue(
         _first(event.get("revenue"), properties.get("revenue"), properties.get("total")), "properties.revenue"))
+    check_scope(ctx.scope, stage, revenue)
     currency = _text(_first(event.get("currency"), properties.get("currency")), "properties.currency", 8)
     utm_source, utm_medium, utm_campaign, utm_term, utm_content = utm
     campaign = _text(_first(event.get("campaign"), properties.get("campaign"), utm_campaign), "properties.campaign")

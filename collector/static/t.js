@@ -1,10 +1,10 @@
-/* Reise browser snippet: page views, reise.track(), reise.identify(); first-party anonymous id;
+/* Reise browser snippet: page views, reise.track(), reise.identify(id, traits, {userHash}); first-party anonymous id;
    honours Do-Not-Track and an explicit consent switch (data-consent="required" waits for reise.consent(true)). */
 (function (w, d, n) {
   var s = d.currentScript, q = w.reise;
   if (!s || (q && q.loaded)) return;
   var key = s.getAttribute("data-key"), host = s.getAttribute("data-host") || new URL(s.src).origin,
-    needConsent = s.getAttribute("data-consent") === "required", A = "reise_aid", U = "reise_uid", C = "reise_consent";
+    needConsent = s.getAttribute("data-consent") === "required", A = "reise_aid", U = "reise_uid", H = "reise_uh", C = "reise_consent";
   function get(k) { try { return w.localStorage.getItem(k); } catch (e) { return null; } }
   function put(k, v) { try { v == null ? w.localStorage.removeItem(k) : w.localStorage.setItem(k, v); } catch (e) {} }
   function cookie(v) {
@@ -31,7 +31,7 @@
       context: { library: { name: "reise-js", version: "1" }, userAgent: n.userAgent, locale: n.language,
         page: { url: location.href, path: location.pathname, referrer: d.referrer, title: d.title } }
     }, uid = get(U), f;
-    if (uid) e.userId = uid;
+    if (uid) { e.userId = uid; if (get(H)) e.userHash = get(H); }
     for (f in fields) if (fields[f] != null) e[f] = fields[f];
     var body = JSON.stringify({ writeKey: key, sentAt: now, batch: [e] }), url = host + "/v1/batch";
     try { if (n.sendBeacon && n.sendBeacon(url, new Blob([body], { type: "text/plain" }))) return true; } catch (x) {}
@@ -48,16 +48,16 @@
       return send("track", { event: event, properties: props, channel: (opts && opts.channel) || "web",
         campaign: opts && opts.campaign, stage: opts && opts.stage });
     },
-    identify: function (userId, traits) {
+    identify: function (userId, traits, opts) {
       if (userId == null || !allowed()) return false;
-      put(U, String(userId));
+      put(U, String(userId)); put(H, (opts && opts.userHash) || null);
       return send("identify", { userId: String(userId), traits: traits, channel: "web" });
     },
     consent: function (yes) {
       put(C, yes ? "yes" : "no");
-      if (!yes) { put(A, null); put(U, null); cookie(""); }
+      if (!yes) { put(A, null); put(U, null); put(H, null); cookie(""); }
     },
-    reset: function () { put(A, null); put(U, null); cookie(""); }
+    reset: function () { put(A, null); put(U, null); put(H, null); cookie(""); }
   };
   w.reise = api;
   for (var i = 0; q && i < q.length; i++) if (api[q[i][0]]) api[q[i][0]].apply(api, [].slice.call(q[i], 1));

@@ -17,6 +17,7 @@ from collector.errors import QueryRefused, StoreError, StoreUnavailable
 from collector.settings import require_engine
 from collector.store.schema import TOUCHPOINT_COLUMNS
 from collector.store.sqlguard import single_statement
+from collector.store.times import query_rows
 
 __all__ = ["QueryResult", "Store", "connect", "heredoc_json"]
 
@@ -181,8 +182,8 @@ class Store:
         """Run a trusted query (the collector's own SQL) with server-side parameters."""
         params = dict(parameters or {})
         with self._errors():
-            result = self.client().query(sql, parameters=params, settings=_query_size(params) or None)
-        return QueryResult(list(result.column_names), [t.name for t in result.column_types], result.result_rows)
+            names, types, rows = query_rows(self.client(), sql, parameters=params, settings=_query_size(params))
+        return QueryResult(names, types, rows)
 
     def query_readonly(
         self, sql: str, parameters: Mapping[str, Any] | None, *, timeout: float, max_rows: int
@@ -196,15 +197,15 @@ class Store:
         }
         statement = single_statement(sql)
         try:
-            result = self.client().query(statement, parameters=dict(parameters or {}), settings=settings)
-            rows = result.result_rows
+            names, types, rows = query_rows(self.client(), statement, parameters=parameters or {},
+                                            settings=settings)
         except OperationalError as exc:
             raise StoreUnavailable(str(exc)[:500]) from exc
         except ClickHouseError as exc:
             raise QueryRefused(_query_message(exc)) from exc
-        if not rows and not result.column_names:
+        if not rows and not names:
             return self._described(statement, parameters, settings)
-        return QueryResult(list(result.column_names), [t.name for t in result.column_types], rows)
+        return QueryResult(names, types, rows)
 
     def _described(
         self, statement: str, parameters: Mapping[str, Any] | None, settings: Mapping[str, Any]

@@ -20,6 +20,7 @@ from reise.errors import (
     ReiseError,
     ValidationError,
 )
+from reise.identity import user_hash
 
 # A library logs; the application decides where it goes. Never print by default.
 _logging.getLogger("reise").addHandler(_logging.NullHandler())
@@ -40,4 +41,5 @@ __all__ = [
     "Stats",
     "ValidationError",
     "__version__",
+    "user_hash",
 ]

@@ -24,6 +24,11 @@ def sign_link(
     link_key: str, url: str, fields: Mapping[str, Any], expires_at: float | None = None
 ) -> str:
     """A token for ``url`` carrying touchpoint ``fields``, HMAC-SHA256 signed with ``link_key``."""
+    if not (url.isascii() and url.isprintable()) or " " in url:
+        raise ValidationError(
+            "click_url: url may hold only printable ASCII (it becomes a Location header); "
+            f"percent-encode control characters, spaces and non-ASCII characters: {url!r}"
+        )
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError(f"click_url: url must be an absolute http(s) URL, got {url!r}")
@@ -77,8 +82,12 @@ def pixel_url(
     campaign: str | None = None,
     stage: str | None = None,
     properties: Mapping[str, str] | None = None,
+    user_hash: str | None = None,
 ) -> str:
-    """A tracking-pixel URL (``<img src=...>``) recording ``event``; takes a public (pk_) key."""
+    """A tracking-pixel URL (``<img src=...>``) recording ``event``; takes a public (pk_) key.
+
+    ``user_hash`` (``reise.user_hash(secret, user_id)``) is needed when the key verifies identities.
+    """
     if not public_key.startswith("pk_"):
         raise ValidationError(
             "pixel_url: needs a public write key (pk_...): e-mails are seen by many"
@@ -91,6 +100,7 @@ def pixel_url(
         "anonymousId": anonymous_id,
         "campaign": campaign,
         "stage": stage,
+        "userHash": user_hash,
         **dict(properties or {}),
     }
     return (
