@@ -18,7 +18,6 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from collector.errors import QueryForbidden
-
 from collector.store.sqlguard import QueryGuard
 
 __all__ = ["QueryLimits", "checked_statement", "run_checked"]
