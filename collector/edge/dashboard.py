@@ -40,7 +40,7 @@ API_HEADER = "X-Reise-Dashboard"
 MAX_FILTER = 200
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
-LOGIN_ERROR = '<p class="error" role="alert">That is not a read key or the admin key.</p>'
+LOGIN_ERROR = '<p class="error" role="alert">That is not the admin key or a read key.</p>'
 
 
 @cache
