@@ -11,12 +11,12 @@ from collector.store.clickhouse import Store
 __all__ = ["ALL", "end", "ended"]
 
 ALL = "*"  # the nonce that ends every session issued before it
-COLUMNS = ("nonce", "ended_at", "expires_at")
+COLUMNS = ("key", "ended_at", "expires_at")  # key: the session's nonce, or ALL
 
 ENDED_SQL = """
-SELECT countIf(nonce = {nonce:String}) AS ended, toUnixTimestamp64Milli(maxIf(ended_at, nonce = '*')) AS all_ended
+SELECT countIf(key = {nonce:String}) AS ended, toUnixTimestamp64Milli(maxIf(ended_at, key = '*')) AS all_ended
 FROM ended_sessions
-WHERE nonce IN ({nonce:String}, '*')
+WHERE key IN ({nonce:String}, '*')
 """
 
 
