@@ -54,6 +54,15 @@ class Metrics:
         self.pending = Gauge("reise_pending_rows", "Rows accepted and not yet written to ClickHouse",
                              registry=registry)
         self.spool_bytes = Gauge("reise_spool_bytes", "Bytes held in the durable spool", registry=registry)
+        self.auth_failures = Counter("reise_auth_failures", "Failed authentications, by kind: write, read, admin "
+                                     "or dashboard", ["kind"], registry=registry)
+        self.auth_limited = Counter("reise_auth_limited", "Requests answered 429 because their address failed to "
+                                    "authenticate too often (REISE_AUTH_FAILURES)", registry=registry)
+        self.queries = Counter("reise_queries", "Analysts' queries (/v1/query, /v1/customers, the dashboard), by "
+                               "key name and outcome: ok, refused (the query guard), failed, busy", ["key", "outcome"],
+                               registry=registry)
+        self.sessions_ended = Counter("reise_sessions_ended", "Dashboard sessions ended on the server, by how: "
+                                      "logout or revoke_all", ["how"], registry=registry)
         self._reasons: set[str] = set()
         # labelled children looked up once: a label lookup costs more than the increment on the hot path
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -94,6 +103,14 @@ class Metrics:
     def store_error(self, kind: str) -> None:
         """Count a failed store operation: ``unavailable`` (will be retried) or ``refused`` (bad data)."""
         self.store_errors.labels(kind).inc()
+
+    def auth_failed(self, kind: str) -> None:
+        """Count a failed authentication (``write``, ``read``, ``admin`` or ``dashboard``)."""
+        self.auth_failures.labels(kind).inc()
+
+    def query_done(self, key: str, outcome: str) -> None:
+        """Count an analyst's query by the name of its key and its outcome."""
+        self.queries.labels(key, outcome).inc()
 
     def watch_pending(self, rows: Callable[[], float]) -> None:
         """Read the pending-row gauge from a callable at every scrape."""

@@ -20,6 +20,7 @@ from collector.errors import ConfigError
 from collector.identity.guards import DEFAULT_MAX_IDS, DEFAULT_NEVER_LINK, LinkPolicy
 from collector.ingest.scopes import ALL_SCOPES, PUBLIC_SCOPES, KeyScope, parse_key_scopes, parse_verify_secrets
 from collector.ingest.stages import CHANNELS
+from collector.store.readonly import QueryLimits
 
 __all__ = [
     "DEFAULT_RULES_PATH",
@@ -30,6 +31,7 @@ __all__ = [
     "chdb_path",
     "find_write_key",
     "is_embedded",
+    "parse_read_keys",
     "parse_write_keys",
     "require_engine",
 ]
@@ -77,6 +79,24 @@ def parse_write_keys(text: str) -> dict[str, WriteKey]:
         if key.startswith("pk_") and channels is None:
             raise ConfigError(f"REISE_WRITE_KEYS: public key of {source!r} must name its channels (pk_...@web)")
         keys[key] = WriteKey(source=source, key=key, channels=channels)
+    return keys
+
+
+_KEY_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def parse_read_keys(text: str) -> dict[str, str]:
+    """Parse ``name=key,...`` (REISE_READ_KEYS) into a mapping key -> name; the name ``admin`` is the admin key's."""
+    keys: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, key = (p.strip() for p in item.partition("="))
+        if not sep or not key or not _KEY_NAME.match(name):
+            raise ConfigError(f"REISE_READ_KEYS: expected name=key (name of letters, digits, _.-), got {name!r}")
+        if name == "admin" or name in keys.values():
+            raise ConfigError(f"REISE_READ_KEYS: the name {name!r} is used twice or is the admin key's")
+        if key in keys:
+            raise ConfigError(f"REISE_READ_KEYS: the key of {name!r} is used twice")
+        keys[key] = name
     return keys
 
 
@@ -140,9 +160,13 @@ class ClientSettings:
     url: str = "http://127.0.0.1:8080"
     write_key: str = ""  # what `reise demo` and `reise import` send with (REISE_WRITE_KEY); else the dev key
     admin_key: str = ""
+    read_key: str = ""  # what `reise sql` and `reise customer` send with (REISE_READ_KEY); else the admin key
+    read_dsn: str = ""  # server mode: the read-only ClickHouse user analysts' queries run as (REISE_READ_DSN)
     link_keys: tuple[str, ...] = ()  # secrets that sign click links; the first signs, all verify
     query_timeout: float = 30.0
     query_max_rows: int = 100_000
+    query_max_bytes: int = 64 * 1024**2
+    query_max_memory: int = 1024**3
     drain_timeout: float = 30.0
     cluster: str = ""
     verify_secrets: Mapping[str, str] = field(default_factory=dict)  # source -> identity-verification secret
@@ -152,9 +176,13 @@ class ClientSettings:
         "url": ("REISE_URL", str),
         "write_key": ("REISE_WRITE_KEY", str),
         "admin_key": ("REISE_ADMIN_KEY", str),
+        "read_key": ("REISE_READ_KEY", str),
+        "read_dsn": ("REISE_READ_DSN", str),
         "link_keys": ("REISE_LINK_KEYS", _comma_list),
         "query_timeout": ("REISE_QUERY_TIMEOUT", float),
         "query_max_rows": ("REISE_QUERY_MAX_ROWS", int),
+        "query_max_bytes": ("REISE_QUERY_MAX_BYTES", int),
+        "query_max_memory": ("REISE_QUERY_MAX_MEMORY", int),
         "drain_timeout": ("REISE_DRAIN_TIMEOUT", float),
         "cluster": ("REISE_CLUSTER", str),
         "verify_secrets": ("REISE_VERIFY_SECRETS", parse_verify_secrets),
@@ -190,6 +218,22 @@ class ClientSettings:
             raise ConfigError(f"REISE_DSN: expected chdb:///path or http(s)://host:8123/db, got {self.dsn!r}")
         if self.cluster and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.cluster):
             raise ConfigError(f"REISE_CLUSTER: expected a cluster name from remote_servers, got {self.cluster!r}")
+        if self.read_dsn and not self.read_dsn.startswith(("http://", "https://")):
+            raise ConfigError("REISE_READ_DSN: expected http(s)://reader:password@host:8123/db (a ClickHouse "
+                              "server's read-only user; the embedded store has one DSN)")
+        if min(self.query_timeout, self.query_max_rows, self.query_max_bytes, self.query_max_memory) <= 0:
+            raise ConfigError("REISE_QUERY_TIMEOUT, _MAX_ROWS, _MAX_BYTES and _MAX_MEMORY must be positive")
+
+    @property
+    def query_limits(self) -> QueryLimits:
+        """The bounds of every analyst's query."""
+        return QueryLimits(timeout=self.query_timeout, max_rows=self.query_max_rows, max_bytes=self.query_max_bytes,
+                           max_memory=self.query_max_memory)
+
+    @property
+    def reader_dsn(self) -> str:
+        """The DSN analysts' queries run on: REISE_READ_DSN when set, else REISE_DSN."""
+        return self.read_dsn or self.dsn
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -222,6 +266,9 @@ class Settings(ClientSettings):
     max_ids_per_customer: int = DEFAULT_MAX_IDS
     purge_interval: float = 300.0  # seconds between purges of merged-away customer keys (REISE_PURGE_INTERVAL)
     key_scopes: Mapping[str, KeyScope] = field(default_factory=dict)  # source -> stages and revenue it may send
+    read_keys: Mapping[str, str] = field(default_factory=dict)  # key -> name: the analysts' keys (REISE_READ_KEYS)
+    query_concurrency: int = 2  # queries one key may run at once (REISE_QUERY_CONCURRENCY)
+    auth_failures: int = 10  # failed authentications per minute and client address, then 429 (0: off)
 
     ENV: ClassVar[Mapping[str, _Reader]] = {
         **ClientSettings.ENV,
@@ -247,6 +294,9 @@ class Settings(ClientSettings):
         "max_ids_per_customer": ("REISE_MAX_IDS_PER_CUSTOMER", int),
         "purge_interval": ("REISE_PURGE_INTERVAL", float),
         "key_scopes": ("REISE_KEY_SCOPES", parse_key_scopes),
+        "read_keys": ("REISE_READ_KEYS", parse_read_keys),
+        "query_concurrency": ("REISE_QUERY_CONCURRENCY", int),
+        "auth_failures": ("REISE_AUTH_FAILURES", int),
     }
 
     @classmethod
@@ -288,6 +338,12 @@ class Settings(ClientSettings):
             raise ConfigError("REISE_WORKERS must be at least 1")
         if self.purge_interval <= 0:
             raise ConfigError("REISE_PURGE_INTERVAL must be positive")
+        if self.query_concurrency < 1:
+            raise ConfigError("REISE_QUERY_CONCURRENCY must be at least 1")
+        if self.auth_failures < 0:
+            raise ConfigError("REISE_AUTH_FAILURES must be 0 (off) or positive")
+        if set(self.read_keys) & ({self.admin_key} | set(self.write_keys)):
+            raise ConfigError("REISE_READ_KEYS: a read key must differ from the admin key and every write key")
         if not 2 <= self.max_ids_per_customer <= 100_000:
             raise ConfigError("REISE_MAX_IDS_PER_CUSTOMER must be between 2 and 100000")
         sources = {key.source for key in self.write_keys.values()}

@@ -26,6 +26,7 @@ from collector.settings import ClientSettings, Settings, is_embedded
 from collector.store.clickhouse import QueryResult, Store
 from collector.store.cluster import database_of
 from collector.store.migrate import apply_migrations, rendered_sql
+from collector.store.users import reader_user_sql
 
 __all__ = ["main"]
 
@@ -47,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
                                            "(REISE_CLUSTER)")
     migrate.add_argument("--print", action="store_true", dest="print_sql",
                          help="print the SQL instead of running it")
+    migrate.add_argument("--print-users", action="store_true", dest="print_users",
+                         help="print the SQL of a ClickHouse user that may only read Reise's database (server mode)")
+    migrate.add_argument("--reader", default="reise_reader", help="that user's name (default reise_reader)")
+    migrate.add_argument("--reader-password", help="that user's password (default: a new random one)")
 
     sql = commands.add_parser("sql", help="run read-only SQL and print the result")
     sql.add_argument("query", help="one SELECT statement; {name:Type} placeholders take --param")
@@ -164,7 +169,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             return
         # client commands read and check only the client's settings, never the server's
         settings = ClientSettings.from_env(dsn=getattr(args, "dsn", None), cluster=getattr(args, "cluster", None))
-        if args.command == "migrate" and args.print_sql:
+        if args.command == "migrate" and args.print_users:
+            sys.stdout.write(reader_user_sql(database_of(settings.dsn) or "default", settings.query_limits,
+                                             user=args.reader, password=args.reader_password,
+                                             cluster=settings.cluster or None))
+        elif args.command == "migrate" and args.print_sql:
             sys.stdout.write(rendered_sql(settings.cluster or None, database_of(settings.dsn)))
         elif args.command == "migrate":
             applied = _migrate(settings)

@@ -13,12 +13,14 @@ from typing import IO
 import structlog
 from aiohttp import web
 
-from collector.edge.appkeys import BATCHER, INGESTOR, READERS, SETTINGS, STORE
+from collector.edge.appkeys import AUTH_FAILURES, BATCHER, INGESTOR, QUERY_SLOTS, READ_STORE, READERS, SETTINGS, STORE
+from collector.edge.authlimit import AuthFailures
 from collector.edge.channels import install_channels
 from collector.edge.dashboard import dashboard_routes
 from collector.edge.handlers import routes
 from collector.edge.metrics import METRICS, metrics_handler
 from collector.edge.middleware import http_middleware
+from collector.edge.queryslots import QuerySlots
 from collector.errors import ConfigError
 from collector.ingest.attribution import AttributionRules
 from collector.ingest.batcher import Batcher
@@ -54,13 +56,14 @@ async def _store_ctx(app: web.Application, rules: StageRules, attribution: Attri
     spool = Spool(directory=settings.spool_dir if durable else None, io=spool_io,
                   segment_rows=settings.batch_size, max_bytes=settings.spool_max_bytes)
     store = Store(dsn=settings.dsn)
+    read_store = Store(dsn=settings.read_dsn) if settings.read_dsn else store
     dedup = Dedup(capacity=settings.dedup_ids, store=store, readers=readers)
     dedup.remember_rows(spooled_touchpoints(spool.recover()))
     batcher = Batcher(store=store, writer=writer, spool=spool, dedup=dedup, flush_interval=settings.flush_interval,
                       links=settings.link_policy, purge_interval=settings.purge_interval,
                       metrics=app[METRICS], cluster=settings.cluster)
     app[METRICS].watch_spool(lambda: float(spool.bytes))
-    app[STORE], app[READERS], app[BATCHER] = store, readers, batcher
+    app[STORE], app[READ_STORE], app[READERS], app[BATCHER] = store, read_store, readers, batcher
     app[INGESTOR] = Ingestor(
         settings=settings, rules=rules, attribution=attribution, dedup=dedup, batcher=batcher, metrics=app[METRICS],
         limiter=RateLimiter(rate=settings.rate_limit, public_rate=settings.public_rate_limit))
@@ -79,6 +82,8 @@ async def _store_ctx(app: web.Application, rules: StageRules, attribution: Attri
         log.info("collector stopped", drained=drained, inserted=batcher.stats.inserted, spooled_rows=spool.rows)
         spool_io.submit(spool.close).result()
         writer.submit(store.close).result()
+        if read_store is not store:
+            read_store.close()
         for pool in (writer, readers, spool_io):
             pool.shutdown(wait=True)
         if lock is not None:
@@ -117,6 +122,8 @@ def create_app(settings: Settings) -> web.Application:
                           client_max_size=MAX_BATCH_BYTES * 2)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
+    app[AUTH_FAILURES] = AuthFailures(settings.auth_failures)
+    app[QUERY_SLOTS] = QuerySlots(settings.query_concurrency)
     app[METRICS].watch_pending(lambda: float(app[BATCHER].pending) if BATCHER in app else 0.0)
     rules = StageRules.load(settings.stage_rules)  # rules files are checked before anything opens
     attribution = AttributionRules.load(settings.attribution)

@@ -12,19 +12,22 @@ import orjson
 import structlog
 from aiohttp import web
 
+from collector.edge.access import authentication_failed, check_address, read_as, require_admin, require_reader
 from collector.edge.answers import json_response
-from collector.edge.appkeys import BATCHER, INGESTOR, READERS, SETTINGS, STORE
-from collector.edge.auth import basic_user, bearer_or_basic, find_write_key, is_admin
+from collector.edge.appkeys import BATCHER, INGESTOR, READ_STORE, READERS, SETTINGS, STORE
+from collector.edge.auth import basic_user, find_write_key
 from collector.edge.body import parse_json, read_body
+from collector.edge.metrics import METRICS
 from collector.errors import RequestRejected, StoreError, TryLater
 from collector.identity.rebuild import unlink as unlink_id
 from collector.journey.analyst import CUSTOMER_SQL
 from collector.journey.forget import forget_person
 from collector.journey.insights import Runner
 from collector.limits import MAX_BATCH_BYTES, MAX_EVENT_BYTES
+from collector.store import sessions
 from collector.store.clickhouse import QueryResult
 
-__all__ = ["read_store", "readonly_runner", "routes"]
+__all__ = ["read_store", "readonly_runner", "require_admin", "routes"]
 
 log = structlog.get_logger("reise.http")
 
@@ -41,9 +44,11 @@ def _ingest(default_type: str | None, *, historical: bool = False) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         ingestor = request.app[INGESTOR]
         write_keys = ingestor.settings.write_keys
+        check_address(request)
         header_key = basic_user(request.headers.get("Authorization"))
         key = find_write_key(write_keys, header_key)
         if header_key and key is None:
+            authentication_failed(request, "write")
             raise RequestRejected(401, "unknown write key")
         received_ms = int(time.time() * 1000)
         raw = b""
@@ -56,6 +61,7 @@ def _ingest(default_type: str | None, *, historical: bool = False) -> Handler:
                 writekey = doc.get("writeKey")
                 key = find_write_key(write_keys, writekey if isinstance(writekey, str) else None)
                 if key is None:
+                    authentication_failed(request, "write")
                     raise RequestRejected(401, "missing or unknown write key")
             ctx = ingestor.context(key, received_ms, sent_at=doc.get("sentAt") if is_batch else None)
             events = _events(doc, is_batch, len(raw))
@@ -161,16 +167,26 @@ async def unlink(request: web.Request) -> web.Response:
 
 
 async def customer(request: web.Request) -> web.Response:
-    """``GET /v1/customers/{id}`` (admin key): one customer's journey by any of their ids, 404 if unknown."""
-    require_admin(request)
+    """``GET /v1/customers/{id}`` (read key): one customer's journey by any of their ids, 404 if unknown."""
+    name = require_reader(request)
     id_ = request.match_info["id"]
     if len(id_) > 256:
         raise RequestRejected(400, "id: longer than 256 characters")
     run = readonly_runner(request.app)
-    result = await read_store(request.app, lambda: run(CUSTOMER_SQL, {"id": id_}))
+    result = await read_as(request, name, lambda: run(CUSTOMER_SQL, {"id": id_}), what="customer")
     if not result.rows:
         raise RequestRejected(404, f"no customer with the id {id_!r}")
     return json_response(result.records()[0])
+
+
+async def end_sessions(request: web.Request) -> web.Response:
+    """End every dashboard session on every collector (admin key); everyone signs in again."""
+    require_admin(request)
+    store, settings = request.app[STORE], request.app[SETTINGS]
+    await read_store(request.app, lambda: sessions.end(store, sessions.ALL, time.time() + settings.session_ttl))
+    request.app[METRICS].sessions_ended.labels("revoke_all").inc()
+    log.info("ended every dashboard session")
+    return json_response({"ended": "all"})
 
 
 async def pause_writing(request: web.Request) -> web.Response:
@@ -184,15 +200,9 @@ async def pause_writing(request: web.Request) -> web.Response:
     return json_response({"paused": paused, "spooled_rows": request.app[BATCHER].pending})
 
 
-def require_admin(request: web.Request) -> None:
-    """401 unless the request carries the admin key (Bearer or Basic user name)."""
-    if not is_admin(request.app[SETTINGS].admin_key, bearer_or_basic(request.headers.get("Authorization"))):
-        raise RequestRejected(401, "admin key required")
-
-
 async def query(request: web.Request) -> web.Response:
-    """Run one read-only SQL statement for an analyst (admin key): ``{"sql": ..., "params": {...}}``."""
-    require_admin(request)
+    """Run one read-only SQL statement for an analyst (read key): ``{"sql": ..., "params": {...}}``."""
+    name = require_reader(request)
     doc = parse_json(await read_body(request, 256 * 1024))
     sql = doc.get("sql") if isinstance(doc, dict) else None
     params = doc.get("params", {}) if isinstance(doc, dict) else None
@@ -201,16 +211,16 @@ async def query(request: web.Request) -> web.Response:
     if not isinstance(params, dict):
         raise RequestRejected(400, "params: expected an object")
     run = readonly_runner(request.app)
-    result = await read_store(request.app, lambda: run(sql, params))
+    result = await read_as(request, name, lambda: run(sql, params))
     return json_response({"columns": result.columns, "types": result.types, "rows": result.rows})
 
 
 def readonly_runner(app: web.Application) -> Runner:
-    """Runs analysts' queries read-only, within the configured time and row limits (blocking: see read_store)."""
-    settings, store = app[SETTINGS], app[STORE]
+    """Runs analysts' queries through the query guard, read-only, within the configured limits (blocking)."""
+    limits, store = app[SETTINGS].query_limits, app[READ_STORE]
 
     def run(sql: str, params: Mapping[str, Any]) -> QueryResult:
-        return store.query_readonly(sql, params, timeout=settings.query_timeout, max_rows=settings.query_max_rows)
+        return store.query_readonly(sql, params, limits=limits)
 
     return run
 
@@ -237,5 +247,6 @@ def routes() -> list[web.RouteDef]:
         web.post("/v1/admin/writing", pause_writing),
         web.post("/v1/admin/forget", forget),
         web.post("/v1/admin/unlink", unlink),
+        web.post("/v1/admin/sessions/revoke", end_sessions),
         web.get("/v1/customers/{id}", customer),
     ]

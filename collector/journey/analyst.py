@@ -62,25 +62,25 @@ def look_up_customer(run: Runner, customer_id: str, *, with_links: bool = False)
 def run_query(settings: ClientSettings, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
     """Run one read-only query the way this deployment allows."""
     if not is_embedded(settings.dsn):
-        store = Store(dsn=settings.dsn)
+        store = Store(dsn=settings.reader_dsn)
         try:
-            return store.query_readonly(sql, params, timeout=settings.query_timeout,
-                                        max_rows=settings.query_max_rows)
+            return store.query_readonly(sql, params, limits=settings.query_limits)
         finally:
             store.close()
     return _query_collector(settings, sql, params or {})
 
 
 def _query_collector(settings: ClientSettings, sql: str, params: Mapping[str, Any]) -> QueryResult:
-    doc = post_admin(settings, "/v1/query", {"sql": sql, "params": dict(params)})
+    doc = post_admin(settings, "/v1/query", {"sql": sql, "params": dict(params)},
+                     key=settings.read_key or None)
     return QueryResult(doc["columns"], doc["types"], [tuple(r) for r in doc["rows"]])
 
 
-def post_admin(settings: ClientSettings, path: str, body: Mapping[str, Any]) -> Any:
-    """POST JSON to one of the collector's admin endpoints with the admin key; the parsed answer."""
-    admin_key = settings.admin_key or read_dev_admin_key(settings)
+def post_admin(settings: ClientSettings, path: str, body: Mapping[str, Any], *, key: str | None = None) -> Any:
+    """POST JSON to one of the collector's endpoints with ``key`` (else the admin key); the parsed answer."""
+    admin_key = key or settings.admin_key or read_dev_admin_key(settings)
     if not admin_key:
-        raise QueryRefused("no admin key: set REISE_ADMIN_KEY")
+        raise QueryRefused("no key: set REISE_READ_KEY (to read) or REISE_ADMIN_KEY")
     request = urllib.request.Request(
         settings.url.rstrip("/") + path,
         data=json.dumps(dict(body)).encode(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -15,8 +16,9 @@ from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalErr
 
 from collector.errors import QueryRefused, StoreError, StoreUnavailable
 from collector.settings import require_engine
+from collector.store.readonly import QueryLimits, checked_statement, run_checked
 from collector.store.schema import TOUCHPOINT_COLUMNS
-from collector.store.sqlguard import single_statement
+from collector.store.sqlguard import GuardCatalog, QueryGuard
 from collector.store.times import query_rows
 
 __all__ = ["QueryResult", "Store", "connect", "heredoc_json"]
@@ -32,7 +34,7 @@ INSERT_SETTINGS = {
     "input_format_json_read_objects_as_strings": 1,
     "input_format_json_read_arrays_as_strings": 1,
 }
-
+GUARD_CATALOG_SECONDS = 60.0  # how long the query guard's catalogue is trusted before it is read again
 
 STORED_KEYS_SQL = """
 SELECT DISTINCT key FROM event_keys
@@ -108,6 +110,7 @@ class Store:
         self._local = threading.local()
         self._clients: list[Client] = []
         self._lock = threading.Lock()
+        self._guard: tuple[float, QueryGuard] | None = None
 
     def client(self) -> Client:
         """This thread's client, opened on first use."""
@@ -119,11 +122,27 @@ class Store:
                 self._clients.append(client)
         return client
 
+    def _discard_client(self) -> None:
+        """Close this thread's client after a failed call; the next call opens a fresh one.
+
+        A query that failed or was killed part-way can leave its output in chDB's connection, where the next
+        query on it would read it; a fresh client starts clean (on a server it costs one reconnect).
+        """
+        client: Client | None = getattr(self._local, "client", None)
+        self._local.client = None
+        if client is not None:
+            with self._lock:
+                if client in self._clients:
+                    self._clients.remove(client)
+            with suppress(Exception):
+                client.close()
+
     @contextmanager
     def _errors(self) -> Iterator[None]:
         try:
             yield
         except ClickHouseError as exc:
+            self._discard_client()
             raise classify(exc) from exc
 
     def ping(self) -> bool:
@@ -185,38 +204,27 @@ class Store:
             names, types, rows = query_rows(self.client(), sql, parameters=params, settings=_query_size(params))
         return QueryResult(names, types, rows)
 
-    def query_readonly(
-        self, sql: str, parameters: Mapping[str, Any] | None, *, timeout: float, max_rows: int
-    ) -> QueryResult:
-        """Run an analyst's query read-only (ClickHouse readonly=1), bounded in time and rows."""
-        settings = {  # readonly last: once set, no other setting may change
-            "max_execution_time": timeout,
-            "max_result_rows": max_rows,
-            "result_overflow_mode": "throw",
-            "readonly": 1,
-        }
-        statement = single_statement(sql)
+    def guard(self) -> QueryGuard:
+        """The query guard; its catalogue (functions, databases, Reise's views) is read again after a minute."""
+        cached = self._guard
+        if cached is None or cached[0] < time.monotonic() - GUARD_CATALOG_SECONDS:
+            cached = self._guard = (time.monotonic(), QueryGuard(GuardCatalog.load(lambda sql: self.query(sql).rows)))
+        return cached[1]
+
+    def query_readonly(self, sql: str, parameters: Mapping[str, Any] | None, *, limits: QueryLimits) -> QueryResult:
+        """Run an analyst's query: checked by the query guard (QueryForbidden), read-only, within the limits."""
+        guard, params = self.guard(), dict(parameters or {})
         try:
-            names, types, rows = query_rows(self.client(), statement, parameters=parameters or {},
-                                            settings=settings)
+            client = self.client()
+            statement, kind = checked_statement(client, guard, sql, params)
+            columns, types, rows = run_checked(client, statement, kind, params, limits)
         except OperationalError as exc:
+            self._discard_client()
             raise StoreUnavailable(str(exc)[:500]) from exc
         except ClickHouseError as exc:
+            self._discard_client()
             raise QueryRefused(_query_message(exc)) from exc
-        if not rows and not names:
-            return self._described(statement, parameters, settings)
-        return QueryResult(names, types, rows)
-
-    def _described(
-        self, statement: str, parameters: Mapping[str, Any] | None, settings: Mapping[str, Any]
-    ) -> QueryResult:
-        """An empty result with its column names and types (chDB sends none when no row comes back)."""
-        try:
-            described = self.client().query(f"DESCRIBE ({statement})", parameters=dict(parameters or {}),
-                                             settings=dict(settings)).result_rows
-        except ClickHouseError:  # not a SELECT (SHOW, EXISTS ...): nothing to describe
-            described = []
-        return QueryResult([str(r[0]) for r in described], [str(r[1]) for r in described], [])
+        return QueryResult(columns, types, rows)
 
     def close(self) -> None:
         """Close every client this store opened."""
