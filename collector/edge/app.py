@@ -66,7 +66,7 @@ async def _store_ctx(app: web.Application, rules: StageRules, attribution: Attri
         limiter=RateLimiter(rate=settings.rate_limit, public_rate=settings.public_rate_limit))
     if not await batcher.connect():
         log.warning("store unreachable at start; accepting into the spool and retrying", dsn=_redacted(settings.dsn))
-    task = asyncio.create_task(batcher.run(), name="reise-batcher")
+    task = asyncio.create_task(batcher.supervise(), name="reise-batcher")  # restarts a dead drain loop
     log.info("collector ready", dsn=_redacted(settings.dsn), spool=str(spool.directory or "memory"),
              spooled_rows=spool.rows, remembered_ids=len(dedup))
     try:

@@ -11,17 +11,16 @@ from typing import Any
 import clickhouse_connect
 import orjson
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
+from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from collector.errors import QueryRefused, StoreError, StoreUnavailable
+from collector.errors import QueryRefused, ReiseError, StoreError, StoreUnavailable
 from collector.settings import require_engine
+from collector.store.decisions import Operation, Verdict, decide, first_line
 from collector.store.schema import TOUCHPOINT_COLUMNS
 from collector.store.sqlguard import single_statement
 
 __all__ = ["QueryResult", "Store", "connect", "heredoc_json"]
 
-# ClickHouse error codes that mean "try again later" rather than "this data is bad".
-RETRYABLE_CODES = frozenset({159, 202, 203, 209, 210, 241, 242, 252, 285, 319, 425, 999, 1002})
 INSERT_SETTINGS = {
     "async_insert": 0,
     "deduplicate_blocks_in_dependent_materialized_views": 1,
@@ -56,33 +55,25 @@ def _query_size(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def connect(dsn: str) -> Client:
-    """Open a clickhouse-connect client for a chdb:// or http(s):// DSN."""
+    """Open a clickhouse-connect client for a chdb:// or http(s):// DSN (failures decided by ``classify``)."""
     try:
         return clickhouse_connect.get_client(dsn=dsn, settings={"async_insert": 0})
-    except OperationalError as exc:
-        raise StoreUnavailable(f"cannot reach ClickHouse: {exc}") from exc
     except ClickHouseError as exc:
-        raise StoreError(f"cannot open ClickHouse: {exc}") from exc
+        raise classify(exc, "connect") from exc
 
 
-def _error_code(exc: BaseException) -> int | None:
-    code = getattr(exc, "code", None)
-    if isinstance(code, int):
-        return code
-    text = str(exc)
-    marker = text.find("Code: ")
-    if marker >= 0:
-        digits = text[marker + 6 :].split(".", 1)[0]
-        if digits.isdigit():
-            return int(digits)
-    return None
+def classify(exc: BaseException, operation: Operation = "command") -> ReiseError:
+    """The error to raise for a ClickHouse failure, by the one decision of ``store.decisions.decide``.
 
-
-def classify(exc: BaseException) -> StoreError:
-    """Decide explicitly whether a ClickHouse failure is worth retrying."""
-    if isinstance(exc, OperationalError) or _error_code(exc) in RETRYABLE_CODES:
-        return StoreUnavailable(str(exc).strip().splitlines()[0][:500])
-    return StoreError(str(exc).strip().splitlines()[0][:500])
+    StoreUnavailable: retry (writes retry every code but the bad-row ones); StoreError: the rows are bad;
+    QueryRefused: a read-only query's statement is at fault (with ClickHouse's message).
+    """
+    verdict = decide(exc, operation)
+    if verdict is Verdict.RETRY:
+        return StoreUnavailable(first_line(exc))
+    if verdict is Verdict.REFUSED:
+        return QueryRefused(_query_message(exc))
+    return StoreError(first_line(exc))
 
 
 @dataclass(frozen=True)
@@ -119,11 +110,11 @@ class Store:
         return client
 
     @contextmanager
-    def _errors(self) -> Iterator[None]:
+    def _errors(self, operation: Operation = "command") -> Iterator[None]:
         try:
             yield
         except ClickHouseError as exc:
-            raise classify(exc) from exc
+            raise classify(exc, operation) from exc
 
     def ping(self) -> bool:
         """True when ClickHouse answers."""
@@ -149,7 +140,7 @@ class Store:
         The names travel with the rows, so a spool segment written before a schema change still inserts.
         """
         settings = {**INSERT_SETTINGS, "insert_deduplication_token": token}
-        with self._errors():
+        with self._errors("insert"):
             self.client().raw_insert(table, None, body, settings=settings, fmt="JSONCompactEachRowWithNames")
 
     def stored_keys(self, keys: Sequence[str]) -> set[str]:
@@ -195,13 +186,9 @@ class Store:
             "readonly": 1,
         }
         statement = single_statement(sql)
-        try:
+        with self._errors("query"):
             result = self.client().query(statement, parameters=dict(parameters or {}), settings=settings)
             rows = result.result_rows
-        except OperationalError as exc:
-            raise StoreUnavailable(str(exc)[:500]) from exc
-        except ClickHouseError as exc:
-            raise QueryRefused(_query_message(exc)) from exc
         if not rows and not result.column_names:
             return self._described(statement, parameters, settings)
         return QueryResult(list(result.column_names), [t.name for t in result.column_types], rows)
