@@ -22,7 +22,7 @@ from collector.ingest.dedup import Dedup, RecentIds
 from collector.ingest.protocol import Row
 from collector.ingest.spool import Segment, Spool, encode_rows, header_line, spooled_touchpoints
 from collector.metrics import Metrics
-from collector.store.clickhouse import Store
+from collector.store.clickhouse import Store, heredoc_json
 from collector.store.decisions import error_code
 from collector.store.migrate import apply_migrations
 from collector.store.schema import DEAD_LETTER_COLUMNS
@@ -34,6 +34,13 @@ log = structlog.get_logger("reise.batcher")
 T = TypeVar("T")
 MAX_BACKOFF = 30.0
 RESTART_BACKOFF = 0.5  # first wait before a dead drain loop is restarted (doubling up to MAX_BACKOFF)
+# After a refusal: were the body's touchpoints written anyway? ClickHouse writes a table before the views that
+# read it, so a view that throws leaves the block in the table: inserting parts of it again would double it.
+WRITTEN_SQL = """
+WITH wanted AS (SELECT arrayJoin(rows) AS r FROM format(JSONCompactEachRow, 'rows Array(Tuple(String, Int64))', $rows$))
+SELECT count() FROM touchpoints
+WHERE (message_id, toUnixTimestamp64Milli(received_at)) IN (SELECT r.1, r.2 FROM wanted)
+"""
 RESOLVED_PAIRS = 500_000  # identity links (id pairs) remembered as resolved, so repeats skip the resolver
 
 
@@ -329,6 +336,12 @@ class Batcher:
             refusal = await self._attempt(table, body, token)
             if refusal is None:
                 return
+            if await self._written_anyway(table, body):
+                self._metrics.store_error("partly written")
+                log.error("the store refused a body after writing it (a view failed after the table was written); "
+                          "not inserting its parts, which would store it twice", table=table, token=token,
+                          rows=len(lines), error=refusal)
+                return
         self._metrics.store_error("refused")
         self.stats.last_error = refusal or self.stats.last_error
         log.error("store refused rows as bad data; isolating them", table=table, token=token, rows=len(lines),
@@ -349,6 +362,20 @@ class Batcher:
         dead = [_as_dead_letter(names, p) for p in parked]
         await self._insert_until_done("dead_letters", header_line("dead_letters") + encode_rows(dead),
                                       token + "-refused")
+
+    async def _written_anyway(self, table: str, body: bytes) -> bool:
+        """True when every touchpoint of a refused body is in the table anyway (a view refused it afterwards)."""
+        if table != "touchpoints":
+            return False
+        header, _, rest = body.partition(b"\n")
+        names = orjson.loads(header)
+        if "message_id" not in names or "received_at" not in names:
+            return False
+        at_id, at_time = names.index("message_id"), names.index("received_at")
+        decoded = map(orjson.loads, filter(None, rest.split(b"\n")))
+        rows = {(str(v[at_id]), round(float(v[at_time]) * 1000)) for v in decoded}
+        found = await self._retrying(lambda: self._store.query(WRITTEN_SQL, {"$rows$": heredoc_json(sorted(rows))}))
+        return bool(rows) and int(found.rows[0][0]) >= len(rows)
 
     async def _attempt(self, table: str, body: bytes, token: str) -> str | None:
         """Insert a body, retrying while the store fails: None once stored, else the store's bad-data reason."""
