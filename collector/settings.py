@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 from collector.errors import ConfigError
 from collector.identity.guards import DEFAULT_MAX_IDS, DEFAULT_NEVER_LINK, LinkPolicy
 from collector.ingest.stages import CHANNELS
+from collector.store.retention import Retention
 
 __all__ = [
     "DEFAULT_RULES_PATH",
@@ -144,6 +145,8 @@ class ClientSettings:
     query_max_rows: int = 100_000
     drain_timeout: float = 30.0
     cluster: str = ""
+    retention_days: int | None = None  # raw touchpoints and dead letters (None: leave the store's TTL as it is)
+    pii_retention_days: int | None = None  # personal columns: ip, user_agent, traits, dead-letter payloads
 
     ENV: ClassVar[Mapping[str, _Reader]] = {
         "dsn": ("REISE_DSN", str),
@@ -155,6 +158,8 @@ class ClientSettings:
         "query_max_rows": ("REISE_QUERY_MAX_ROWS", int),
         "drain_timeout": ("REISE_DRAIN_TIMEOUT", float),
         "cluster": ("REISE_CLUSTER", str),
+        "retention_days": ("REISE_RETENTION_DAYS", int),
+        "pii_retention_days": ("REISE_PII_RETENTION_DAYS", int),
     }
 
     @classmethod
@@ -187,6 +192,15 @@ class ClientSettings:
             raise ConfigError(f"REISE_DSN: expected chdb:///path or http(s)://host:8123/db, got {self.dsn!r}")
         if self.cluster and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.cluster):
             raise ConfigError(f"REISE_CLUSTER: expected a cluster name from remote_servers, got {self.cluster!r}")
+        for name, days in (("REISE_RETENTION_DAYS", self.retention_days),
+                           ("REISE_PII_RETENTION_DAYS", self.pii_retention_days)):
+            if days is not None and not 0 <= days <= 100_000:
+                raise ConfigError(f"{name} must be 0 (keep for ever) or a number of days, got {days}")
+
+    @property
+    def retention(self) -> Retention:
+        """The TTLs migrations bring the store to (REISE_RETENTION_DAYS, REISE_PII_RETENTION_DAYS)."""
+        return Retention(days=self.retention_days, pii_days=self.pii_retention_days)
 
 
 @dataclass(frozen=True, kw_only=True)

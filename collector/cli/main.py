@@ -111,7 +111,7 @@ def _migrate(settings: ClientSettings) -> list[str]:
         raise ConfigError("a cluster needs a ClickHouse server DSN (http(s)://...); use --print to see the SQL")
     store = Store(dsn=settings.dsn)
     try:
-        return apply_migrations(store, cluster=settings.cluster or None)
+        return apply_migrations(store, cluster=settings.cluster or None, retention=settings.retention)
     finally:
         store.close()
 
@@ -148,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         # client commands read and check only the client's settings, never the server's
         settings = ClientSettings.from_env(dsn=getattr(args, "dsn", None), cluster=getattr(args, "cluster", None))
         if args.command == "migrate" and args.print_sql:
-            sys.stdout.write(rendered_sql(settings.cluster or None, database_of(settings.dsn)))
+            sys.stdout.write(rendered_sql(settings.cluster or None, database_of(settings.dsn),
+                                          retention=settings.retention))
         elif args.command == "migrate":
             applied = _migrate(settings)
             print(f"reise: applied {', '.join(applied)}" if applied else "reise: migrations up to date")

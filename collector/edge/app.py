@@ -58,7 +58,7 @@ async def _store_ctx(app: web.Application, rules: StageRules, attribution: Attri
     dedup.remember_rows(spooled_touchpoints(spool.recover()))
     batcher = Batcher(store=store, writer=writer, spool=spool, dedup=dedup, flush_interval=settings.flush_interval,
                       links=settings.link_policy, purge_interval=settings.purge_interval,
-                      metrics=app[METRICS], cluster=settings.cluster)
+                      metrics=app[METRICS], cluster=settings.cluster, retention=settings.retention)
     app[METRICS].watch_spool(lambda: float(spool.bytes))
     app[STORE], app[READERS], app[BATCHER] = store, readers, batcher
     app[INGESTOR] = Ingestor(

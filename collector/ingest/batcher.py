@@ -25,6 +25,7 @@ from collector.metrics import Metrics
 from collector.store.clickhouse import Store, heredoc_json
 from collector.store.decisions import error_code
 from collector.store.migrate import apply_migrations
+from collector.store.retention import Retention
 from collector.store.schema import DEAD_LETTER_COLUMNS
 
 __all__ = ["Batcher", "BatcherStats"]
@@ -73,6 +74,7 @@ class Batcher:
         links: LinkPolicy,
         purge_interval: float = 300.0,
         cluster: str = "",
+        retention: Retention | None = None,
     ) -> None:
         self._store = store
         self._links = links
@@ -85,6 +87,7 @@ class Batcher:
         self.flush_interval = flush_interval
         self._metrics = metrics
         self._cluster = cluster or None
+        self._retention = retention  # TTLs brought to the settings after the migrations (store.retention)
         self._closing = False
         self._store_ready = False
         self.paused = False
@@ -196,7 +199,7 @@ class Batcher:
         loop = asyncio.get_running_loop()
         try:
             applied = await loop.run_in_executor(
-                self._writer, lambda: apply_migrations(self._store, cluster=self._cluster))
+                self._writer, lambda: apply_migrations(self._store, cluster=self._cluster, retention=self._retention))
             remembered = await self._dedup.remember_stored(self._writer)
         except StoreUnavailable as exc:
             self._unavailable(exc, 0)
