@@ -12,6 +12,7 @@ import orjson
 from aiohttp import web
 
 from collector.cli.channels import CHANNEL_COMMANDS, add_channel_parsers, run_channel_command
+from collector.cli.deadletters import add_dead_letter_parser, run_dead_letters
 from collector.cli.demo import add_demo_parser, run_demo
 from collector.cli.report import add_report_parser, run_report
 from collector.cli.tables import format_record, format_table
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     add_channel_parsers(commands)
     add_demo_parser(commands)
     add_report_parser(commands)
+    add_dead_letter_parser(commands)
     return parser
 
 
@@ -173,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                               write_key=args.write_key))
         elif args.command == "report":
             sys.exit(run_report(settings, args))
+        elif args.command == "dead-letters":
+            sys.exit(run_dead_letters(settings, args))
     except ReiseError as exc:
         print(f"reise: {exc}", file=sys.stderr)
         sys.exit(2)

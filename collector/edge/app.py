@@ -16,6 +16,7 @@ from aiohttp import web
 from collector.edge.appkeys import BATCHER, INGESTOR, READERS, SETTINGS, STORE
 from collector.edge.channels import install_channels
 from collector.edge.dashboard import dashboard_routes
+from collector.edge.deadletters import dead_letter_routes
 from collector.edge.handlers import routes
 from collector.edge.metrics import METRICS, metrics_handler
 from collector.edge.middleware import http_middleware
@@ -123,6 +124,7 @@ def create_app(settings: Settings) -> web.Application:
     install_channels(app)  # pixel, click links, browser snippet, CORS (collector/edge/channels.py)
     app.add_routes(routes())
     app.add_routes(dashboard_routes())
+    app.add_routes(dead_letter_routes())
     app.router.add_get("/metrics", metrics_handler)
     app.cleanup_ctx.append(lambda started: _store_ctx(started, rules, attribution))
     return app
