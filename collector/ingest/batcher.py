@@ -375,8 +375,11 @@ class Batcher:
         if "message_id" not in names or "received_at" not in names:
             return False
         at_id, at_time = names.index("message_id"), names.index("received_at")
-        decoded = map(orjson.loads, filter(None, rest.split(b"\n")))
-        rows = {(str(v[at_id]), round(float(v[at_time]) * 1000)) for v in decoded}
+        try:
+            decoded = map(orjson.loads, filter(None, rest.split(b"\n")))
+            rows = {(str(v[at_id]), round(float(v[at_time]) * 1000)) for v in decoded}
+        except (orjson.JSONDecodeError, IndexError, TypeError, ValueError):  # rows not even JSON: not written
+            return False
         found = await self._retrying(lambda: self._store.query(WRITTEN_SQL, {"$rows$": heredoc_json(sorted(rows))}))
         return bool(rows) and int(found.rows[0][0]) >= len(rows)
 
@@ -430,10 +433,15 @@ class Batcher:
 
 def _as_dead_letter(names: list[str], parked: Parked) -> Row:
     """A row the store refused, as a dead-letter row: the store's reason, the row as a JSON object (payload)."""
-    values: dict[str, Any] = dict(zip(names, orjson.loads(parked.line), strict=False))
+    try:
+        decoded = orjson.loads(parked.line)
+    except orjson.JSONDecodeError:
+        decoded = None
+    values: dict[str, Any] = dict(zip(names, decoded, strict=False)) if isinstance(decoded, list) else {}
+    payload = orjson.dumps(values).decode() if values else parked.line.decode("utf-8", "replace")
     dead: dict[str, Any] = dict.fromkeys(DEAD_LETTER_COLUMNS, "")
     dead.update(received_at=time.time(), source=str(values.get("source", "")), endpoint="store", batch_index=-1,
                 message_id=str(values.get("message_id", "")), customer_id=str(values.get("customer_id", "")),
                 anonymous_id=str(values.get("anonymous_id", "")), reason=f"store refused: {parked.reason}",
-                payload=orjson.dumps(values).decode())
+                payload=payload)
     return tuple(dead[c] for c in DEAD_LETTER_COLUMNS)

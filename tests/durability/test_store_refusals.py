@@ -16,6 +16,7 @@ import pytest
 import structlog.testing
 
 from collector.store.clickhouse import Store
+from collector.store.decisions import BAD_ROW_CODES
 from collector.store.migrate import load_migrations
 from tests.durability.inprocess import ADMIN_KEY, InProcess, inprocess
 
@@ -215,3 +216,29 @@ async def _restarts(app: InProcess, at_least: int) -> bool:
     _, metrics = await app.get("/metrics")
     return metric(metrics, "reise_drain_restarts_total") >= at_least and \
         metric(metrics, "reise_drain_up") in (0.0, 1.0)
+
+
+async def test_a_damaged_spool_line_is_parked_and_the_rest_of_its_segment_stored(store: Store, tmp_path: Path) -> None:
+    """A parse error (the named bad-row codes) for one line a disk damaged: that line alone becomes a dead letter."""
+    import orjson
+
+    from collector.ingest.protocol import IngestContext, normalise
+    from collector.ingest.spool import encode_rows, header_line
+    from collector.ingest.stages import StageRules
+    from collector.settings import DEFAULT_RULES_PATH
+
+    prefix = f"g{uuid.uuid4().hex[:8]}"
+    ctx = IngestContext(source="test", received_ms=1_800_000_000_000, rules=StageRules.load(DEFAULT_RULES_PATH))
+    lines = encode_rows([normalise(e, None, ctx) for e in events(prefix, 100)]).splitlines()
+    lines[40] = lines[40][:30] + b"\x00garbage"
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / "00000000000000000001-0000beef.tp").write_bytes(header_line("touchpoints") + b"\n".join(lines) + b"\n")
+    async with inprocess(store, spool) as app:
+        await app.settled()
+        assert await counts(app, f"{prefix}") == (99, 99, 0)
+        dead = await app.sql("SELECT endpoint, reason, payload FROM dead_letters WHERE endpoint = 'store' "
+                             "AND startsWith(payload, {p:String})", {"p": lines[40][:20].decode()})
+        assert len(dead) == 1 and dead[0][1].startswith("store refused: Code: ")
+        assert int(dead[0][1].split("Code: ")[1].split(".")[0]) in BAD_ROW_CODES
+    assert orjson.loads(lines[0])[0] == f"{prefix}-m0"
