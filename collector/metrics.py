@@ -51,6 +51,17 @@ class Metrics:
         self.store_errors = Counter("reise_store_errors", "Failed ClickHouse operations, by kind: unavailable "
                                     "(retried) or refused (bad data, kept as dead letters)", ["kind"],
                                     registry=registry)
+        self.store_retries = Counter("reise_store_retries", "Store operations retried, by ClickHouse error code "
+                                     "(network: no answer)", ["code"], registry=registry)
+        self.retrying = Gauge("reise_store_retrying", "1 while writing to ClickHouse is failing and being retried",
+                              registry=registry)
+        self.parked = Counter("reise_rows_parked", "Rows the store refused as bad data and kept as dead letters "
+                              "(dead_letters: kept in the spool's failed/ folder), by table", ["table"],
+                              registry=registry)
+        self.drain_restarts = Counter("reise_drain_restarts", "Times the drain loop died and was restarted",
+                                      registry=registry)
+        self.drain_up = Gauge("reise_drain_up", "1 while the drain loop runs, 0 while it is down after a failure",
+                              registry=registry)
         self.pending = Gauge("reise_pending_rows", "Rows accepted and not yet written to ClickHouse",
                              registry=registry)
         self.spool_bytes = Gauge("reise_spool_bytes", "Bytes held in the durable spool", registry=registry)
@@ -111,6 +122,14 @@ class Metrics:
     def query_done(self, key: str, outcome: str) -> None:
         """Count an analyst's query by the name of its key and its outcome."""
         self.queries.labels(key, outcome).inc()
+
+    def store_retry(self, code: int | None) -> None:
+        """Count one retried store operation by its ClickHouse error code (``network`` when there was none)."""
+        self.store_retries.labels(str(code) if code is not None else "network").inc()
+
+    def rows_parked(self, table: str, rows: int) -> None:
+        """Count rows the store refused as bad data and that were kept aside (dead letters or quarantine)."""
+        self.parked.labels(table).inc(rows)
 
     def watch_pending(self, rows: Callable[[], float]) -> None:
         """Read the pending-row gauge from a callable at every scrape."""

@@ -21,6 +21,7 @@ from collector.identity.guards import DEFAULT_MAX_IDS, DEFAULT_NEVER_LINK, LinkP
 from collector.ingest.scopes import ALL_SCOPES, PUBLIC_SCOPES, KeyScope, parse_key_scopes, parse_verify_secrets
 from collector.ingest.stages import CHANNELS
 from collector.store.readonly import QueryLimits
+from collector.store.retention import Retention
 
 __all__ = [
     "DEFAULT_RULES_PATH",
@@ -170,6 +171,8 @@ class ClientSettings:
     drain_timeout: float = 30.0
     cluster: str = ""
     verify_secrets: Mapping[str, str] = field(default_factory=dict)  # source -> identity-verification secret
+    retention_days: int | None = None  # raw touchpoints and dead letters (None: leave the store's TTL as it is)
+    pii_retention_days: int | None = None  # personal columns: ip, user_agent, traits, dead-letter payloads
 
     ENV: ClassVar[Mapping[str, _Reader]] = {
         "dsn": ("REISE_DSN", str),
@@ -186,6 +189,8 @@ class ClientSettings:
         "drain_timeout": ("REISE_DRAIN_TIMEOUT", float),
         "cluster": ("REISE_CLUSTER", str),
         "verify_secrets": ("REISE_VERIFY_SECRETS", parse_verify_secrets),
+        "retention_days": ("REISE_RETENTION_DAYS", int),
+        "pii_retention_days": ("REISE_PII_RETENTION_DAYS", int),
     }
 
     @classmethod
@@ -223,6 +228,10 @@ class ClientSettings:
                               "server's read-only user; the embedded store has one DSN)")
         if min(self.query_timeout, self.query_max_rows, self.query_max_bytes, self.query_max_memory) <= 0:
             raise ConfigError("REISE_QUERY_TIMEOUT, _MAX_ROWS, _MAX_BYTES and _MAX_MEMORY must be positive")
+        for name, days in (("REISE_RETENTION_DAYS", self.retention_days),
+                           ("REISE_PII_RETENTION_DAYS", self.pii_retention_days)):
+            if days is not None and not 0 <= days <= 100_000:
+                raise ConfigError(f"{name} must be 0 (keep for ever) or a number of days, got {days}")
 
     @property
     def query_limits(self) -> QueryLimits:
@@ -234,6 +243,11 @@ class ClientSettings:
     def reader_dsn(self) -> str:
         """The DSN analysts' queries run on: REISE_READ_DSN when set, else REISE_DSN."""
         return self.read_dsn or self.dsn
+
+    @property
+    def retention(self) -> Retention:
+        """The TTLs migrations bring the store to (REISE_RETENTION_DAYS, REISE_PII_RETENTION_DAYS)."""
+        return Retention(days=self.retention_days, pii_days=self.pii_retention_days)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,6 +12,7 @@ import orjson
 from aiohttp import web
 
 from collector.cli.channels import CHANNEL_COMMANDS, add_channel_parsers, run_channel_command
+from collector.cli.deadletters import add_dead_letter_parser, run_dead_letters
 from collector.cli.demo import add_demo_parser, run_demo
 from collector.cli.report import add_report_parser, run_report
 from collector.cli.tables import format_record, format_table
@@ -80,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     add_channel_parsers(commands)
     add_demo_parser(commands)
     add_report_parser(commands)
+    add_dead_letter_parser(commands)
     return parser
 
 
@@ -122,7 +124,7 @@ def _migrate(settings: ClientSettings) -> list[str]:
         raise ConfigError("a cluster needs a ClickHouse server DSN (http(s)://...); use --print to see the SQL")
     store = Store(dsn=settings.dsn)
     try:
-        return apply_migrations(store, cluster=settings.cluster or None)
+        return apply_migrations(store, cluster=settings.cluster or None, retention=settings.retention)
     finally:
         store.close()
 
@@ -174,7 +176,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                                              user=args.reader, password=args.reader_password,
                                              cluster=settings.cluster or None))
         elif args.command == "migrate" and args.print_sql:
-            sys.stdout.write(rendered_sql(settings.cluster or None, database_of(settings.dsn)))
+            sys.stdout.write(rendered_sql(settings.cluster or None, database_of(settings.dsn),
+                                          retention=settings.retention))
         elif args.command == "migrate":
             applied = _migrate(settings)
             print(f"reise: applied {', '.join(applied)}" if applied else "reise: migrations up to date")
@@ -200,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                               write_key=args.write_key))
         elif args.command == "report":
             sys.exit(run_report(settings, args))
+        elif args.command == "dead-letters":
+            sys.exit(run_dead_letters(settings, args))
     except ReiseError as exc:
         print(f"reise: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -17,6 +17,7 @@ from collector.edge.appkeys import AUTH_FAILURES, BATCHER, INGESTOR, QUERY_SLOTS
 from collector.edge.authlimit import AuthFailures
 from collector.edge.channels import install_channels
 from collector.edge.dashboard import dashboard_routes
+from collector.edge.deadletters import dead_letter_routes
 from collector.edge.handlers import routes
 from collector.edge.metrics import METRICS, metrics_handler
 from collector.edge.middleware import http_middleware
@@ -61,7 +62,7 @@ async def _store_ctx(app: web.Application, rules: StageRules, attribution: Attri
     dedup.remember_rows(spooled_touchpoints(spool.recover()))
     batcher = Batcher(store=store, writer=writer, spool=spool, dedup=dedup, flush_interval=settings.flush_interval,
                       links=settings.link_policy, purge_interval=settings.purge_interval,
-                      metrics=app[METRICS], cluster=settings.cluster)
+                      metrics=app[METRICS], cluster=settings.cluster, retention=settings.retention)
     app[METRICS].watch_spool(lambda: float(spool.bytes))
     app[STORE], app[READ_STORE], app[READERS], app[BATCHER] = store, read_store, readers, batcher
     app[INGESTOR] = Ingestor(
@@ -69,7 +70,7 @@ async def _store_ctx(app: web.Application, rules: StageRules, attribution: Attri
         limiter=RateLimiter(rate=settings.rate_limit, public_rate=settings.public_rate_limit))
     if not await batcher.connect():
         log.warning("store unreachable at start; accepting into the spool and retrying", dsn=_redacted(settings.dsn))
-    task = asyncio.create_task(batcher.run(), name="reise-batcher")
+    task = asyncio.create_task(batcher.supervise(), name="reise-batcher")  # restarts a dead drain loop
     log.info("collector ready", dsn=_redacted(settings.dsn), spool=str(spool.directory or "memory"),
              spooled_rows=spool.rows, remembered_ids=len(dedup))
     try:
@@ -130,6 +131,7 @@ def create_app(settings: Settings) -> web.Application:
     install_channels(app)  # pixel, click links, browser snippet, CORS (collector/edge/channels.py)
     app.add_routes(routes())
     app.add_routes(dashboard_routes())
+    app.add_routes(dead_letter_routes())
     app.router.add_get("/metrics", metrics_handler)
     app.cleanup_ctx.append(lambda started: _store_ctx(started, rules, attribution))
     return app

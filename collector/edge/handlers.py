@@ -102,23 +102,31 @@ async def readyz(request: web.Request) -> web.Response:
     """Readiness: 200 while the collector can accept (the spool has room), with the store's state.
 
     During a store outage the collector keeps accepting into the spool, so it stays ready and says
-    ``"store": "unreachable"``; it answers 503 when the spool is full or it is shutting down.
+    ``"store": "unreachable"`` and ``"writing": "retrying"`` with the error; it answers 503 when the spool is
+    full, it is shutting down, or the drain loop is down (``drain_error`` says why).
     """
     batcher = request.app[BATCHER]
     spool = batcher.spool
     loop = asyncio.get_running_loop()
     store_ok = await loop.run_in_executor(request.app[READERS], request.app[STORE].ping)
-    accepting = batcher.accepting
+    stats = batcher.stats
+    ready = batcher.accepting and not stats.drain_error  # a dead drain loop: nothing would reach the store
     body = {
-        "status": "ready" if accepting else "not ready",
+        "status": "ready" if ready else "not ready",
         "store": "ok" if store_ok else "unreachable",
-        "writing": "paused" if batcher.paused else ("ok" if batcher.stats.store_ok else "retrying"),
+        "writing": "paused" if batcher.paused else ("ok" if stats.store_ok else "retrying"),
+        "drain": "down" if stats.drain_error else "running",
+        "drain_error": stats.drain_error,
+        "drain_restarts": stats.drain_restarts,
+        "retrying_since": stats.retrying_since,
+        "retries": stats.retries,
         "spool": {"durable": spool.durable, "rows": spool.rows, "bytes": spool.bytes, "max_bytes": spool.max_bytes,
                   "segments": len(spool.sealed)},
-        "inserted": batcher.stats.inserted,
-        "last_error": batcher.stats.last_error,
+        "inserted": stats.inserted,
+        "parked_rows": stats.parked_rows,
+        "last_error": stats.last_error,
     }
-    return json_response(body, 200 if accepting else 503)
+    return json_response(body, 200 if ready else 503)
 
 
 async def _id_in_body(request: web.Request, field: str) -> str:

@@ -12,10 +12,11 @@ from typing import Any
 import clickhouse_connect
 import orjson
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
+from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from collector.errors import QueryRefused, StoreError, StoreUnavailable
+from collector.errors import QueryRefused, ReiseError, StoreError, StoreUnavailable
 from collector.settings import require_engine
+from collector.store.decisions import Operation, Verdict, decide, first_line
 from collector.store.readonly import QueryLimits, checked_statement, run_checked
 from collector.store.schema import TOUCHPOINT_COLUMNS
 from collector.store.sqlguard import GuardCatalog, QueryGuard
@@ -23,8 +24,6 @@ from collector.store.times import query_rows
 
 __all__ = ["QueryResult", "Store", "connect", "heredoc_json"]
 
-# ClickHouse error codes that mean "try again later" rather than "this data is bad".
-RETRYABLE_CODES = frozenset({159, 202, 203, 209, 210, 241, 242, 252, 285, 319, 425, 999, 1002})
 INSERT_SETTINGS = {
     "async_insert": 0,
     "deduplicate_blocks_in_dependent_materialized_views": 1,
@@ -59,33 +58,25 @@ def _query_size(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def connect(dsn: str) -> Client:
-    """Open a clickhouse-connect client for a chdb:// or http(s):// DSN."""
+    """Open a clickhouse-connect client for a chdb:// or http(s):// DSN (failures decided by ``classify``)."""
     try:
         return clickhouse_connect.get_client(dsn=dsn, settings={"async_insert": 0})
-    except OperationalError as exc:
-        raise StoreUnavailable(f"cannot reach ClickHouse: {exc}") from exc
     except ClickHouseError as exc:
-        raise StoreError(f"cannot open ClickHouse: {exc}") from exc
+        raise classify(exc, "connect") from exc
 
 
-def _error_code(exc: BaseException) -> int | None:
-    code = getattr(exc, "code", None)
-    if isinstance(code, int):
-        return code
-    text = str(exc)
-    marker = text.find("Code: ")
-    if marker >= 0:
-        digits = text[marker + 6 :].split(".", 1)[0]
-        if digits.isdigit():
-            return int(digits)
-    return None
+def classify(exc: BaseException, operation: Operation = "command") -> ReiseError:
+    """The error to raise for a ClickHouse failure, by the one decision of ``store.decisions.decide``.
 
-
-def classify(exc: BaseException) -> StoreError:
-    """Decide explicitly whether a ClickHouse failure is worth retrying."""
-    if isinstance(exc, OperationalError) or _error_code(exc) in RETRYABLE_CODES:
-        return StoreUnavailable(str(exc).strip().splitlines()[0][:500])
-    return StoreError(str(exc).strip().splitlines()[0][:500])
+    StoreUnavailable: retry (writes retry every code but the bad-row ones); StoreError: the rows are bad;
+    QueryRefused: a read-only query's statement is at fault (with ClickHouse's message).
+    """
+    verdict = decide(exc, operation)
+    if verdict is Verdict.RETRY:
+        return StoreUnavailable(first_line(exc))
+    if verdict is Verdict.REFUSED:
+        return QueryRefused(_query_message(exc))
+    return StoreError(first_line(exc))
 
 
 @dataclass(frozen=True)
@@ -138,12 +129,12 @@ class Store:
                 client.close()
 
     @contextmanager
-    def _errors(self) -> Iterator[None]:
+    def _errors(self, operation: Operation = "command") -> Iterator[None]:
         try:
             yield
         except ClickHouseError as exc:
             self._discard_client()
-            raise classify(exc) from exc
+            raise classify(exc, operation) from exc
 
     def ping(self) -> bool:
         """True when ClickHouse answers."""
@@ -169,7 +160,7 @@ class Store:
         The names travel with the rows, so a spool segment written before a schema change still inserts.
         """
         settings = {**INSERT_SETTINGS, "insert_deduplication_token": token}
-        with self._errors():
+        with self._errors("insert"):
             self.client().raw_insert(table, None, body, settings=settings, fmt="JSONCompactEachRowWithNames")
 
     def stored_keys(self, keys: Sequence[str]) -> set[str]:
@@ -214,16 +205,10 @@ class Store:
     def query_readonly(self, sql: str, parameters: Mapping[str, Any] | None, *, limits: QueryLimits) -> QueryResult:
         """Run an analyst's query: checked by the query guard (QueryForbidden), read-only, within the limits."""
         guard, params = self.guard(), dict(parameters or {})
-        try:
+        with self._errors("query"):
             client = self.client()
             statement, kind = checked_statement(client, guard, sql, params)
             columns, types, rows = run_checked(client, statement, kind, params, limits)
-        except OperationalError as exc:
-            self._discard_client()
-            raise StoreUnavailable(str(exc)[:500]) from exc
-        except ClickHouseError as exc:
-            self._discard_client()
-            raise QueryRefused(_query_message(exc)) from exc
         return QueryResult(columns, types, rows)
 
     def close(self) -> None:

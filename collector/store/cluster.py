@@ -58,7 +58,7 @@ def sharding_key(columns: str) -> str:
 
     ``journey_id`` where the table has it (customer id when known, else anonymous id); otherwise the
     customer id, falling back to the anonymous id for rows that carry none; a table of keys alone
-    (``event_keys``) by its key.
+    (``event_keys``, ``dead_letter_replays``) by its key.
     """
     if _has_column(columns, "journey_id"):
         return "cityHash64(journey_id)"
@@ -67,7 +67,7 @@ def sharding_key(columns: str) -> str:
     if _has_column(columns, "customer_id"):
         return "cityHash64(customer_id)"
     if _has_column(columns, "key"):
-        return "cityHash64(key)"  # event_keys: no customer in it; lookups read every shard
+        return "cityHash64(key)"  # event_keys, dead_letter_replays: no customer in them; lookups read every shard
     raise ConfigError("cannot shard a table without a journey_id, customer_id or key column")
 
 
