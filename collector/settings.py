@@ -218,6 +218,7 @@ class Settings(ClientSettings):
     never_link: tuple[str, ...] = ()  # ids that never link, on top of DEFAULT_NEVER_LINK (REISE_NEVER_LINK)
     max_ids_per_customer: int = DEFAULT_MAX_IDS
     purge_interval: float = 300.0  # seconds between purges of merged-away customer keys (REISE_PURGE_INTERVAL)
+    suppression_reload: float = 60.0  # seconds between reloads of the suppression list (REISE_SUPPRESSION_RELOAD)
 
     ENV: ClassVar[Mapping[str, _Reader]] = {
         **ClientSettings.ENV,
@@ -242,6 +243,7 @@ class Settings(ClientSettings):
         "never_link": ("REISE_NEVER_LINK", _comma_list),
         "max_ids_per_customer": ("REISE_MAX_IDS_PER_CUSTOMER", int),
         "purge_interval": ("REISE_PURGE_INTERVAL", float),
+        "suppression_reload": ("REISE_SUPPRESSION_RELOAD", float),
     }
 
     @classmethod
@@ -283,6 +285,8 @@ class Settings(ClientSettings):
             raise ConfigError("REISE_WORKERS must be at least 1")
         if self.purge_interval <= 0:
             raise ConfigError("REISE_PURGE_INTERVAL must be positive")
+        if self.suppression_reload <= 0:
+            raise ConfigError("REISE_SUPPRESSION_RELOAD must be positive")
         if not 2 <= self.max_ids_per_customer <= 100_000:
             raise ConfigError("REISE_MAX_IDS_PER_CUSTOMER must be between 2 and 100000")
         if self.workers > 1 and is_embedded(self.dsn):
@@ -296,6 +300,12 @@ class Settings(ClientSettings):
     def link_policy(self) -> LinkPolicy:
         """The identity guards: the built-in placeholder ids and REISE_NEVER_LINK never link; the id cap."""
         return LinkPolicy.of((*DEFAULT_NEVER_LINK, *self.never_link), self.max_ids_per_customer)
+
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret (secret write keys, the admin key, link keys): what dead letters never keep."""
+        write = (key for key, record in self.write_keys.items() if not record.public)
+        return tuple(filter(None, (*write, self.admin_key, *self.link_keys)))
 
     def with_keys(self, write_keys: Mapping[str, WriteKey], admin_key: str) -> Settings:
         """A copy with generated development keys."""
