@@ -177,12 +177,10 @@ async def forget(request: web.Request) -> web.Response:
 
 
 async def unsuppress(request: web.Request) -> web.Response:
-    """Lift a suppression (admin key): ``{"id": "..."}``, with every id suppressed with it; 404 if not listed."""
+    """Lift a suppression (admin key): ``{"id": "..."}``, with every id suppressed with it (``lifted``: 0 if none)."""
     id_ = await _id_in_body(request, "id")
     store, ingestor = request.app[STORE], request.app[INGESTOR]
     done = await request.app[BATCHER].run_exclusive(lambda: unsuppress_ids(store, id_))
-    if not done.lifted:
-        raise RequestRejected(404, "id: not on the suppression list")
     await ingestor.suppression.reload()
     log.info("lifted a suppression", ids=done.lifted)
     return json_response(asdict(done))
