@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -41,7 +42,7 @@ def person(collector: Collector) -> tuple[str, list[str]]:
     return user, [user, anon]
 
 
-def send_later_events(collector: Collector, user: str, anon: str) -> dict[str, object]:
+def send_later_events(collector: Collector, user: str, anon: str) -> dict[str, Any]:
     """What a shop sends after the forget: events, a rejected one, a pixel hit; the batch's answer."""
     later = [{"type": "page", "anonymousId": anon, "channel": "web"},
              {"type": "track", "userId": user, "event": "Product Viewed"},
