@@ -167,7 +167,7 @@ async def forget(request: web.Request) -> web.Response:
     ingestor.dedup.forget(done.keys)  # a message id of theirs sent again is no duplicate now
     if suppress:  # events accepted before this collector knew the ids are caught by a second pass
         await ingestor.suppression.reload()
-        again = await _after_flush(request, lambda: forget_person(store, customer_id, policy))
+        again = await _after_flush(request, lambda: forget_person(store, customer_id, policy, also=done.ids))
         ingestor.dedup.forget(again.keys)
         deleted = {table: n + again.deleted.get(table, 0) for table, n in done.deleted.items()}
         done = replace(done, deleted=deleted)

@@ -135,11 +135,11 @@ class Ingestor:
         requests without a key) or with the spool full, the dead letter is dropped and logged instead.
         """
         ctx = IngestContext(source=source, received_ms=int(time.time() * 1000), rules=self.rules)
-        row = dead_letter_row(ctx=ctx, endpoint=endpoint, index=-1, event=payload, reason=reason,
-                              redactor=self.redactor)
         try:
             self.batcher.check_capacity()
             self.limiter.take(f"dead letters: {source or endpoint}", 1, public=public)
+            row = dead_letter_row(ctx=ctx, endpoint=endpoint, index=-1, event=payload, reason=reason,
+                                  redactor=self.redactor)  # cleaned within the limit: cleaning costs CPU
             await self.batcher.submit((), (row,))
         except TryLater as exc:
             log.warning("dead letter not kept", endpoint=endpoint, reason=reason, error=exc.reason)

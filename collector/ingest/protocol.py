@@ -317,7 +317,7 @@ def dead_letter_row(
     The payload is kept as the redactor leaves it: secrets redacted, IP addresses treated as on touchpoints.
     """
     fields = event if isinstance(event, dict) else {}
-    payload = redactor.payload(event, endpoint)
+    payload = redactor.payload(event, endpoint, DEAD_LETTER_PAYLOAD_CHARS)
     return (
         ctx.received_ms / 1000,
         ctx.source,

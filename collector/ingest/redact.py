@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote_plus
 
@@ -31,11 +32,15 @@ __all__ = ["QUERY_ENDPOINTS", "REDACTED", "Redactor", "secret_field"]
 REDACTED = "[redacted]"
 QUERY_ENDPOINTS = frozenset({"pixel", "link"})  # their string payloads are query strings (a link's: path?query)
 MAX_DEPTH = 64  # deeper JSON is replaced whole rather than walked
+CUT_MARGIN = 1024  # characters kept past a caller's limit before cleaning, so no secret is cut at the limit
 _SECRET_NAMES = frozenset({"k", "authorization", "password", "passwd", "secret", "token", "accesstoken",
                            "apitoken", "authtoken", "bearer", "credentials"})
 _SPACE = " \t\r\n"
+# Every name secret_field or _ip_field accepts contains one of these, once lower-cased without _ and -.
+_MARKERS = ("key", "secret", '"k"', "k=", "authorization", "passw", "token", "bearer", "credentials", '"ip"', "ip=")
 
 
+@lru_cache(maxsize=4096)  # field names repeat from event to event
 def secret_field(name: str) -> bool:
     """True for a field whose value is a credential: ``k``, any ``...key`` (writeKey, apiKey), Authorization ..."""
     folded = name.lower().replace("_", "").replace("-", "")
@@ -62,10 +67,18 @@ class Redactor:
             forms.update((secret, quote(secret, safe=""), quote_plus(secret), basic, basic.rstrip("=")))
         return cls(tuple(sorted(forms, key=len, reverse=True)), ip_mode)
 
-    def payload(self, event: Any, endpoint: str) -> str:
-        """The text a dead letter keeps of a refused event (an object) or request (its text)."""
+    def payload(self, event: Any, endpoint: str, limit: int | None = None) -> str:
+        """The text a dead letter keeps of a refused event (an object) or request (its text).
+
+        With ``limit`` (the characters the caller keeps), a longer text is cut before it is cleaned, with a
+        margin so that no secret is cut in two at the limit; the caller cuts the result at ``limit``.
+        """
+        if isinstance(event, str) and limit is not None and len(event) > limit + CUT_MARGIN:
+            event = event[:limit + CUT_MARGIN]  # no longer JSON: cleaned as text, at a bounded cost
         if not isinstance(event, str):
             text = self._dumps(event)
+        elif not _may_name_a_field(event):
+            text = event
         else:
             parsed = _parsed(event)
             if isinstance(parsed, dict | list):
@@ -96,6 +109,13 @@ class Redactor:
         return value
 
     def _dumps(self, value: Any) -> str:
+        """A JSON value as compact JSON text, cleaned (walked only when its text may name such a field)."""
+        try:
+            text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+        except TypeError:
+            text = None
+        if text is not None and not _may_name_a_field(text):
+            return text
         cleaned = self.clean(value)
         try:
             return orjson.dumps(cleaned, option=orjson.OPT_NON_STR_KEYS).decode()
@@ -136,6 +156,12 @@ class Redactor:
             done = end
         parts.append(text[done:])
         return "".join(parts)
+
+
+def _may_name_a_field(text: str) -> bool:
+    """False when no field name in the text can be a credential or ``ip`` (cheap: spares the walk)."""
+    folded = text.lower().replace("_", "").replace("-", "")
+    return any(marker in folded for marker in _MARKERS)
 
 
 def _parsed(text: str) -> Any:

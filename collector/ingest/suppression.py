@@ -39,7 +39,7 @@ INSERT INTO suppressed_ids (key, person, suppressed_at)
 SELECT arrayJoin({keys:Array(String)}), {person:String}, now64(3)
 """
 _PERSONS_SQL = "SELECT DISTINCT person FROM suppressed_ids WHERE key = {key:String}"
-_COUNT_SQL = "SELECT count() FROM suppressed_ids WHERE key = {key:String} OR person IN {persons:Array(String)}"
+_COUNT_SQL = "SELECT uniqExact(key) FROM suppressed_ids WHERE key = {key:String} OR person IN {persons:Array(String)}"
 _UNSUPPRESS_SQL = """
 DELETE FROM suppressed_ids WHERE key = {key:String} OR person IN {persons:Array(String)}
 SETTINGS lightweight_deletes_sync = 2

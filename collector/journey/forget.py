@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -98,7 +99,8 @@ def _delete(store: Store, table: str, condition: str, params: dict[str, Any]) ->
 
 
 def forget_person(
-    store: Store, customer_id: str, policy: LinkPolicy = DEFAULT_POLICY, *, suppress: bool = False
+    store: Store, customer_id: str, policy: LinkPolicy = DEFAULT_POLICY, *, suppress: bool = False,
+    also: Iterable[str] = (),
 ) -> Forgotten:
     """Delete a person (found by any of their ids, with every id of theirs) from every table.
 
@@ -106,11 +108,12 @@ def forget_person(
     idempotency keys of their events (``event_keys``), so an event of theirs sent again is not taken for
     a duplicate. With ``suppress`` their ids go on the suppression list first, so later events of theirs
     are not stored (see collector.ingest.suppression). Placeholder ids the policy never links ("guest",
-    "0" ...) are shared by strangers and are neither deleted by name nor suppressed. Blocking: call it on
-    the writer thread, after the spool was flushed, so no insert races it.
+    "0" ...) are shared by strangers and are neither deleted by name nor suppressed. ``also``: more ids of
+    theirs (those a first pass found, when a second pass sweeps up what arrived meanwhile). Blocking: call
+    it on the writer thread, after the spool was flushed, so no insert races it.
     """
     key = keys_of(store, [customer_id])[customer_id]
-    found = members_of(store, [key])[key] | {customer_id}
+    found = members_of(store, [key])[key] | {customer_id, *also}
     found |= {str(row[0]) for row in store.query(_STATE_IDS, {"key": key}).rows}
     ids = sorted(i for i in found if policy.usable(i))
     suppressed = suppress_ids(store, key, ids) if suppress else 0

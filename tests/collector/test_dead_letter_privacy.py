@@ -89,8 +89,17 @@ def test_every_configured_secret_is_redacted_also_from_text_that_is_not_json(tmp
 
 
 def test_fields_that_hold_credentials() -> None:
-    for name in ("writeKey", "write_key", "k", "key", "apiKey", "api-key", "Authorization", "password", "token",
-                 "access_token", "client_secret", "linkKey"):
+    redactor = Redactor()
+    for name in ("writeKey", "write_key", "k", "K", "key", "apiKey", "api-key", "Authorization", "password",
+                 "Pass_Word", "token", "access_token", "client_secret", "linkKey", "bearer", "credentials"):
         assert secret_field(name), name
+        # whatever the payload's form, the value goes (the cheap pre-check never skips such a name)
+        assert "s3cr3t" not in redactor.payload({"a": [{name: "s3cr3t"}]}, "batch"), name
+        assert "s3cr3t" not in redactor.payload(f'{{"a": [{{"{name}" : "s3cr3t", "b', "batch"), name
+        assert "s3cr3t" not in redactor.payload(f"uid=1&{name}=s3cr3t", "pixel"), name
+        assert "s3cr3t" not in redactor.payload(f"/r/tok?{name}=s3cr3t&x=1", "link"), name
+    for payload, endpoint in (({"IP": "198.51.100.9"}, "batch"), ('{"ip": "198.51.100.9", "x', "batch"),
+                              ("ip=198.51.100.9&uid=1", "pixel")):
+        assert "198.51.100.9" not in redactor.payload(payload, endpoint)
     for name in ("userId", "keyword", "event", "ip", "messageId", "store_id", "tokens_used"):
         assert not secret_field(name), name
