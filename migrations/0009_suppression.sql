@@ -11,4 +11,5 @@ CREATE TABLE IF NOT EXISTS suppressed_ids
     suppressed_at  DateTime64(3, 'UTC') DEFAULT now64(3)
 )
 ENGINE = ReplacingMergeTree
-ORDER BY key;
+ORDER BY key
+SETTINGS non_replicated_deduplication_window = 1000;

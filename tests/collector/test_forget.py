@@ -76,7 +76,10 @@ def test_forget_removes_everything_of_one_person_only(collector: Collector) -> N
     assert http("POST", collector.url + "/v1/admin/forget", {"customer_id": user}, key="wk_test").status == 401
 
 
-def test_after_a_forget_their_events_are_no_duplicates(collector: Collector) -> None:
+def test_after_a_forget_their_events_are_no_duplicates(fresh_collector: Collector) -> None:
+    # a collector of its own: on the shared one, an analyst's refused query earlier in the run can leave a
+    # reader thread read-only, and /v1/import's store check then answers 503 (issue 12, "Killed queries")
+    collector = fresh_collector
     user, _ = person(collector, "again")
     collector.wait_settled()
     reply = http("POST", collector.url + "/v1/admin/forget", {"customer_id": user}, key=collector.admin_key)
@@ -85,7 +88,8 @@ def test_after_a_forget_their_events_are_no_duplicates(collector: Collector) -> 
     assert collector.post("/v1/batch", {"batch": again}).body["accepted"] == 1  # the window forgot it too
     order = [{"type": "track", "userId": user, "event": "Order Completed", "messageId": f"{user}-m9",
               "properties": {"revenue": 10, "order_id": f"{user}-order"}}]
-    assert collector.post("/v1/import", {"batch": order}).body["accepted"] == 1  # event_keys forgot the order
+    imported = collector.post("/v1/import", {"batch": order})
+    assert imported.status == 200 and imported.body["accepted"] == 1, imported.body  # event_keys forgot the order
 
 
 def test_forget_from_the_command_line(collector: Collector) -> None:
