@@ -37,8 +37,9 @@ class Metrics:
                                 ["route", "method", "status"], registry=registry)
         self.request_seconds = Histogram("reise_http_request_duration_seconds", "Time to answer a request, by route",
                                          ["route"], buckets=REQUEST_BUCKETS, registry=registry)
-        self.events = Counter("reise_events", "Events received, by outcome: accepted, duplicate, rejected, or "
-                              "rate_limited (pixel hits past their key's limit: answered, not kept)",
+        self.events = Counter("reise_events", "Events received, by outcome: accepted, duplicate, rejected, "
+                              "rate_limited (pixel hits past their key's limit: answered, not kept), or "
+                              "suppressed (events and dead letters of suppressed ids: not kept)",
                               ["outcome"], registry=registry)
         self.rejected = Counter("reise_events_rejected", "Events rejected, by reason (the field at fault)",
                                 ["reason"], registry=registry)
@@ -74,11 +75,13 @@ class Metrics:
                                registry=registry)
         self.sessions_ended = Counter("reise_sessions_ended", "Dashboard sessions ended on the server, by how: "
                                       "logout or revoke_all", ["how"], registry=registry)
+        self.suppressed_ids = Gauge("reise_suppressed_ids", "Ids on the suppression list as this collector last "
+                                    "loaded it (reise forget --suppress)", registry=registry)
         self._reasons: set[str] = set()
         # labelled children looked up once: a label lookup costs more than the increment on the hot path
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._outcomes = {outcome: self.events.labels(outcome)
-                          for outcome in ("accepted", "duplicate", "rejected", "rate_limited")}
+                          for outcome in ("accepted", "duplicate", "rejected", "rate_limited", "suppressed")}
 
     def record_events(self, accepted: int, duplicates: int, reasons: Iterable[str]) -> None:
         """Count one request's events: accepted, duplicates, and each rejection by reason."""
@@ -104,6 +107,15 @@ class Metrics:
     def record_rate_limited(self, events: int) -> None:
         """Count events refused past their key's rate limit and not kept (pixel hits, which still get their GIF)."""
         self._outcomes["rate_limited"].inc(events)
+
+    def record_suppressed(self, rows: int) -> None:
+        """Count events and dead letters not kept because one of their ids is on the suppression list."""
+        if rows:
+            self._outcomes["suppressed"].inc(rows)
+
+    def watch_suppressed(self, size: Callable[[], float]) -> None:
+        """Read the suppression-list gauge (ids listed) from a callable at every scrape."""
+        self.suppressed_ids.set_function(size)
 
     def observe_insert(self, table: str, rows: int, seconds: float) -> None:
         """Record one successful insert: its size and how long it took."""

@@ -283,6 +283,7 @@ class Settings(ClientSettings):
     read_keys: Mapping[str, str] = field(default_factory=dict)  # key -> name: the analysts' keys (REISE_READ_KEYS)
     query_concurrency: int = 2  # queries one key may run at once (REISE_QUERY_CONCURRENCY)
     auth_failures: int = 10  # failed authentications per minute and client address, then 429 (0: off)
+    suppression_reload: float = 60.0  # seconds between reloads of the suppression list (REISE_SUPPRESSION_RELOAD)
 
     ENV: ClassVar[Mapping[str, _Reader]] = {
         **ClientSettings.ENV,
@@ -311,6 +312,7 @@ class Settings(ClientSettings):
         "read_keys": ("REISE_READ_KEYS", parse_read_keys),
         "query_concurrency": ("REISE_QUERY_CONCURRENCY", int),
         "auth_failures": ("REISE_AUTH_FAILURES", int),
+        "suppression_reload": ("REISE_SUPPRESSION_RELOAD", float),
     }
 
     @classmethod
@@ -358,6 +360,8 @@ class Settings(ClientSettings):
             raise ConfigError("REISE_AUTH_FAILURES must be 0 (off) or positive")
         if set(self.read_keys) & ({self.admin_key} | set(self.write_keys)):
             raise ConfigError("REISE_READ_KEYS: a read key must differ from the admin key and every write key")
+        if self.suppression_reload <= 0:
+            raise ConfigError("REISE_SUPPRESSION_RELOAD must be positive")
         if not 2 <= self.max_ids_per_customer <= 100_000:
             raise ConfigError("REISE_MAX_IDS_PER_CUSTOMER must be between 2 and 100000")
         sources = {key.source for key in self.write_keys.values()}
@@ -380,6 +384,16 @@ class Settings(ClientSettings):
     def scope_of(self, key: WriteKey) -> KeyScope:
         """What the key may send: its REISE_KEY_SCOPES entry, else no purchase and no revenue for a public key."""
         return self.key_scopes.get(key.source) or (PUBLIC_SCOPES if key.public else ALL_SCOPES)
+
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret (secret write keys; admin, read and link keys; verification secrets).
+
+        What dead letters never keep.
+        """
+        write = (key for key, record in self.write_keys.items() if not record.public)
+        return tuple(filter(None, (*write, self.admin_key, *self.link_keys, *self.read_keys,
+                                   *self.verify_secrets.values())))
 
     def with_keys(self, write_keys: Mapping[str, WriteKey], admin_key: str) -> Settings:
         """A copy with generated development keys."""

@@ -1,4 +1,4 @@
-"""The ``reise`` command: serve, migrate, sql, forget, unlink, customer, and the channel and demo commands."""
+"""The ``reise`` command: serve, migrate, sql, forget, unsuppress, unlink, customer, channel and demo commands."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from collector.cli.workers import run_workers
 from collector.edge.app import create_app
 from collector.errors import ConfigError, ReiseError, StoreUnavailable
 from collector.ingest.scopes import user_hash
-from collector.journey.analyst import forget, look_up_customer, run_query, unlink
+from collector.journey.analyst import forget, look_up_customer, run_query, unlink, unsuppress
 from collector.keys import ensure_keys
 from collector.logs import configure_logging
 from collector.settings import ClientSettings, Settings, is_embedded
@@ -62,7 +62,14 @@ def _parser() -> argparse.ArgumentParser:
 
     forget_cmd = commands.add_parser("forget", help="delete a person and their linked ids from every table")
     forget_cmd.add_argument("id", help="customer id")
+    forget_cmd.add_argument("--suppress", action="store_true",
+                            help="also put their ids on the suppression list: later events are not stored")
     forget_cmd.add_argument("--dsn", help="as for serve (REISE_DSN)")
+
+    unsuppress_cmd = commands.add_parser("unsuppress", help="take an id (and the ids suppressed with it) off the "
+                                                            "suppression list: their events are stored again")
+    unsuppress_cmd.add_argument("id", help="any id of the suppressed person")
+    unsuppress_cmd.add_argument("--dsn", help="as for serve (REISE_DSN)")
 
     unlink_cmd = commands.add_parser("unlink", help="undo a wrong link: the id leaves its customer, whose journey "
                                                     "splits back by the links that remain")
@@ -185,9 +192,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             params = dict(p.partition("=")[::2] for p in args.param)
             _print_result(run_query(settings, args.query, params), args.json)
         elif args.command == "forget":
-            done = forget(settings, args.id)
+            done = forget(settings, args.id, suppress=args.suppress)
             removed = ", ".join(f"{table} {n}" for table, n in done["deleted"].items())
-            print(f"reise: forgot {done['customer_id']} (ids: {', '.join(done['ids'])}); rows deleted: {removed}")
+            print(f"reise: forgot {done['customer_id']} (ids: {', '.join(done['ids'])}); rows deleted: {removed}"
+                  + (f"; {done['suppressed']} ids suppressed" if args.suppress else ""))
+        elif args.command == "unsuppress":
+            lifted = unsuppress(settings, args.id)["lifted"]
+            if not lifted:
+                print(f"reise: {args.id!r} is not on the suppression list", file=sys.stderr)
+                sys.exit(1)
+            print(f"reise: unsuppressed {args.id} ({lifted} ids lifted)")
         elif args.command == "unlink":
             done = unlink(settings, args.id)
             parts = "; ".join(f"{key}: {', '.join(ids)}" for key, ids in done["customers"].items())

@@ -30,6 +30,7 @@ from collector.ingest.ingestor import Ingestor
 from collector.ingest.ratelimit import RateLimiter
 from collector.ingest.spool import Spool, spooled_touchpoints
 from collector.ingest.stages import StageRules
+from collector.ingest.suppression import Suppression
 from collector.limits import MAX_BATCH_BYTES
 from collector.metrics import Metrics
 from collector.settings import Settings
@@ -64,22 +65,26 @@ async def _store_ctx(app: web.Application, rules: StageRules, attribution: Attri
                       links=settings.link_policy, purge_interval=settings.purge_interval,
                       metrics=app[METRICS], cluster=settings.cluster, retention=settings.retention)
     app[METRICS].watch_spool(lambda: float(spool.bytes))
+    suppression = Suppression(store=store, readers=readers, interval=settings.suppression_reload)
+    app[METRICS].watch_suppressed(lambda: float(len(suppression)))
     app[STORE], app[READ_STORE], app[READERS], app[BATCHER] = store, read_store, readers, batcher
     app[INGESTOR] = Ingestor(
         settings=settings, rules=rules, attribution=attribution, dedup=dedup, batcher=batcher, metrics=app[METRICS],
-        limiter=RateLimiter(rate=settings.rate_limit, public_rate=settings.public_rate_limit))
+        limiter=RateLimiter(rate=settings.rate_limit, public_rate=settings.public_rate_limit), suppression=suppression)
     if not await batcher.connect():
         log.warning("store unreachable at start; accepting into the spool and retrying", dsn=_redacted(settings.dsn))
     task = asyncio.create_task(batcher.supervise(), name="reise-batcher")  # restarts a dead drain loop
+    reloads = asyncio.create_task(suppression.run(), name="reise-suppression")
     log.info("collector ready", dsn=_redacted(settings.dsn), spool=str(spool.directory or "memory"),
              spooled_rows=spool.rows, remembered_ids=len(dedup))
     try:
         yield
     finally:
         drained = await batcher.drain(settings.drain_timeout)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for running in (task, reloads):
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
         log.info("collector stopped", drained=drained, inserted=batcher.stats.inserted, spooled_rows=spool.rows)
         spool_io.submit(spool.close).result()
         writer.submit(store.close).result()

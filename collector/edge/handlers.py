@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, TypeVar
 
 import orjson
@@ -20,6 +20,7 @@ from collector.edge.body import parse_json, read_body
 from collector.edge.metrics import METRICS
 from collector.errors import RequestRejected, StoreError, TryLater
 from collector.identity.rebuild import unlink as unlink_id
+from collector.ingest.suppression import unsuppress as unsuppress_ids
 from collector.journey.analyst import CUSTOMER_SQL
 from collector.journey.forget import forget_person
 from collector.journey.insights import Runner
@@ -129,14 +130,26 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response(body, 200 if ready else 503)
 
 
-async def _id_in_body(request: web.Request, field: str) -> str:
-    """The admin body's one id field (a non-empty string of at most 256 characters), or 400."""
+async def _admin_body(request: web.Request) -> dict[str, Any]:
+    """The admin request's JSON object body (401 without the admin key, 400 when it is not an object)."""
     require_admin(request)
     doc = parse_json(await read_body(request, 4096))
-    value = doc.get(field) if isinstance(doc, dict) else None
+    if not isinstance(doc, dict):
+        raise RequestRejected(400, "body: expected a JSON object")
+    return doc
+
+
+def _id_field(doc: Mapping[str, Any], field: str) -> str:
+    """The admin body's one id field (a non-empty string of at most 256 characters), or 400."""
+    value = doc.get(field)
     if not isinstance(value, str) or not value or len(value) > 256:
         raise RequestRejected(400, f"{field}: expected a non-empty string")
     return value
+
+
+async def _id_in_body(request: web.Request, field: str) -> str:
+    """The admin body's one id field (a non-empty string of at most 256 characters), or 400."""
+    return _id_field(await _admin_body(request), field)
 
 
 async def _after_flush(request: web.Request, job: Callable[[], T]) -> T:
@@ -155,12 +168,35 @@ async def _after_flush(request: web.Request, job: Callable[[], T]) -> T:
 
 
 async def forget(request: web.Request) -> web.Response:
-    """Delete a person everywhere (admin key): ``{"customer_id": "..."}``; 503 if the spool cannot drain."""
-    customer_id = await _id_in_body(request, "customer_id")
-    store, policy = request.app[STORE], request.app[SETTINGS].link_policy
-    done = await _after_flush(request, lambda: forget_person(store, customer_id, policy))
+    """Delete a person everywhere (admin key): ``{"customer_id": "...", "suppress": false}``; 503 if the spool
+    cannot drain. With ``suppress`` their ids also go on the suppression list: later events are not stored.
+    """
+    doc = await _admin_body(request)
+    customer_id = _id_field(doc, "customer_id")
+    suppress = doc.get("suppress", False)
+    if not isinstance(suppress, bool):
+        raise RequestRejected(400, "suppress: expected true or false")
+    store, policy, ingestor = request.app[STORE], request.app[SETTINGS].link_policy, request.app[INGESTOR]
+    done = await _after_flush(request, lambda: forget_person(store, customer_id, policy, suppress=suppress))
+    ingestor.dedup.forget(done.keys)  # a message id of theirs sent again is no duplicate now
+    if suppress:  # events accepted before this collector knew the ids are caught by a second pass
+        await ingestor.suppression.reload()
+        again = await _after_flush(request, lambda: forget_person(store, customer_id, policy, also=done.ids))
+        ingestor.dedup.forget(again.keys)
+        deleted = {table: n + again.deleted.get(table, 0) for table, n in done.deleted.items()}
+        done = replace(done, deleted=deleted)
     request.app[BATCHER].forget_resolved_links()
-    log.info("forgot a person", ids=len(done.ids), deleted=done.deleted)
+    log.info("forgot a person", ids=len(done.ids), deleted=done.deleted, suppressed=done.suppressed)
+    return json_response(done.answer())
+
+
+async def unsuppress(request: web.Request) -> web.Response:
+    """Lift a suppression (admin key): ``{"id": "..."}``, with every id suppressed with it (``lifted``: 0 if none)."""
+    id_ = await _id_in_body(request, "id")
+    store, ingestor = request.app[STORE], request.app[INGESTOR]
+    done = await request.app[BATCHER].run_exclusive(lambda: unsuppress_ids(store, id_))
+    await ingestor.suppression.reload()
+    log.info("lifted a suppression", ids=done.lifted)
     return json_response(asdict(done))
 
 
@@ -256,5 +292,6 @@ def routes() -> list[web.RouteDef]:
         web.post("/v1/admin/forget", forget),
         web.post("/v1/admin/unlink", unlink),
         web.post("/v1/admin/sessions/revoke", end_sessions),
+        web.post("/v1/admin/unsuppress", unsuppress),
         web.get("/v1/customers/{id}", customer),
     ]

@@ -9,9 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
-
-import orjson
+from typing import TYPE_CHECKING, Any
 
 from collector.errors import EventRejected, EventWithoutConsent
 from collector.identity.guards import DEFAULT_POLICY, LinkPolicy
@@ -21,6 +19,9 @@ from collector.ingest.orders import signed_revenue
 from collector.ingest.scopes import ALL_SCOPES, KeyScope, check_identity, check_scope
 from collector.ingest.stages import CHANNELS, STAGE_RANK, STAGES, StageRules
 from collector.store.schema import DEAD_LETTER_COLUMNS, TOUCHPOINT_COLUMNS
+
+if TYPE_CHECKING:
+    from collector.ingest.redact import Redactor
 
 __all__ = [
     "DEAD_LETTER_COLUMNS",
@@ -318,14 +319,14 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
 
 
 def dead_letter_row(
-    *, ctx: IngestContext, endpoint: str, index: int, event: Any, reason: str
+    *, ctx: IngestContext, endpoint: str, index: int, event: Any, reason: str, redactor: Redactor
 ) -> tuple[Any, ...]:
-    """A dead-letter row for a rejected event or request (in DEAD_LETTER_COLUMNS order)."""
+    """A dead-letter row for a rejected event or request (in DEAD_LETTER_COLUMNS order).
+
+    The payload is kept as the redactor leaves it: secrets redacted, IP addresses treated as on touchpoints.
+    """
     fields = event if isinstance(event, dict) else {}
-    try:
-        payload = event if isinstance(event, str) else orjson.dumps(event).decode()
-    except TypeError:
-        payload = repr(event)
+    payload = redactor.payload(event, endpoint, DEAD_LETTER_PAYLOAD_CHARS)
     return (
         ctx.received_ms / 1000,
         ctx.source,

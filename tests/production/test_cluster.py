@@ -21,7 +21,8 @@ from collector.store.migrate import LEDGER_DDL, load_migrations, render_migratio
 from tests.helpers import ROOT
 
 CLUSTER = "reise_cluster"
-SHARD_BY_KEY = {"cityHash64(key)"}  # event_keys and ended_sessions hold no customer id: keys only
+SHARD_BY_KEY = {"cityHash64(key)"}  # these tables hold no customer id: keys only
+KEYED_TABLES = ("event_keys", "ended_sessions", "dead_letter_replays", "suppressed_ids")
 SHARD_BY_CUSTOMER = {
     "cityHash64(journey_id)",
     "cityHash64(customer_id)",
@@ -100,8 +101,7 @@ def test_every_distributed_table_is_sharded_by_the_customer_id() -> None:
         assert match, distributed
         assert match.group(1) == match.group(3) == local_name(name)
         assert match.group(2) == CLUSTER
-        keys_only = name in ("event_keys", "ended_sessions", "dead_letter_replays")  # no customer in them
-        assert match.group(4) in (SHARD_BY_KEY if keys_only else SHARD_BY_CUSTOMER)
+        assert match.group(4) in (SHARD_BY_KEY if name in KEYED_TABLES else SHARD_BY_CUSTOMER)
     # a customer's own touchpoints, state and links meet on one shard: all hash the same id
     assert tables["touchpoints"].endswith("cityHash64(journey_id))")
     # the identity map is sharded like the touchpoints it resolves, so the view's join on each shard is local
