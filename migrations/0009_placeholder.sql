@@ -1,0 +1,2 @@
+-- Placeholder on branch analytics only: number 0009 belongs to another helper's migration.
+-- Delete this file when merging (the real 0009 replaces it).
