@@ -144,6 +144,8 @@ class ClientSettings:
     query_max_rows: int = 100_000
     drain_timeout: float = 30.0
     cluster: str = ""
+    attribution_lookback_days: int = 30  # contacts this long before a purchase share its credit (views)
+    session_gap_minutes: int = 30  # a contact this long after the previous one starts a session (views)
 
     ENV: ClassVar[Mapping[str, _Reader]] = {
         "dsn": ("REISE_DSN", str),
@@ -155,6 +157,8 @@ class ClientSettings:
         "query_max_rows": ("REISE_QUERY_MAX_ROWS", int),
         "drain_timeout": ("REISE_DRAIN_TIMEOUT", float),
         "cluster": ("REISE_CLUSTER", str),
+        "attribution_lookback_days": ("REISE_ATTRIBUTION_LOOKBACK_DAYS", int),
+        "session_gap_minutes": ("REISE_SESSION_GAP_MINUTES", int),
     }
 
     @classmethod
@@ -187,6 +191,16 @@ class ClientSettings:
             raise ConfigError(f"REISE_DSN: expected chdb:///path or http(s)://host:8123/db, got {self.dsn!r}")
         if self.cluster and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.cluster):
             raise ConfigError(f"REISE_CLUSTER: expected a cluster name from remote_servers, got {self.cluster!r}")
+        if not 1 <= self.attribution_lookback_days <= 3650:
+            raise ConfigError("REISE_ATTRIBUTION_LOOKBACK_DAYS must be between 1 and 3650")
+        if not 1 <= self.session_gap_minutes <= 1440:
+            raise ConfigError("REISE_SESSION_GAP_MINUTES must be between 1 and 1440")
+
+    @property
+    def view_settings(self) -> dict[str, float]:
+        """The values the analytics views read from ``analytics_settings`` (migrations/0011_analytics.sql)."""
+        return {"attribution_lookback_days": float(self.attribution_lookback_days),
+                "session_gap_minutes": float(self.session_gap_minutes)}
 
 
 @dataclass(frozen=True, kw_only=True)

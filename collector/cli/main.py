@@ -25,6 +25,7 @@ from collector.settings import ClientSettings, Settings, is_embedded
 from collector.store.clickhouse import QueryResult, Store
 from collector.store.cluster import database_of
 from collector.store.migrate import apply_migrations, rendered_sql
+from collector.store.view_settings import write_view_settings
 
 __all__ = ["main"]
 
@@ -106,12 +107,14 @@ def _serve_process(settings: Settings) -> None:
 
 
 def _migrate(settings: ClientSettings) -> list[str]:
-    """Apply the migrations (ON CLUSTER when REISE_CLUSTER names a cluster)."""
+    """Apply the migrations (ON CLUSTER when REISE_CLUSTER names a cluster), then store the views' settings."""
     if settings.cluster and is_embedded(settings.dsn):
         raise ConfigError("a cluster needs a ClickHouse server DSN (http(s)://...); use --print to see the SQL")
     store = Store(dsn=settings.dsn)
     try:
-        return apply_migrations(store, cluster=settings.cluster or None)
+        applied = apply_migrations(store, cluster=settings.cluster or None)
+        write_view_settings(store, settings.view_settings)
+        return applied
     finally:
         store.close()
 
