@@ -99,16 +99,15 @@ def generate(customers: int, seed: int, prefix: str, *, lookback_days: int, gap_
 
 @dataclass(frozen=True, order=True)
 class Contact:
-    """One stored contact row, in the recount's terms (sorted by time, then message id)."""
+    """One stored contact row, in the recount's terms; sorted as the views sort them (field by field)."""
 
     ms: int
-    message_id: str
     channel: str
     campaign: str
-    traffic_class: str
     rank: int
     revenue: Decimal
     order_id: str
+    traffic_class: str
     page_url: str
 
 
@@ -120,8 +119,8 @@ def contacts_by_customer(rows: list[dict[str, Any]], links: dict[str, str]) -> d
         moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
         ms = round(moment.timestamp() * 1000)
         out[links.get(r["journey_id"], r["journey_id"])].append(Contact(
-            ms, r["message_id"], r["channel"], r["campaign"], r["traffic_class"], int(r["stage_rank"]),
-            Decimal(str(r["revenue"])), r["order_id"], r["page_url"]))
+            ms, r["channel"], r["campaign"], int(r["stage_rank"]), Decimal(str(r["revenue"])), r["order_id"],
+            r["traffic_class"], r["page_url"]))
     return {customer: sorted(cs) for customer, cs in out.items()}
 
 
@@ -146,20 +145,22 @@ def attribution_credits(customers: dict[str, list[Contact]], lookback_days: int)
     """One row per purchase, model and credited (channel, campaign): the attribution_credits view."""
     rows = []
     for customer, cs in customers.items():
-        first_of_order: dict[str, str] = {}
-        for c in cs:
+        first_of_order: dict[str, int] = {}
+        for i, c in enumerate(cs):
             if c.rank == 3 and c.order_id:
-                first_of_order.setdefault(c.order_id, c.message_id)
-        for p in (c for c in cs if c.rank == 3):
+                first_of_order.setdefault(c.order_id, i)
+        for index, p in enumerate(cs):
+            if p.rank != 3:
+                continue
             window = [c for c in cs if c.rank != 3 and p.ms - lookback_days * DAY_MS <= c.ms < p.ms]
             revenue = p.revenue
-            if p.order_id and first_of_order[p.order_id] == p.message_id:
+            if p.order_id and first_of_order[p.order_id] == index:
                 revenue += sum((c.revenue for c in cs if c.rank != 3 and c.order_id == p.order_id and c.revenue < 0),
                                Decimal(0))
             for model in MODELS:
                 given = _credits(window, p)[model] if window else [(p, 1.0)]
                 for contact, credit in given:
-                    rows.append({"customer_id": customer, "purchase_id": p.message_id, "model": model,
+                    rows.append({"customer_id": customer, "purchased_at": p.ms, "model": model,
                                  "channel": contact.channel, "campaign": contact.campaign, "credit": credit,
                                  "revenue": revenue, "contacts": len(window)})
     return rows

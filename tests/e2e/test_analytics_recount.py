@@ -26,7 +26,7 @@ LOOKBACK_DAYS = 14
 GAP_MINUTES = 20
 
 RAW_SQL = """
-SELECT journey_id, message_id, timestamp, toString(channel) AS channel, campaign,
+SELECT journey_id, timestamp, toString(channel) AS channel, campaign,
        toString(traffic_class) AS traffic_class, stage_rank, revenue, order_id, page_url
 FROM touchpoints WHERE type IN ('track', 'page', 'screen')
 """
@@ -80,8 +80,10 @@ def test_attribution_equals_recount(analytics_collector: Collector,
     credits = recount.attribution_credits(customers, LOOKBACK_DAYS)
     rows = analytics_collector.query("SELECT * FROM attribution_credits")
     assert len(rows) == len(credits)
-    by_purchase = Counter((r["purchase_id"], r["model"], r["contacts"], Decimal(str(r["revenue"]))) for r in rows)
-    assert by_purchase == Counter((c["purchase_id"], c["model"], c["contacts"], c["revenue"]) for c in credits)
+    by_purchase = Counter((r["customer_id"], round(parse(r["purchased_at"]).timestamp() * 1000), r["model"],
+                           r["contacts"], Decimal(str(r["revenue"]))) for r in rows)
+    assert by_purchase == Counter((c["customer_id"], c["purchased_at"], c["model"], c["contacts"], c["revenue"])
+                                  for c in credits)
     # without contacts in the window, the purchase credits its own channel and campaign
     assert any(c["contacts"] == 0 for c in credits) and any(c["contacts"] > 2 for c in credits)
     want = recount.attribution(credits)
