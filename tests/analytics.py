@@ -24,8 +24,8 @@ DAY_MS = 86_400_000
 WEEK_MS = 7 * DAY_MS
 CONTACT_TYPES = ("track", "page", "screen")
 TRACKS = [("Ad Impression", "ads"), ("Post Viewed", "social"), ("Product Viewed", "web"), ("Email Opened", "email"),
-          ("Store Visit", "pos"), ("Product Viewed", "app"), ("Wishlist Synced", "app"), ("Support Contacted", "support"),
-          ("Review Written", "social")]
+          ("Store Visit", "pos"), ("Product Viewed", "app"), ("Wishlist Synced", "app"),
+          ("Support Contacted", "support"), ("Review Written", "social")]
 # page views naming no channel: the collector attributes them (direct, search, e-mail)
 PAGES = [({}, ""), ({"referrer": "https://www.google.com/"}, ""), ({}, "utm_medium=email&utm_campaign=autumn")]
 BUY_CHANNELS = ("web", "pos", "app")
