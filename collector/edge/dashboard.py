@@ -26,6 +26,7 @@ from collector.edge.handlers import read_store, readonly_runner
 from collector.edge.session import COOKIE, issue, valid
 from collector.errors import RequestRejected
 from collector.journey.analyst import look_up_customer
+from collector.journey.analytics import analytics
 from collector.journey.insights import FILTER_OPTIONS_SQL, SEARCH_SQL, Filters, overview
 
 __all__ = ["API_HEADER", "STATIC_DIR", "dashboard_routes"]
@@ -146,6 +147,15 @@ async def api_overview(request: web.Request) -> web.Response:
     return _no_store(await read_store(request.app, lambda: overview(run, filters)))
 
 
+async def api_analytics(request: web.Request) -> web.Response:
+    """Attribution (for the filters), time between stages, path flows and cohorts."""
+    _require_session(request)
+    filters = Filters(since=_day_param(request, "from"), until=_day_param(request, "to", next_day=True),
+                      channel=_text_param(request, "channel"), campaign=_text_param(request, "campaign"))
+    run = readonly_runner(request.app)
+    return _no_store(await read_store(request.app, lambda: analytics(run, filters)))
+
+
 async def api_filters(request: web.Request) -> web.Response:
     """The channels and campaigns there are, for the filter menus."""
     _require_session(request)
@@ -188,6 +198,7 @@ def dashboard_routes() -> list[web.AbstractRouteDef]:
         web.post("/dashboard/login", login),
         web.post("/dashboard/logout", logout),
         web.get("/dashboard/api/overview", api_overview),
+        web.get("/dashboard/api/analytics", api_analytics),
         web.get("/dashboard/api/filters", api_filters),
         web.get("/dashboard/api/customers", api_customers),
         web.get("/dashboard/api/customer", api_customer),
