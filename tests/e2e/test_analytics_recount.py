@@ -71,8 +71,8 @@ def test_the_dataset_has_what_the_views_must_handle(loaded: tuple[AnalyticsData,
     assert any(c.campaign == "edge-in" for c in contacts) and any(c.campaign == "edge-out" for c in contacts)
     gap_ms = GAP_MINUTES * 60_000
     assert any(a.ms - b.ms == gap_ms for cs in customers.values() for a, b in zip(cs[1:], cs[:-1], strict=True))
-    assert set(customers) == {data.links.get(i, i) for e in data.events
-                              for i in [e.get("userId") or e.get("anonymousId")] if e["type"] in ("track", "page")}
+    ids = [str(e.get("userId") or e.get("anonymousId")) for e in data.events if e["type"] in ("track", "page")]
+    assert set(customers) == {data.links.get(i, i) for i in ids}
 
 
 def test_attribution_equals_recount(analytics_collector: Collector,
