@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.parse
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -30,7 +31,7 @@ from collector.edge.session import COOKIE, Session, issue, read
 from collector.errors import RequestRejected
 from collector.journey.analyst import look_up_customer
 from collector.journey.analytics import analytics
-from collector.journey.insights import FILTER_OPTIONS_SQL, SEARCH_SQL, Filters, overview
+from collector.journey.insights import FILTER_OPTIONS_SQL, SEARCH_SQL, Filters, Runner, overview
 from collector.store import sessions
 
 __all__ = ["API_HEADER", "STATIC_DIR", "dashboard_routes"]
@@ -165,22 +166,23 @@ def _no_store(payload: Any, status: int = 200) -> web.Response:
     return json_response(payload, status, headers={"Cache-Control": "no-store"})
 
 
-async def api_overview(request: web.Request) -> web.Response:
-    """Funnel, contacts before purchase, channel mix, stage entries and campaigns for the filters."""
+async def _filtered(request: web.Request, question: Callable[[Runner, Filters], Any]) -> web.Response:
+    """Answer a dashboard question (a session needed) for the request's dates, channel and campaign."""
     name = await _require_session(request)
     filters = Filters(since=_day_param(request, "from"), until=_day_param(request, "to", next_day=True),
                       channel=_text_param(request, "channel"), campaign=_text_param(request, "campaign"))
     run = readonly_runner(request.app)
-    return _no_store(await read_as(request, name, lambda: overview(run, filters), what="dashboard"))
+    return _no_store(await read_as(request, name, lambda: question(run, filters), what="dashboard"))
+
+
+async def api_overview(request: web.Request) -> web.Response:
+    """Funnel, contacts before purchase, channel mix, stage entries and campaigns for the filters."""
+    return await _filtered(request, overview)
 
 
 async def api_analytics(request: web.Request) -> web.Response:
     """Attribution (for the filters), time between stages, path flows and cohorts."""
-    name = await _require_session(request)
-    filters = Filters(since=_day_param(request, "from"), until=_day_param(request, "to", next_day=True),
-                      channel=_text_param(request, "channel"), campaign=_text_param(request, "campaign"))
-    run = readonly_runner(request.app)
-    return _no_store(await read_as(request, name, lambda: analytics(run, filters), what="dashboard"))
+    return await _filtered(request, analytics)
 
 
 async def api_filters(request: web.Request) -> web.Response:
