@@ -24,12 +24,37 @@
   const num = (v) => Number(v || 0).toLocaleString("en");
   const money = (v) => Number(v || 0).toLocaleString("en", { maximumFractionDigits: 0 });
 
-  async function api(path, params) {
+  // The collector runs at most REISE_QUERY_CONCURRENCY (default 2) queries of one key at once and answers 429
+  // beyond: the page keeps to two requests in flight, and waits out a 429 (another tab of the same key) once.
+  const MAX_IN_FLIGHT = 2;
+  let requestsInFlight = 0;
+  const waitingForSlot = [];
+  async function takeSlot() {
+    if (requestsInFlight < MAX_IN_FLIGHT) { requestsInFlight++; return; }
+    await new Promise((resolve) => waitingForSlot.push(resolve));
+  }
+  function releaseSlot() {
+    const next = waitingForSlot.shift();
+    if (next) next(); else requestsInFlight--;
+  }
+
+  async function api(path, params, retried = false) {
     const query = new URLSearchParams(params || {});
-    const response = await fetch(path + (query.toString() ? "?" + query : ""), {
-      headers: { "X-Reise-Dashboard": "1" }, credentials: "same-origin", cache: "no-store",
-    });
+    await takeSlot();
+    let response;
+    try {
+      response = await fetch(path + (query.toString() ? "?" + query : ""), {
+        headers: { "X-Reise-Dashboard": "1" }, credentials: "same-origin", cache: "no-store",
+      });
+    } finally {
+      releaseSlot();
+    }
     if (response.status === 401) { window.location.assign("/dashboard/login"); throw new Error("signed out"); }
+    if (response.status === 429 && !retried) {
+      const seconds = Math.min(Number(response.headers.get("Retry-After")) || 1, 10);
+      await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+      return api(path, params, true);
+    }
     const body = await response.json();
     if (!response.ok) { throw new Error(body.error || response.statusText); }
     return body;
