@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import ipaddress
 import random
 import time
 from collections import deque
@@ -31,7 +32,7 @@ import structlog
 from collector.errors import StoreError
 from collector.store.clickhouse import Store
 from collector.triggers.config import Limits, Trigger, TriggerConfig
-from collector.triggers.destinations import DestinationRefused, SafeResolver, check_destination
+from collector.triggers.destinations import DestinationRefused, PrivateAddress, SafeResolver, check_destination
 from collector.triggers.metrics import TriggerMetrics
 from collector.triggers.outbox import Item, Outbox, Result
 from collector.triggers.signing import SIGNATURE_HEADER, sign
@@ -133,9 +134,11 @@ class Deliverer:
         self._triggers: dict[str, Trigger] = {t.name: t for t in config.triggers}
         self._destinations: dict[str, _Destination] = {}
         self._results: list[Result] = []
+        self._held: set[int] = set()  # outbox seqs queued in memory (an item is never queued twice)
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._resolver: SafeResolver | None = None
         limits: dict[str, Limits] = {}
         for trigger in config.triggers:
             own = trigger.limits or policy.limits
@@ -148,8 +151,8 @@ class Deliverer:
     async def start(self) -> None:
         """Load what the outbox still holds and start delivering."""
         self._loop = asyncio.get_running_loop()
-        connector = aiohttp.TCPConnector(resolver=SafeResolver(allow_private=self._policy.allow_private),
-                                         limit=0, ttl_dns_cache=60)
+        self._resolver = SafeResolver(allow_private=self._policy.allow_private)
+        connector = aiohttp.TCPConnector(resolver=self._resolver, limit=0, ttl_dns_cache=60)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
                                               headers={"User-Agent": "reise-triggers"})
         pending = await self._loop.run_in_executor(self._pool, self._outbox.pending)
@@ -186,6 +189,9 @@ class Deliverer:
     def add(self, items: Sequence[Item]) -> None:
         """Queue items for their destinations, in outbox order."""
         for item in items:
+            if item.seq in self._held:
+                continue
+            self._held.add(item.seq)
             destination = self._destinations.get(item.destination)
             if destination is None:
                 limits = self._limits.get(item.destination, self._policy.limits)
@@ -229,8 +235,7 @@ class Deliverer:
         try:
             if trigger is None:
                 raise DestinationRefused(f"the trigger {item.trigger!r} is no longer in REISE_TRIGGERS")
-            check_destination(urlsplit(trigger.url).hostname or "", self._policy.hosts,
-                              allow_private=self._policy.allow_private)
+            await self._check(trigger.url)
             assert self._session is not None
             headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(trigger.secret, item.body),
                        "Reise-Idempotency-Key": item.key, "Reise-Trigger": trigger.name}
@@ -278,6 +283,7 @@ class Deliverer:
             heapq.heappush(dest.ready, (due, item.seq, item.customer))
         else:
             queue.popleft()
+            self._held.discard(item.seq)
             if queue:
                 nxt = queue[0]
                 heapq.heappush(dest.ready, (nxt.due, nxt.seq, item.customer))
@@ -285,6 +291,21 @@ class Deliverer:
                 del dest.queues[item.customer]
         self._metrics.pending.set(self.pending)
         dest.wake.set()
+
+    async def _check(self, url: str) -> None:
+        """DestinationRefused unless the URL's host is allowed and (unless allowed) resolves to public addresses."""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        check_destination(host, self._policy.hosts, allow_private=self._policy.allow_private)
+        if self._policy.allow_private or self._resolver is None:
+            return
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            try:  # the connector's resolver checks again at connect time (a name re-pointed in between)
+                await self._resolver.resolve(host, parts.port or 0)
+            except PrivateAddress as exc:
+                raise DestinationRefused(str(exc)) from None
 
     async def _commit_results(self) -> None:
         while True:
@@ -317,7 +338,7 @@ class Deliverer:
         for table, rows in tables.items():
             columns = ATTEMPT_COLUMNS if table == "trigger_attempts" else CHANGE_COLUMNS
             self._store.insert_rows(table, columns, [tuple(r[c] for c in columns) for r in rows],
-                                    f"reise-trigger-records-{table}-{first}-{last}")
+                                    f"reise-trigger-records-{self._outbox.id}-{table}-{first}-{last}")
         self._outbox.drop_records(last)
         return sum(len(r) for r in tables.values()) >= 20_000
 

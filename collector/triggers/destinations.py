@@ -18,7 +18,7 @@ from aiohttp.resolver import DefaultResolver
 from collector.errors import ReiseError
 from collector.triggers.config import host_allowed
 
-__all__ = ["DestinationRefused", "SafeResolver", "check_destination", "public_address"]
+__all__ = ["DestinationRefused", "PrivateAddress", "SafeResolver", "check_destination", "public_address"]
 
 
 class DestinationRefused(ReiseError):
@@ -46,6 +46,10 @@ def check_destination(host: str, allowed_hosts: Sequence[str], *, allow_private:
                                  "(REISE_TRIGGER_ALLOW_PRIVATE is off)")
 
 
+class PrivateAddress(OSError):
+    """A name resolves only to addresses that may not be connected to (an OSError, as resolvers raise)."""
+
+
 class SafeResolver(AbstractResolver):
     """Resolves names like the default resolver, then drops addresses that are not public unless allowed."""
 
@@ -59,7 +63,7 @@ class SafeResolver(AbstractResolver):
         found = await self._inner.resolve(host, port, family)
         kept = [r for r in found if self._allow_private or public_address(r["host"])]
         if not kept:
-            raise OSError(f"destination refused: {host} resolves only to private or loopback addresses "
+            raise PrivateAddress(f"destination refused: {host} resolves only to private or loopback addresses "
                           "(REISE_TRIGGER_ALLOW_PRIVATE is off)")
         return kept
 

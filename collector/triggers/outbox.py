@@ -14,6 +14,7 @@ lost to a SIGKILL means the delivery is repeated, with the same idempotency key.
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import threading
 import time
@@ -87,6 +88,9 @@ class Outbox:
         self._local = threading.local()
         self._keep = self._connect()  # holds a memory database open; creates the schema
         self._keep.executescript(SCHEMA)
+        # names this database in the insert tokens of its records: a new outbox never repeats an old one's token
+        self._keep.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('id', ?)", (secrets.token_hex(8),))
+        self.id = str(self._keep.execute("SELECT value FROM meta WHERE name = 'id'").fetchone()[0])
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self._path, uri=self._uri, isolation_level=None, check_same_thread=False,
