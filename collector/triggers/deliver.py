@@ -115,9 +115,6 @@ class _Destination:
             return 0.0
         return (1 - self.tokens) / self.limits.rate
 
-    @property
-    def pending(self) -> int:
-        return sum(len(q) for q in self.queues.values())
 
 
 class Deliverer:
@@ -179,7 +176,7 @@ class Deliverer:
     @property
     def pending(self) -> int:
         """Items waiting or in flight."""
-        return sum(d.pending for d in self._destinations.values())
+        return len(self._held)
 
     def add_threadsafe(self, items: list[Item]) -> None:
         """``add`` from another thread (the writer thread, after committing a detection)."""

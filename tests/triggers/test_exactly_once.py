@@ -1,4 +1,4 @@
-"""One transition, one delivery: duplicates, replayed batches, out-of-order identities and a restart fire nothing twice."""
+"""One transition, one delivery: duplicates, replays, out-of-order identities and a restart fire nothing twice."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ def _verifier() -> Callable[..., bool]:
     code = re.search(r"<!-- verify-example -->\n```python\n(.*?)```", text, re.DOTALL)
     assert code, "the README's verifier example is missing"
     namespace: dict[str, object] = {}
-    exec(compile(code.group(1), "README.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    exec(compile(code.group(1), "README.md", "exec"), namespace)  # our own documentation
     verify = namespace["verify_reise_signature"]
     assert callable(verify)
     return verify
