@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import ROOT, Collector
+from tests.analyst.test_dashboard_http import api, login, session_cookie
+from tests.helpers import ROOT, Collector, http
 from tests.triggers.conftest import started, trigger_env, trigger_file
 from tests.triggers.receiver import Receiver
 
@@ -120,5 +121,15 @@ def test_segments_are_live_fire_triggers_and_equal_a_recount(tmp_path: Path, rec
         attempts = collector.query("SELECT attempt, outcome FROM trigger_attempts WHERE trigger = 'big_spender' "
                                    "ORDER BY attempted_at")
         assert [(a["attempt"], a["outcome"]) for a in attempts] == [(1, "retry"), (2, "parked"), (1, "delivered")]
+
+        # visible: the dashboard's panel and the metrics
+        panel = api(collector, "/dashboard/api/triggers", session_cookie(login(collector, collector.admin_key))).json()
+        rows = {r["trigger"]: r for r in panel["triggers"]}
+        assert rows["warm_in"]["delivered"] == 3 and rows["big_spender"]["failed_attempts"] == 2
+        sizes = {(r["segment"], r["size"]) for r in panel["segments"]}
+        assert ("warm_leads", 2) in sizes and ("till_only", 1) in sizes
+        metrics = http("GET", collector.url + "/metrics").body.decode()
+        assert 'reise_trigger_deliveries_total{outcome="parked",trigger="big_spender"} 1.0' in metrics
+        assert "reise_trigger_outbox_pending 0.0" in metrics
     finally:
         collector.stop()
