@@ -100,7 +100,7 @@ def test_every_distributed_table_is_sharded_by_the_customer_id() -> None:
         assert match, distributed
         assert match.group(1) == match.group(3) == local_name(name)
         assert match.group(2) == CLUSTER
-        keys_only = name in ("event_keys", "ended_sessions", "dead_letter_replays", "segment_definitions")  # no customer
+        keys_only = name in ("event_keys", "ended_sessions", "dead_letter_replays", "segment_definitions")
         assert match.group(4) in (SHARD_BY_KEY if keys_only else SHARD_BY_CUSTOMER)
     # a customer's own touchpoints, state and links meet on one shard: all hash the same id
     assert tables["touchpoints"].endswith("cityHash64(journey_id))")
