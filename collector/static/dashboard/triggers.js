@@ -61,8 +61,14 @@
     }
   }
 
+  // A key runs at most REISE_QUERY_CONCURRENCY queries at once: start after the page's own first load,
+  // then refresh half-way between its refreshes.
   document.addEventListener("DOMContentLoaded", () => {
-    refresh();
-    setInterval(refresh, 15000);
+    const waiting = setInterval(() => {
+      if (!document.body.dataset.loaded) return;
+      clearInterval(waiting);
+      refresh();
+      setTimeout(() => setInterval(refresh, 15000), 7500);
+    }, 250);
   });
 })();
