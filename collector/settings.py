@@ -106,6 +106,14 @@ def _comma_list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
+def _flag(text: str) -> bool:
+    """``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off``."""
+    value = text.strip().lower()
+    if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError(f"expected true or false, got {text!r}")
+    return value in ("1", "true", "yes", "on")
+
+
 def find_write_key(write_keys: Mapping[str, WriteKey], candidate: str | None) -> WriteKey | None:
     """The write key matching the candidate, comparing against every key in constant time."""
     if not candidate:
@@ -298,6 +306,18 @@ class Settings(ClientSettings):
     query_concurrency: int = 2  # queries one key may run at once (REISE_QUERY_CONCURRENCY)
     auth_failures: int = 10  # failed authentications per minute and client address, then 429 (0: off)
     suppression_reload: float = 60.0  # seconds between reloads of the suppression list (REISE_SUPPRESSION_RELOAD)
+    # triggers and segments (docs/triggers.md)
+    triggers: Path | None = None  # the triggers file, JSON (REISE_TRIGGERS)
+    segments: Path | None = None  # a segments file of its own, JSON (REISE_SEGMENTS)
+    trigger_hosts: tuple[str, ...] = ()  # hosts webhooks may go to (REISE_TRIGGER_HOSTS)
+    trigger_allow_private: bool = False  # allow private and loopback destinations (REISE_TRIGGER_ALLOW_PRIVATE)
+    trigger_max_attempts: int = 10
+    trigger_backoff: float = 1.0  # first retry delay, doubling (REISE_TRIGGER_BACKOFF)
+    trigger_max_backoff: float = 600.0
+    trigger_timeout: float = 10.0
+    trigger_concurrency: int = 8  # default per-destination requests at once
+    trigger_rate: float = 50.0  # default per-destination requests a second (0: no limit)
+    trigger_scan_interval: float = 60.0  # seconds between scans for dormant buyers and last-seen segments
 
     ENV: ClassVar[Mapping[str, _Reader]] = {
         **ClientSettings.ENV,
@@ -327,6 +347,17 @@ class Settings(ClientSettings):
         "query_concurrency": ("REISE_QUERY_CONCURRENCY", int),
         "auth_failures": ("REISE_AUTH_FAILURES", int),
         "suppression_reload": ("REISE_SUPPRESSION_RELOAD", float),
+        "triggers": ("REISE_TRIGGERS", Path),
+        "segments": ("REISE_SEGMENTS", Path),
+        "trigger_hosts": ("REISE_TRIGGER_HOSTS", lambda v: tuple(h.lower() for h in _comma_list(v))),
+        "trigger_allow_private": ("REISE_TRIGGER_ALLOW_PRIVATE", _flag),
+        "trigger_max_attempts": ("REISE_TRIGGER_MAX_ATTEMPTS", int),
+        "trigger_backoff": ("REISE_TRIGGER_BACKOFF", float),
+        "trigger_max_backoff": ("REISE_TRIGGER_MAX_BACKOFF", float),
+        "trigger_timeout": ("REISE_TRIGGER_TIMEOUT", float),
+        "trigger_concurrency": ("REISE_TRIGGER_CONCURRENCY", int),
+        "trigger_rate": ("REISE_TRIGGER_RATE", float),
+        "trigger_scan_interval": ("REISE_TRIGGER_SCAN_INTERVAL", float),
     }
 
     @classmethod
@@ -372,6 +403,12 @@ class Settings(ClientSettings):
             raise ConfigError("REISE_QUERY_CONCURRENCY must be at least 1")
         if self.auth_failures < 0:
             raise ConfigError("REISE_AUTH_FAILURES must be 0 (off) or positive")
+        if self.trigger_max_attempts < 1 or self.trigger_concurrency < 1:
+            raise ConfigError("REISE_TRIGGER_MAX_ATTEMPTS and REISE_TRIGGER_CONCURRENCY must be at least 1")
+        if min(self.trigger_backoff, self.trigger_max_backoff, self.trigger_timeout, self.trigger_scan_interval) <= 0:
+            raise ConfigError("REISE_TRIGGER_BACKOFF, _MAX_BACKOFF, _TIMEOUT and _SCAN_INTERVAL must be positive")
+        if self.trigger_rate < 0:
+            raise ConfigError("REISE_TRIGGER_RATE must be 0 (no limit) or positive")
         if set(self.read_keys) & ({self.admin_key} | set(self.write_keys)):
             raise ConfigError("REISE_READ_KEYS: a read key must differ from the admin key and every write key")
         if self.suppression_reload <= 0:

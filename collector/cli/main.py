@@ -16,6 +16,7 @@ from collector.cli.deadletters import add_dead_letter_parser, run_dead_letters
 from collector.cli.demo import add_demo_parser, run_demo
 from collector.cli.report import add_report_parser, run_report
 from collector.cli.tables import format_record, format_table
+from collector.cli.triggers import TRIGGER_COMMANDS, add_trigger_parsers, run_trigger_command
 from collector.cli.workers import run_workers
 from collector.edge.app import create_app
 from collector.errors import ConfigError, ReiseError, StoreUnavailable
@@ -90,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     add_demo_parser(commands)
     add_report_parser(commands)
     add_dead_letter_parser(commands)
+    add_trigger_parsers(commands)
     return parser
 
 
@@ -222,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             sys.exit(run_report(settings, args))
         elif args.command == "dead-letters":
             sys.exit(run_dead_letters(settings, args))
+        elif args.command in TRIGGER_COMMANDS:
+            sys.exit(run_trigger_command(settings, args))
     except ReiseError as exc:
         print(f"reise: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -22,6 +22,7 @@ from collector.edge.handlers import routes
 from collector.edge.metrics import METRICS, metrics_handler
 from collector.edge.middleware import http_middleware
 from collector.edge.queryslots import QuerySlots
+from collector.edge.triggers import TRIGGERS, trigger_routes
 from collector.errors import ConfigError, ReiseError
 from collector.ingest.attribution import AttributionRules
 from collector.ingest.batcher import Batcher
@@ -36,6 +37,9 @@ from collector.metrics import Metrics
 from collector.settings import Settings
 from collector.store.clickhouse import Store
 from collector.store.view_settings import write_view_settings
+from collector.triggers.config import TriggerConfig, load_trigger_config
+from collector.triggers.metrics import TriggerMetrics
+from collector.triggers.service import TriggerService
 
 __all__ = ["create_app"]
 
@@ -45,7 +49,8 @@ MAX_HEADER_FIELD = 32 * 1024
 
 
 
-async def _store_ctx(app: web.Application, rules: StageRules, attribution: AttributionRules) -> AsyncIterator[None]:
+async def _store_ctx(app: web.Application, rules: StageRules, attribution: AttributionRules,
+                     trigger_config: TriggerConfig) -> AsyncIterator[None]:
     """Open the spool and the store, replay what a previous process left, start draining; drain on exit.
 
     The Ingestor, the hot path of every ingestion endpoint, is built here once, with everything it owns.
@@ -74,6 +79,11 @@ async def _store_ctx(app: web.Application, rules: StageRules, attribution: Attri
         limiter=RateLimiter(rate=settings.rate_limit, public_rate=settings.public_rate_limit), suppression=suppression)
     if not await batcher.connect():
         log.warning("store unreachable at start; accepting into the spool and retrying", dsn=_redacted(settings.dsn))
+    triggers = None
+    if trigger_config.enabled:  # webhooks and segments (collector.triggers): hooked in before the first drain
+        triggers = app[TRIGGERS] = TriggerService.open(settings, trigger_config, store,
+                                                      TriggerMetrics(app[METRICS].registry), spool.directory)
+        await triggers.start(batcher)
     task = asyncio.create_task(batcher.supervise(), name="reise-batcher")  # restarts a dead drain loop
     reloads = asyncio.create_task(suppression.run(), name="reise-suppression")
     log.info("collector ready", dsn=_redacted(settings.dsn), spool=str(spool.directory or "memory"),
@@ -86,6 +96,8 @@ async def _store_ctx(app: web.Application, rules: StageRules, attribution: Attri
             running.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await running
+        if triggers is not None:
+            await triggers.close()
         log.info("collector stopped", drained=drained, inserted=batcher.stats.inserted, spooled_rows=spool.rows)
         spool_io.submit(spool.close).result()
         writer.submit(store.close).result()
@@ -156,11 +168,13 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS].watch_pending(lambda: float(app[BATCHER].pending) if BATCHER in app else 0.0)
     rules = StageRules.load(settings.stage_rules)  # rules files are checked before anything opens
     attribution = AttributionRules.load(settings.attribution)
+    trigger_config = load_trigger_config(settings.triggers, settings.segments, hosts=settings.trigger_hosts)
     install_channels(app)  # pixel, click links, browser snippet, CORS (collector/edge/channels.py)
     app.add_routes(routes())
     app.add_routes(dashboard_routes())
     app.add_routes(dead_letter_routes())
+    app.add_routes(trigger_routes())
     app.router.add_get("/metrics", metrics_handler)
-    app.cleanup_ctx.append(lambda started: _store_ctx(started, rules, attribution))
+    app.cleanup_ctx.append(lambda started: _store_ctx(started, rules, attribution, trigger_config))
     app.cleanup_ctx.append(_view_settings_ctx)
     return app

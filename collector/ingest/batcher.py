@@ -95,6 +95,8 @@ class Batcher:
         self._resumed.set()
         self.stats = BatcherStats()
         self._journals = Journals(spool.directory)  # parts of refused bodies already split (ingest.bisect)
+        # called on the writer thread once a segment is stored and its links resolved (collector.triggers)
+        self.on_stored: Callable[[Segment, list[str]], object] | None = None
 
     @property
     def pending(self) -> int:
@@ -254,12 +256,23 @@ class Batcher:
         links = await loop.run_in_executor(self._writer, self._links_of, segment)
         if links:
             await self._resolve_until_done(links, segment.token("identity_links"))
+        if self.on_stored is not None:
+            await self._after_stored(self.on_stored, segment, links)
         if time.monotonic() - self._purged_at >= self._purge_interval:
             self._purged_at = time.monotonic()
             try:
                 await loop.run_in_executor(self._writer, purge_merged, self._store)
             except StoreError as exc:  # the views hide merged keys anyway: try again next time
                 log.warning("purging merged customer keys failed", error=str(exc))
+
+    async def _after_stored(self, hook: Callable[[Segment, list[str]], object], segment: Segment,
+                            links: bytes) -> None:
+        """Hand a stored segment (and its links' ids) to the hook; its faults are logged, never stop the drain."""
+        ids = [i for link in decode_links(links) for i in (link.anonymous_id, link.customer_id)] if links else []
+        try:
+            await self._retrying(lambda: hook(segment, ids))
+        except Exception:  # its customers are looked at again when next touched
+            log.exception("after-store hook failed for a segment", segment=segment.name)
 
     def _new_links(self, rows: Sequence[Row]) -> list[Row]:
         """The links rows carry that were not resolved recently, each pair once.

@@ -22,7 +22,8 @@ from tests.helpers import ROOT
 
 CLUSTER = "reise_cluster"
 SHARD_BY_KEY = {"cityHash64(key)"}  # these tables hold no customer id: keys only
-KEYED_TABLES = ("event_keys", "ended_sessions", "dead_letter_replays", "suppressed_ids", "analytics_settings")
+KEYED_TABLES = ("event_keys", "ended_sessions", "dead_letter_replays", "suppressed_ids", "analytics_settings",
+                "segment_definitions")
 SHARD_BY_CUSTOMER = {
     "cityHash64(journey_id)",
     "cityHash64(customer_id)",

@@ -59,6 +59,7 @@
     if (!response.ok) { throw new Error(body.error || response.statusText); }
     return body;
   }
+  window.reiseDashboard = { api };  // the triggers panel (triggers.js) queues its requests here too
 
   function draw(id, config) {
     if (charts[id]) {
