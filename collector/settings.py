@@ -20,6 +20,7 @@ from collector.errors import ConfigError
 from collector.identity.guards import DEFAULT_MAX_IDS, DEFAULT_NEVER_LINK, LinkPolicy
 from collector.ingest.scopes import ALL_SCOPES, PUBLIC_SCOPES, KeyScope, parse_key_scopes, parse_verify_secrets
 from collector.ingest.stages import CHANNELS
+from collector.sources.config import Sources, load_sources
 from collector.store.readonly import QueryLimits
 from collector.store.retention import Retention
 
@@ -284,6 +285,7 @@ class Settings(ClientSettings):
     query_concurrency: int = 2  # queries one key may run at once (REISE_QUERY_CONCURRENCY)
     auth_failures: int = 10  # failed authentications per minute and client address, then 429 (0: off)
     suppression_reload: float = 60.0  # seconds between reloads of the suppression list (REISE_SUPPRESSION_RELOAD)
+    sources: Sources = field(default_factory=Sources)  # Snowplow apps and signed webhooks (REISE_SOURCES)
 
     ENV: ClassVar[Mapping[str, _Reader]] = {
         **ClientSettings.ENV,
@@ -313,6 +315,7 @@ class Settings(ClientSettings):
         "query_concurrency": ("REISE_QUERY_CONCURRENCY", int),
         "auth_failures": ("REISE_AUTH_FAILURES", int),
         "suppression_reload": ("REISE_SUPPRESSION_RELOAD", float),
+        "sources": ("REISE_SOURCES", load_sources),
     }
 
     @classmethod
@@ -364,10 +367,10 @@ class Settings(ClientSettings):
             raise ConfigError("REISE_SUPPRESSION_RELOAD must be positive")
         if not 2 <= self.max_ids_per_customer <= 100_000:
             raise ConfigError("REISE_MAX_IDS_PER_CUSTOMER must be between 2 and 100000")
-        sources = {key.source for key in self.write_keys.values()}
+        sources = {key.source for key in self.write_keys.values()} | set(self.sources.by_name)
         for var, named in (("REISE_VERIFY_SECRETS", self.verify_secrets), ("REISE_KEY_SCOPES", self.key_scopes)):
             unknown = sorted(set(named) - sources)
-            if unknown and self.write_keys:
+            if unknown and (self.write_keys or self.sources):
                 raise ConfigError(f"{var}: no write key has the source {', '.join(map(repr, unknown))}")
         if self.workers > 1 and is_embedded(self.dsn):
             raise ConfigError(
@@ -387,13 +390,13 @@ class Settings(ClientSettings):
 
     @property
     def secret_values(self) -> tuple[str, ...]:
-        """Every configured secret (secret write keys; admin, read and link keys; verification secrets).
+        """Every configured secret (secret write keys; admin, read and link keys; verification and source secrets).
 
         What dead letters never keep.
         """
         write = (key for key, record in self.write_keys.items() if not record.public)
         return tuple(filter(None, (*write, self.admin_key, *self.link_keys, *self.read_keys,
-                                   *self.verify_secrets.values())))
+                                   *self.verify_secrets.values(), *self.sources.secrets())))
 
     def with_keys(self, write_keys: Mapping[str, WriteKey], admin_key: str) -> Settings:
         """A copy with generated development keys."""

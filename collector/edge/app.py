@@ -19,9 +19,11 @@ from collector.edge.channels import install_channels
 from collector.edge.dashboard import dashboard_routes
 from collector.edge.deadletters import dead_letter_routes
 from collector.edge.handlers import routes
+from collector.edge.hooks import hook_routes
 from collector.edge.metrics import METRICS, metrics_handler
 from collector.edge.middleware import http_middleware
 from collector.edge.queryslots import QuerySlots
+from collector.edge.snowplow import snowplow_routes
 from collector.errors import ConfigError
 from collector.ingest.attribution import AttributionRules
 from collector.ingest.batcher import Batcher
@@ -137,6 +139,8 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(routes())
     app.add_routes(dashboard_routes())
     app.add_routes(dead_letter_routes())
+    app.add_routes(hook_routes())  # signed webhooks of REISE_SOURCES (collector/edge/hooks.py)
+    app.add_routes(snowplow_routes())  # the Snowplow tracker protocol (collector/edge/snowplow.py)
     app.router.add_get("/metrics", metrics_handler)
     app.cleanup_ctx.append(lambda started: _store_ctx(started, rules, attribution))
     return app
