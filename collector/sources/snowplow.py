@@ -195,7 +195,8 @@ def _event(payload: Any, items: Mapping[str, list[dict[str, Any]]], ip: str, use
         inner = doc.get("data") if isinstance(doc, dict) else None
         name = _schema_name(inner.get("schema")) if isinstance(inner, dict) else ""
         if not isinstance(inner, dict) or not name:
-            raise EventRejected("ue_pr: expected an unstruct_event with a data object naming its iglu schema")
+            field = "ue_px" if payload.get("ue_px") else "ue_pr"
+            raise EventRejected(f"{field}: expected an unstruct_event with a data object naming its iglu schema")
         data = inner.get("data")
         event.update(type="track", event=name)
         properties.update(data if isinstance(data, dict) else {"data": data})
