@@ -40,9 +40,10 @@ def mailgun_opened(tag: str, recipient: str = "alice@example.com") -> dict[str, 
 
 def postmark_click(tag: str, recipient: str = "john@example.com") -> dict[str, Any]:
     """Postmark's Click webhook example."""
-    return {"RecordType": "Click", "ClickLocation": "HTML", "Client": {"Name": "Chrome 35.0.1916.153",
-            "Company": "Google", "Family": "Chrome"}, "OS": {"Name": "OS X 10.7 Lion", "Company": "Apple Computer, Inc.",
-            "Family": "OS X 10"}, "Platform": "Desktop", "UserAgent": "Mozilla/5.0 (Macintosh)",
+    return {"RecordType": "Click", "ClickLocation": "HTML",
+            "Client": {"Name": "Chrome 35.0.1916.153", "Company": "Google", "Family": "Chrome"},
+            "OS": {"Name": "OS X 10.7 Lion", "Company": "Apple Computer, Inc.", "Family": "OS X 10"},
+            "Platform": "Desktop", "UserAgent": "Mozilla/5.0 (Macintosh)",
             "OriginalLink": "https://example.com", "Geo": {"CountryISOCode": "RS", "Country": "Serbia"},
             "MessageID": f"{tag}-00000000-0000-0000-0000-000000000000", "Recipient": recipient,
             "ReceivedAt": "2025-05-04T03:02:01Z", "Tag": "welcome-email", "Metadata": {"a_key": "a_value"},

@@ -7,17 +7,15 @@ import json
 import urllib.parse
 import uuid
 
-from snowplow_tracker import (
-    Emitter,
-    PagePing,
-    PageView,
-    SelfDescribing,
-    SelfDescribingJson,
-    StructuredEvent,
-    Subject,
-    Tracker,
-)
-from snowplow_tracker import __version__ as tracker_version
+from snowplow_tracker._version import __version__ as tracker_version
+from snowplow_tracker.emitters import Emitter
+from snowplow_tracker.events.page_ping import PagePing
+from snowplow_tracker.events.page_view import PageView
+from snowplow_tracker.events.self_describing import SelfDescribing
+from snowplow_tracker.events.structured_event import StructuredEvent
+from snowplow_tracker.self_describing_json import SelfDescribingJson
+from snowplow_tracker.subject import Subject
+from snowplow_tracker.tracker import Tracker
 
 from tests.helpers import Collector, http
 from tests.sources.conftest import dead_letters, rows
