@@ -24,6 +24,7 @@ from collector.edge.metrics import METRICS, metrics_handler
 from collector.edge.middleware import http_middleware
 from collector.edge.queryslots import QuerySlots
 from collector.edge.snowplow import snowplow_routes
+from collector.edge.sourcelist import source_list_routes
 from collector.errors import ConfigError
 from collector.ingest.attribution import AttributionRules
 from collector.ingest.batcher import Batcher
@@ -141,6 +142,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(dead_letter_routes())
     app.add_routes(hook_routes())  # signed webhooks of REISE_SOURCES (collector/edge/hooks.py)
     app.add_routes(snowplow_routes())  # the Snowplow tracker protocol (collector/edge/snowplow.py)
+    app.add_routes(source_list_routes())  # the dashboard's source list (collector/edge/sourcelist.py)
     app.router.add_get("/metrics", metrics_handler)
     app.cleanup_ctx.append(lambda started: _store_ctx(started, rules, attribution))
     return app
