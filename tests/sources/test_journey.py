@@ -26,7 +26,9 @@ def test_email_instagram_browsing_and_pos_purchase_fold_into_one_customer(source
     t = uuid.uuid4().hex[:10]
     email, instagram_user, browser = f"alice-{t}@example.com", f"ig{t}", str(uuid.uuid4())
     now = datetime.now(UTC)
-    day = lambda n: now - timedelta(days=n)  # noqa: E731
+
+    def day(n: int) -> datetime:
+        return now - timedelta(days=n)
 
     # 1. the newsletter: delivered, opened, clicked (SendGrid's Event Webhook, ECDSA-signed)
     mails = [e for e in payloads.sendgrid_batch(t, email)
