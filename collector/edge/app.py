@@ -13,6 +13,7 @@ from typing import IO
 import structlog
 from aiohttp import web
 
+from collector.edge.ajs import ajs_routes
 from collector.edge.appkeys import AUTH_FAILURES, BATCHER, INGESTOR, QUERY_SLOTS, READ_STORE, READERS, SETTINGS, STORE
 from collector.edge.authlimit import AuthFailures
 from collector.edge.channels import install_channels
@@ -142,6 +143,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(dead_letter_routes())
     app.add_routes(hook_routes())  # signed webhooks of REISE_SOURCES (collector/edge/hooks.py)
     app.add_routes(snowplow_routes())  # the Snowplow tracker protocol (collector/edge/snowplow.py)
+    app.add_routes(ajs_routes())  # analytics.js settings and Segment's short paths (collector/edge/ajs.py)
     app.add_routes(source_list_routes())  # the dashboard's source list (collector/edge/sourcelist.py)
     app.router.add_get("/metrics", metrics_handler)
     app.cleanup_ctx.append(lambda started: _store_ctx(started, rules, attribution))

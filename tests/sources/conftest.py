@@ -66,7 +66,8 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
     directory = tmp_path_factory.mktemp("sources")
     with Collector(data_dir=directory / "data", extra_env={
             "REISE_SOURCES": str(sources_file(directory)),
-            "REISE_WRITE_KEYS": f"test=wk_test,shop={SHOP_KEY},site=pk_site@web+email,seg=pk_seg@web"}) as instance:
+            "REISE_WRITE_KEYS": f"test=wk_test,shop={SHOP_KEY},site=pk_site@web+email,seg=pk_seg@web,"
+                                "rud=pk_rud@web"}) as instance:
         yield instance
 
 
