@@ -35,6 +35,7 @@ MAX_WEBHOOK_BYTES = 1024 * 1024  # a SendGrid batch or a large order, uncompress
 def _source(request: web.Request) -> Source:
     source = request.app[INGESTOR].settings.sources.get(request.match_info["source"])
     if source is None or source.kind not in PROVIDERS:
+        authentication_failed(request, "webhook")  # guessing source names costs like guessing keys
         raise RequestRejected(404, "no webhook source of that name (REISE_SOURCES)")
     return source
 

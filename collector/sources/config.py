@@ -77,6 +77,7 @@ class Sources:
 
     by_name: Mapping[str, Source] = field(default_factory=dict)
     path: Path | None = None
+    by_app_id: Mapping[str, Source] = field(default_factory=dict)  # Snowplow app id -> its source
 
     def __bool__(self) -> bool:
         return bool(self.by_name)
@@ -87,10 +88,7 @@ class Sources:
 
     def for_app_id(self, app_id: str) -> Source | None:
         """The Snowplow source that takes events of this app id, or None."""
-        for source in self.by_name.values():
-            if app_id in source.app_ids:
-                return source
-        return None
+        return self.by_app_id.get(app_id)
 
     def secrets(self) -> tuple[str, ...]:
         """Every source's secrets."""
@@ -170,11 +168,11 @@ def load_sources(text: str) -> Sources:
     if not isinstance(entries, dict):
         raise ConfigError(f"REISE_SOURCES: {path} must hold a 'sources' table: {{\"sources\": {{name: {{...}}}}}}")
     sources = {name: _source(name, entry, path.parent) for name, entry in entries.items()}
-    seen: dict[str, str] = {}
+    by_app_id: dict[str, Source] = {}
     for source in sources.values():
         for app_id in source.app_ids:
-            if app_id in seen:
-                raise ConfigError(f"REISE_SOURCES: the app id {app_id!r} belongs to {seen[app_id]!r} and "
+            if app_id in by_app_id:
+                raise ConfigError(f"REISE_SOURCES: the app id {app_id!r} belongs to {by_app_id[app_id].name!r} and "
                                   f"{source.name!r}")
-            seen[app_id] = source.name
-    return Sources(by_name=sources, path=path)
+            by_app_id[app_id] = source
+    return Sources(by_name=sources, path=path, by_app_id=by_app_id)
