@@ -174,6 +174,8 @@ class ClientSettings:
     verify_secrets: Mapping[str, str] = field(default_factory=dict)  # source -> identity-verification secret
     retention_days: int | None = None  # raw touchpoints and dead letters (None: leave the store's TTL as it is)
     pii_retention_days: int | None = None  # personal columns: ip, user_agent, traits, dead-letter payloads
+    attribution_lookback_days: int = 30  # contacts this long before a purchase share its credit (views)
+    session_gap_minutes: int = 30  # a contact this long after the previous one starts a session (views)
 
     ENV: ClassVar[Mapping[str, _Reader]] = {
         "dsn": ("REISE_DSN", str),
@@ -192,6 +194,8 @@ class ClientSettings:
         "verify_secrets": ("REISE_VERIFY_SECRETS", parse_verify_secrets),
         "retention_days": ("REISE_RETENTION_DAYS", int),
         "pii_retention_days": ("REISE_PII_RETENTION_DAYS", int),
+        "attribution_lookback_days": ("REISE_ATTRIBUTION_LOOKBACK_DAYS", int),
+        "session_gap_minutes": ("REISE_SESSION_GAP_MINUTES", int),
     }
 
     @classmethod
@@ -233,6 +237,10 @@ class ClientSettings:
                            ("REISE_PII_RETENTION_DAYS", self.pii_retention_days)):
             if days is not None and not 0 <= days <= 100_000:
                 raise ConfigError(f"{name} must be 0 (keep for ever) or a number of days, got {days}")
+        if not 1 <= self.attribution_lookback_days <= 3650:
+            raise ConfigError("REISE_ATTRIBUTION_LOOKBACK_DAYS must be between 1 and 3650")
+        if not 1 <= self.session_gap_minutes <= 1440:
+            raise ConfigError("REISE_SESSION_GAP_MINUTES must be between 1 and 1440")
 
     @property
     def query_limits(self) -> QueryLimits:
@@ -249,6 +257,12 @@ class ClientSettings:
     def retention(self) -> Retention:
         """The TTLs migrations bring the store to (REISE_RETENTION_DAYS, REISE_PII_RETENTION_DAYS)."""
         return Retention(days=self.retention_days, pii_days=self.pii_retention_days)
+
+    @property
+    def view_settings(self) -> dict[str, float]:
+        """The values the analytics views read from ``analytics_settings`` (migrations/0011_analytics.sql)."""
+        return {"attribution_lookback_days": float(self.attribution_lookback_days),
+                "session_gap_minutes": float(self.session_gap_minutes)}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -28,6 +28,7 @@ from collector.store.clickhouse import QueryResult, Store
 from collector.store.cluster import database_of
 from collector.store.migrate import apply_migrations, rendered_sql
 from collector.store.users import reader_user_sql
+from collector.store.view_settings import write_view_settings
 
 __all__ = ["main"]
 
@@ -126,12 +127,14 @@ def _serve_process(settings: Settings) -> None:
 
 
 def _migrate(settings: ClientSettings) -> list[str]:
-    """Apply the migrations (ON CLUSTER when REISE_CLUSTER names a cluster)."""
+    """Apply the migrations (ON CLUSTER when REISE_CLUSTER names a cluster), then store the views' settings."""
     if settings.cluster and is_embedded(settings.dsn):
         raise ConfigError("a cluster needs a ClickHouse server DSN (http(s)://...); use --print to see the SQL")
     store = Store(dsn=settings.dsn)
     try:
-        return apply_migrations(store, cluster=settings.cluster or None, retention=settings.retention)
+        applied = apply_migrations(store, cluster=settings.cluster or None, retention=settings.retention)
+        write_view_settings(store, settings.view_settings)
+        return applied
     finally:
         store.close()
 

@@ -26,7 +26,7 @@ from collector.edge.middleware import http_middleware
 from collector.edge.queryslots import QuerySlots
 from collector.edge.snowplow import snowplow_routes
 from collector.edge.sourcelist import source_list_routes
-from collector.errors import ConfigError
+from collector.errors import ConfigError, ReiseError
 from collector.ingest.attribution import AttributionRules
 from collector.ingest.batcher import Batcher
 from collector.ingest.dedup import Dedup
@@ -39,6 +39,7 @@ from collector.limits import MAX_BATCH_BYTES
 from collector.metrics import Metrics
 from collector.settings import Settings
 from collector.store.clickhouse import Store
+from collector.store.view_settings import write_view_settings
 
 __all__ = ["create_app"]
 
@@ -100,6 +101,28 @@ async def _store_ctx(app: web.Application, rules: StageRules, attribution: Attri
             lock.close()
 
 
+async def _view_settings_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Store the analytics views' settings once the store is ready (the batcher migrates it first)."""
+
+    async def write() -> None:
+        batcher, values = app[BATCHER], app[SETTINGS].view_settings
+        while not await batcher.connect():
+            await asyncio.sleep(5)
+        try:
+            written = await batcher.run_exclusive(lambda: write_view_settings(app[STORE], values))
+        except ReiseError as exc:
+            log.warning("analytics view settings not stored", error=str(exc))
+        else:
+            if written:
+                log.info("analytics view settings stored", **written)
+
+    task = asyncio.create_task(write(), name="reise-view-settings")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def lock_directory(directory: Path) -> IO[bytes]:
     """Hold an exclusive lock on a spool directory for this process's lifetime; refuse a second holder."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -147,4 +170,5 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(source_list_routes())  # the dashboard's source list (collector/edge/sourcelist.py)
     app.router.add_get("/metrics", metrics_handler)
     app.cleanup_ctx.append(lambda started: _store_ctx(started, rules, attribution))
+    app.cleanup_ctx.append(_view_settings_ctx)
     return app

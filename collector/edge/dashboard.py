@@ -29,6 +29,7 @@ from collector.edge.metrics import METRICS
 from collector.edge.session import COOKIE, Session, issue, read
 from collector.errors import RequestRejected
 from collector.journey.analyst import look_up_customer
+from collector.journey.analytics import analytics
 from collector.journey.insights import FILTER_OPTIONS_SQL, SEARCH_SQL, Filters, overview
 from collector.store import sessions
 
@@ -173,6 +174,15 @@ async def api_overview(request: web.Request) -> web.Response:
     return _no_store(await read_as(request, name, lambda: overview(run, filters), what="dashboard"))
 
 
+async def api_analytics(request: web.Request) -> web.Response:
+    """Attribution (for the filters), time between stages, path flows and cohorts."""
+    name = await _require_session(request)
+    filters = Filters(since=_day_param(request, "from"), until=_day_param(request, "to", next_day=True),
+                      channel=_text_param(request, "channel"), campaign=_text_param(request, "campaign"))
+    run = readonly_runner(request.app)
+    return _no_store(await read_as(request, name, lambda: analytics(run, filters), what="dashboard"))
+
+
 async def api_filters(request: web.Request) -> web.Response:
     """The channels and campaigns there are, for the filter menus."""
     name = await _require_session(request)
@@ -216,6 +226,7 @@ def dashboard_routes() -> list[web.AbstractRouteDef]:
         web.post("/dashboard/login", login),
         web.post("/dashboard/logout", logout),
         web.get("/dashboard/api/overview", api_overview),
+        web.get("/dashboard/api/analytics", api_analytics),
         web.get("/dashboard/api/filters", api_filters),
         web.get("/dashboard/api/customers", api_customers),
         web.get("/dashboard/api/customer", api_customer),

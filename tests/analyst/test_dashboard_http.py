@@ -138,6 +138,9 @@ def test_the_json_endpoints_need_a_valid_session_and_the_header(demo_collector: 
     other_key = session.issue("another-admin-key", "admin", 3600)
     assert api(demo_collector, path, f"{name}={other_key}").status == 401
     assert api(demo_collector, path, demo_collector.admin_key).status == 401
+    for other in ("/dashboard/api/filters", "/dashboard/api/analytics"):  # every JSON endpoint, not only one
+        assert api(demo_collector, other, None).status == 401, other
+        assert api(demo_collector, other, f"{name}={forged}").status == 401, other
 
 
 def test_overview_counts_and_filters(demo_collector: Collector, cookie: str) -> None:
