@@ -18,13 +18,13 @@ from collector.edge.answers import json_response
 from collector.edge.appkeys import INGESTOR
 from collector.edge.body import read_body
 from collector.edge.metrics import METRICS
-from collector.errors import PayloadInvalid, RequestRejected, SignatureInvalid
+from collector.errors import EventRejected, PayloadInvalid, RequestRejected, SignatureInvalid
 from collector.ingest.ingestor import Accepted
 from collector.sources import meta
 from collector.sources.config import Source
 from collector.sources.context import source_context
 from collector.sources.providers import PROVIDERS
-from collector.sources.webhook import Rejected, WebhookRequest
+from collector.sources.webhook import Mapped, Rejected, WebhookRequest
 
 __all__ = ["MAX_WEBHOOK_BYTES", "hook_routes"]
 
@@ -40,6 +40,14 @@ def _source(request: web.Request) -> Source:
     return source
 
 
+def _events(source: Source, call: WebhookRequest) -> list[Mapped]:
+    """The provider's events; a request that is one unreadable event (no id, say) is that event rejected."""
+    try:
+        return PROVIDERS[source.kind].events(source, call)
+    except EventRejected as exc:
+        return [Rejected(exc.reason, call.body.decode("utf-8", "replace"))]
+
+
 async def webhook(request: web.Request) -> web.Response:
     """``POST /hooks/{source}``: one provider request, verified, then its events ingested."""
     check_address(request)
@@ -51,7 +59,7 @@ async def webhook(request: web.Request) -> web.Response:
                           query=request.query, body=raw)
     try:
         provider.verify(source, call)
-        mapped = provider.events(source, call)
+        mapped = _events(source, call)
     except (SignatureInvalid, PayloadInvalid) as exc:
         signature = isinstance(exc, SignatureInvalid)
         if signature:
@@ -70,8 +78,9 @@ async def webhook(request: web.Request) -> web.Response:
         raise
     for item in (m for m in mapped if isinstance(m, Rejected)):
         outcome.rejected.append({"index": -1, "messageId": None, "reason": item.reason})
+        payload = item.payload if isinstance(item.payload, str) else orjson.dumps(item.payload, default=str).decode()
         await ingestor.keep_dead_letter(source=source.name, endpoint=source.kind, public=False, reason=item.reason,
-                                        payload=orjson.dumps(item.payload, default=str).decode())
+                                        payload=payload)
     metrics.record_source(source.name, source.kind, "ok", outcome)
     return json_response(outcome.as_json())
 

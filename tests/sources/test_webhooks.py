@@ -159,6 +159,22 @@ def test_square_payments_sign_the_notification_url(sources: Collector) -> None:
                                                                                "purchase")
 
 
+def test_a_signed_event_without_its_id_is_a_dead_letter_not_an_error(sources: Collector) -> None:
+    t = tag()
+    doc = payloads.square_payment("", f"pay-{t}", f"ord-{t}")
+    body = payloads.dumps(doc)
+    reply = hook(sources, "square", body, {"x-square-hmacsha256-signature": b64_hmac(SQUARE_KEY, SQUARE_URL.encode()
+                                                                                    + body)})
+    assert reply.status == 200 and reply.body["accepted"] == 0
+    assert reply.body["rejected"][0]["reason"].startswith("event_id: ")
+    assert dead_letters(sources, "square", f"pay-{t}")[0]["reason"].startswith("event_id: ")
+    order = int(uuid.uuid4().int % 10**12)
+    refund = payloads.dumps({"id": order})  # a refund that names no order
+    reply = hook(sources, "shop", refund, {"X-Shopify-Hmac-Sha256": b64_hmac(SHOPIFY_SECRET, refund),
+                                          "X-Shopify-Topic": "refunds/create"})
+    assert reply.status == 200 and reply.body["rejected"][0]["reason"].startswith("order_id and id: ")
+
+
 def test_meta_handshake_and_signed_changes(sources: Collector) -> None:
     t = tag()
     url = f"{sources.url}/hooks/meta?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token="
