@@ -1,12 +1,19 @@
 // The dashboard's source list: every configured source and what it sent in the last 30 days.
+// Loaded only while its card is open, so it never takes a query slot from the charts (REISE_QUERY_CONCURRENCY).
 (function () {
   "use strict";
-  const REFRESH_MS = 15000;
+  const REFRESH_MS = 60000;
+  const details = document.getElementById("sources-details");
+  let timer = null;
 
   async function load() {
     const response = await fetch("/dashboard/api/sources", {
       headers: { "X-Reise-Dashboard": "1" }, credentials: "same-origin", cache: "no-store",
     });
+    if (response.status === 429) {  // the key's queries are busy: try again when they are done
+      timer = setTimeout(load, 1000 * (Number(response.headers.get("Retry-After")) || 1));
+      return;
+    }
     if (!response.ok) return;
     const { sources } = await response.json();
     const body = document.querySelector("#sources-table tbody");
@@ -22,8 +29,11 @@
       }
       return row;
     }));
+    timer = setTimeout(load, REFRESH_MS);
   }
 
-  load();
-  setInterval(() => { if (!document.hidden) load(); }, REFRESH_MS);
+  details.addEventListener("toggle", () => {
+    clearTimeout(timer);
+    if (details.open) load();
+  });
 })();
