@@ -13,6 +13,7 @@ __all__ = [
     "EventWithoutConsent",
     "LinkInvalid",
     "NotFound",
+    "PayloadInvalid",
     "QueryBusy",
     "QueryForbidden",
     "QueryRefused",
@@ -20,6 +21,7 @@ __all__ = [
     "ReiseError",
     "RequestRejected",
     "ShuttingDown",
+    "SignatureInvalid",
     "SpoolFull",
     "SpoolWriteFailed",
     "StoreError",
@@ -66,6 +68,14 @@ class LinkInvalid(ReiseError):
 
 class NotFound(ReiseError):
     """An id names no customer, or (for an unlink) no link."""
+
+
+class SignatureInvalid(ReiseError):
+    """A signed source's request is unsigned, or its signature (or credentials) does not verify."""
+
+
+class PayloadInvalid(ReiseError):
+    """A source's request body cannot be read as that source's payload (not JSON, not the provider's shape)."""
 
 
 class TryLater(ReiseError):

@@ -77,6 +77,12 @@ class Metrics:
                                       "logout or revoke_all", ["how"], registry=registry)
         self.suppressed_ids = Gauge("reise_suppressed_ids", "Ids on the suppression list as this collector last "
                                     "loaded it (reise forget --suppress)", registry=registry)
+        self.source_requests = Counter("reise_source_requests", "Requests of the sources in REISE_SOURCES (Snowplow "
+                                       "apps, webhooks), by source, kind and outcome: ok, bad_signature, "
+                                       "bad_payload, refused", ["source", "kind", "outcome"], registry=registry)
+        self.source_events = Counter("reise_source_events", "Events of the sources in REISE_SOURCES, by source and "
+                                     "outcome: accepted, duplicate, rejected, without_consent", ["source", "outcome"],
+                                     registry=registry)
         self._reasons: set[str] = set()
         # labelled children looked up once: a label lookup costs more than the increment on the hot path
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -103,6 +109,16 @@ class Metrics:
         """Count an ingest outcome (``collector.ingest.ingestor.Accepted``: accepted, duplicates, rejected[reason])."""
         rejected: Iterable[Mapping[str, Any]] = outcome.rejected
         self.record_events(outcome.accepted, outcome.duplicates, (str(r.get("reason", "")) for r in rejected))
+
+    def record_source(self, source: str, kind: str, outcome: str, events: Any = None) -> None:
+        """Count one request of a configured source and, given its ingest outcome, its events by outcome."""
+        self.source_requests.labels(source, kind, outcome).inc()
+        if events is None:
+            return
+        for name, count in (("accepted", events.accepted), ("duplicate", events.duplicates),
+                            ("rejected", len(events.rejected)), ("without_consent", events.without_consent)):
+            if count:
+                self.source_events.labels(source, name).inc(count)
 
     def record_rate_limited(self, events: int) -> None:
         """Count events refused past their key's rate limit and not kept (pixel hits, which still get their GIF)."""

@@ -20,6 +20,7 @@ from collector.errors import ConfigError
 from collector.identity.guards import DEFAULT_MAX_IDS, DEFAULT_NEVER_LINK, LinkPolicy
 from collector.ingest.scopes import ALL_SCOPES, PUBLIC_SCOPES, KeyScope, parse_key_scopes, parse_verify_secrets
 from collector.ingest.stages import CHANNELS
+from collector.sources.config import Sources, load_sources
 from collector.store.readonly import QueryLimits
 from collector.store.retention import Retention
 
@@ -318,6 +319,7 @@ class Settings(ClientSettings):
     trigger_concurrency: int = 8  # default per-destination requests at once
     trigger_rate: float = 50.0  # default per-destination requests a second (0: no limit)
     trigger_scan_interval: float = 60.0  # seconds between scans for dormant buyers and last-seen segments
+    sources: Sources = field(default_factory=Sources)  # Snowplow apps and signed webhooks (REISE_SOURCES)
 
     ENV: ClassVar[Mapping[str, _Reader]] = {
         **ClientSettings.ENV,
@@ -358,6 +360,7 @@ class Settings(ClientSettings):
         "trigger_concurrency": ("REISE_TRIGGER_CONCURRENCY", int),
         "trigger_rate": ("REISE_TRIGGER_RATE", float),
         "trigger_scan_interval": ("REISE_TRIGGER_SCAN_INTERVAL", float),
+        "sources": ("REISE_SOURCES", load_sources),
     }
 
     @classmethod
@@ -415,10 +418,10 @@ class Settings(ClientSettings):
             raise ConfigError("REISE_SUPPRESSION_RELOAD must be positive")
         if not 2 <= self.max_ids_per_customer <= 100_000:
             raise ConfigError("REISE_MAX_IDS_PER_CUSTOMER must be between 2 and 100000")
-        sources = {key.source for key in self.write_keys.values()}
+        sources = {key.source for key in self.write_keys.values()} | set(self.sources.by_name)
         for var, named in (("REISE_VERIFY_SECRETS", self.verify_secrets), ("REISE_KEY_SCOPES", self.key_scopes)):
             unknown = sorted(set(named) - sources)
-            if unknown and self.write_keys:
+            if unknown and (self.write_keys or self.sources):
                 raise ConfigError(f"{var}: no write key has the source {', '.join(map(repr, unknown))}")
         if self.workers > 1 and is_embedded(self.dsn):
             raise ConfigError(
@@ -438,13 +441,13 @@ class Settings(ClientSettings):
 
     @property
     def secret_values(self) -> tuple[str, ...]:
-        """Every configured secret (secret write keys; admin, read and link keys; verification secrets).
+        """Every configured secret (secret write keys; admin, read and link keys; verification and source secrets).
 
         What dead letters never keep.
         """
         write = (key for key, record in self.write_keys.items() if not record.public)
         return tuple(filter(None, (*write, self.admin_key, *self.link_keys, *self.read_keys,
-                                   *self.verify_secrets.values())))
+                                   *self.verify_secrets.values(), *self.sources.secrets())))
 
     def with_keys(self, write_keys: Mapping[str, WriteKey], admin_key: str) -> Settings:
         """A copy with generated development keys."""

@@ -13,11 +13,13 @@ from aiohttp import web
 from collector.errors import (
     LinkInvalid,
     NotFound,
+    PayloadInvalid,
     QueryForbidden,
     QueryRefused,
     RateLimited,
     ReiseError,
     RequestRejected,
+    SignatureInvalid,
     StoreError,
     StoreUnavailable,
     TryLater,
@@ -38,6 +40,8 @@ HTTP_ERRORS: tuple[tuple[type[ReiseError], int, float | None, str], ...] = (
     (QueryRefused, 400, None, "sql: "),
     (LinkInvalid, 400, None, ""),
     (NotFound, 404, None, ""),
+    (SignatureInvalid, 401, None, "signature: "),
+    (PayloadInvalid, 400, None, "payload: "),
 )
 
 

@@ -13,15 +13,19 @@ from typing import IO
 import structlog
 from aiohttp import web
 
+from collector.edge.ajs import ajs_routes
 from collector.edge.appkeys import AUTH_FAILURES, BATCHER, INGESTOR, QUERY_SLOTS, READ_STORE, READERS, SETTINGS, STORE
 from collector.edge.authlimit import AuthFailures
 from collector.edge.channels import install_channels
 from collector.edge.dashboard import dashboard_routes
 from collector.edge.deadletters import dead_letter_routes
 from collector.edge.handlers import routes
+from collector.edge.hooks import hook_routes
 from collector.edge.metrics import METRICS, metrics_handler
 from collector.edge.middleware import http_middleware
 from collector.edge.queryslots import QuerySlots
+from collector.edge.snowplow import snowplow_routes
+from collector.edge.sourcelist import source_list_routes
 from collector.edge.triggers import TRIGGERS, trigger_routes
 from collector.errors import ConfigError, ReiseError
 from collector.ingest.attribution import AttributionRules
@@ -174,6 +178,10 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(dashboard_routes())
     app.add_routes(dead_letter_routes())
     app.add_routes(trigger_routes())
+    app.add_routes(hook_routes())  # signed webhooks of REISE_SOURCES (collector/edge/hooks.py)
+    app.add_routes(snowplow_routes())  # the Snowplow tracker protocol (collector/edge/snowplow.py)
+    app.add_routes(ajs_routes())  # analytics.js settings and Segment's short paths (collector/edge/ajs.py)
+    app.add_routes(source_list_routes())  # the dashboard's source list (collector/edge/sourcelist.py)
     app.router.add_get("/metrics", metrics_handler)
     app.cleanup_ctx.append(lambda started: _store_ctx(started, rules, attribution, trigger_config))
     app.cleanup_ctx.append(_view_settings_ctx)

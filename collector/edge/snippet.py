@@ -12,13 +12,17 @@ SNIPPET_PATH = Path(__file__).resolve().parents[1] / "static" / "t.js"
 SNIPPET = web.AppKey("snippet", bytes)
 # Public ingestion endpoints a browser may post to; the admin endpoints are left out on purpose.
 CORS_PATHS = frozenset({"/v1/batch", "/v1/track", "/v1/page", "/v1/identify", "/v1/alias", "/v1/screen",
-                        "/v1/group", "/p.gif", "/t.js"})
+                        "/v1/group", "/p.gif", "/t.js",
+                        "/v1/t", "/v1/p", "/v1/i", "/v1/a", "/v1/g", "/v1/s"})  # analytics.js (collector/edge/ajs.py)
 # Allow any origin on the ingestion endpoints (no credentials: keys travel in the body or a header); added to
 # their answers by collector.edge.middleware.
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type, Content-Encoding, Authorization",
+    # RudderStack's browser library adds AnonymousId, SentAt and its retry headers (Rsa-...)
+    "Access-Control-Allow-Headers": "Content-Type, Content-Encoding, Authorization, AnonymousId, SentAt, "
+                                    "Rsa-Recovered, Rsa-Retry-Attempt, Rsa-Since-Last-Attempt, "
+                                    "Rsa-Since-First-Attempt, Rsa-Retry-Reason",
     "Access-Control-Max-Age": "86400",
 }
 

@@ -3,8 +3,9 @@
 Read from ``context.consent`` and from a top-level ``consent``. A value is ``true``/``false``, ``1``/``0``, a
 word (``"yes"``, ``"no"``, ``"granted"``, ``"denied"`` ...; any case), or a category object: ``analytics``,
 ``analytics_storage`` (Google Consent Mode) or ``statistics`` (Cookiebot), also inside Segment's
-``categoryPreferences``. An object naming none of these categories refuses nothing; a missing or ``null``
-value is consent given (the shop asks before it sends).
+``categoryPreferences``; RudderStack's ``context.consentManagement.deniedConsentIds`` naming one of them
+refuses. An object naming none of these categories refuses nothing; a missing or ``null`` value is consent
+given (the shop asks before it sends).
 """
 
 from __future__ import annotations
@@ -44,6 +45,15 @@ def refused(value: Any) -> bool:
     return True  # a list or anything else: not a yes
 
 
+def _denied_ids(management: Any) -> bool:
+    """RudderStack's ``context.consentManagement``: a denied consent id naming an analytics category refuses."""
+    denied = management.get("deniedConsentIds") if isinstance(management, Mapping) else None
+    return isinstance(denied, list) and any(
+        isinstance(name, str) and name.strip().lower() in CATEGORY_KEYS for name in denied)
+
+
 def refused_in(event: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
-    """True when the event's ``context.consent`` or top-level ``consent`` refuses."""
-    return refused(context.get("consent")) or refused(event.get("consent"))
+    """True when the event's ``context.consent``, top-level ``consent`` or (RudderStack)
+    ``context.consentManagement.deniedConsentIds`` refuses."""
+    return refused(context.get("consent")) or refused(event.get("consent")) or _denied_ids(
+        context.get("consentManagement"))
