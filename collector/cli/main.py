@@ -13,6 +13,7 @@ from aiohttp import web
 
 from collector.cli.channels import CHANNEL_COMMANDS, add_channel_parsers, run_channel_command
 from collector.cli.demo import add_demo_parser, run_demo
+from collector.cli.enrich import add_enrich_parser, run_enrich
 from collector.cli.report import add_report_parser, run_report
 from collector.cli.tables import format_record, format_table
 from collector.cli.workers import run_workers
@@ -75,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     add_channel_parsers(commands)
     add_demo_parser(commands)
     add_report_parser(commands)
+    add_enrich_parser(commands)
     return parser
 
 
@@ -191,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                               write_key=args.write_key))
         elif args.command == "report":
             sys.exit(run_report(settings, args))
+        elif args.command == "enrich":
+            sys.exit(run_enrich(settings, args))
     except ReiseError as exc:
         print(f"reise: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -114,7 +114,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(handler_args={"auto_decompress": False, "max_line_size": MAX_REQUEST_LINE,
                                         "max_field_size": MAX_HEADER_FIELD},
                           middlewares=[http_middleware],  # request id, errors, CORS, metrics
-                          client_max_size=MAX_BATCH_BYTES * 2)
+                          client_max_size=max(MAX_BATCH_BYTES * 2, settings.max_body_bytes + 64 * 1024))
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[METRICS].watch_pending(lambda: float(app[BATCHER].pending) if BATCHER in app else 0.0)

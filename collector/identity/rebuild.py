@@ -15,7 +15,7 @@ from collector.store.clickhouse import Store
 
 __all__ = ["Unlinked", "rebuild_state", "unlink"]
 
-# The same aggregation as customer_state_mv (migrations/0008), over a customer's raw touchpoints.
+# The same aggregation as customer_state_mv (migrations/0012), over a customer's raw touchpoints in the journey.
 REBUILD_SQL = """
 INSERT INTO customer_state
 SELECT
@@ -41,7 +41,7 @@ SELECT
     groupArrayIf(t.campaign, t.contact) AS contact_campaigns,
     groupArrayIf(t.stage_rank, t.contact) AS contact_stages
 FROM (SELECT *, type IN ('track', 'page', 'screen') AS contact FROM touchpoints
-      WHERE journey_id IN {ids:Array(String)}) AS t
+      WHERE journey_id IN {ids:Array(String)} AND in_journey) AS t
 GROUP BY customer_id
 """
 EDGES_SQL = """

@@ -76,7 +76,10 @@ def split_statements(sql: str) -> tuple[str, ...]:
 
 
 def load_migrations(directory: Traversable = MIGRATIONS_DIR) -> list[Migration]:
-    """Read the numbered migrations in order; refuse gaps and duplicate numbers."""
+    """Read the numbered migrations in order; refuse duplicate numbers.
+
+    Numbers may skip (branches number their migrations apart); each is applied once, in order, when missing.
+    """
     migrations = []
     for path in sorted((p for p in directory.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name):
         match = _NAME.match(path.name)
@@ -87,8 +90,8 @@ def load_migrations(directory: Traversable = MIGRATIONS_DIR) -> list[Migration]:
     if not migrations:
         raise ConfigError(f"no migrations found in {directory}: the package is installed without its data files")
     versions = [m.version for m in migrations]
-    if versions != list(range(1, len(versions) + 1)):
-        raise ConfigError(f"migrations in {directory} must be numbered 1..N without gaps, got {versions}")
+    if len(set(versions)) != len(versions) or 0 in versions:
+        raise ConfigError(f"migrations in {directory} must have distinct numbers from 1, got {versions}")
     return migrations
 
 
