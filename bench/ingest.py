@@ -444,10 +444,13 @@ def enrichment_costs(bodies: Sequence[bytes]) -> dict[str, float]:
     bots, mail, places = enricher.bots, enricher.mail, enricher.places
     costs: dict[str, float] = {}
 
-    def timed(name: str, work: Any, count: int = len(events)) -> None:
-        started = time.perf_counter()
-        work()
-        costs[name] = (time.perf_counter() - started) / count * 1e6
+    def timed(name: str, work: Any, count: int = len(events), rounds: int = 3) -> None:
+        best = float("inf")
+        for _ in range(rounds):  # the best of three: other work on the machine only ever adds
+            started = time.perf_counter()
+            work()
+            best = min(best, time.perf_counter() - started)
+        costs[name] = best / count * 1e6
 
     def mail_all() -> None:
         for event, ua, ip in zip(events, agents, ips, strict=True):
@@ -461,8 +464,8 @@ def enrichment_costs(bodies: Sequence[bytes]) -> dict[str, float]:
     timed("place", lambda: [places.place(ip) for ip in ips])
     fresh = [f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.{n}.1"
              f" Safari/537.36" for n in range(500)]
-    timed("device, first sight of a user agent", lambda: [enricher.device(ua, {}) for ua in fresh], len(fresh))
-    timed("bot, first sight of a user agent", lambda: [bots.ua_reason(ua) for ua in fresh], len(fresh))
+    timed("device, first sight of a user agent", lambda: [enricher.device(ua, {}) for ua in fresh], len(fresh), 1)
+    timed("bot, first sight of a user agent", lambda: [bots.ua_reason(ua) for ua in fresh], len(fresh), 1)
     rules = StageRules.load(DEFAULT_RULES_PATH)
     for name, which in (("normalise without enrichment", None), ("normalise with every enrichment", enricher)):
         ctx = IngestContext(source="bench", received_ms=int(time.time() * 1000), rules=rules, enricher=which)

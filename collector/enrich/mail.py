@@ -58,7 +58,8 @@ class MailMachines:
         self.window_ms = int(window_seconds * 1000)
         self._markers: tuple[tuple[str, str], ...] = tuple(spec["user_agents"].items())
         self._exact: dict[str, str] = dict(spec["exact_user_agents"])
-        networks = [(ipaddress.ip_network(cidr), reason) for cidr, reason in spec["networks"].items()]
+        networks = [(n.version, int(n.network_address), int(n.broadcast_address), reason)
+                    for n, reason in ((ipaddress.ip_network(c), r) for c, r in spec["networks"].items())]
         self._recent: OrderedDict[tuple[str, str], tuple[int, str]] = OrderedDict()
 
         @lru_cache(maxsize=65_536)
@@ -67,8 +68,9 @@ class MailMachines:
                 address = ipaddress.ip_address(ip)
             except ValueError:
                 return ""
-            for network, reason in networks:
-                if address.version == network.version and address in network:
+            version, number = address.version, int(address)
+            for net_version, first, last, reason in networks:  # integer ranges: no ipaddress objects per check
+                if net_version == version and first <= number <= last:
                     return f"net:{reason}"
             return ""
 

@@ -43,8 +43,10 @@ def test_batch_context_and_integrations_apply_to_each_event_and_the_event_wins(c
     assert compat.post("/v1/batch", body).body["rejected"] == []
     a, b = sorted(rows(compat, "customer_id = {u:String}", {"u": user}, 2, "event, locale, channel, integrations"),
                   key=lambda r: str(r["event"]))
-    assert a == {"event": "A", "locale": "de-DE", "channel": "pos", "integrations": {"All": "false", "Mixpanel": "true"}}
-    assert b == {"event": "B", "locale": "fr-FR", "channel": "pos", "integrations": {"All": "true", "Mixpanel": "true"}}
+    assert a == {"event": "A", "locale": "de-DE", "channel": "pos",
+                 "integrations": {"All": "false", "Mixpanel": "true"}}
+    assert b == {"event": "B", "locale": "fr-FR", "channel": "pos",
+                 "integrations": {"All": "true", "Mixpanel": "true"}}
 
 
 def test_channel_order_properties_then_context_then_the_keys_single_channel(compat: Collector) -> None:

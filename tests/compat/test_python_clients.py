@@ -28,7 +28,8 @@ def _rudder(collector: Collector, errors: list[Exception], key: str = "wk_test")
 
 
 def test_segment_python_names_the_channel_in_properties_and_keeps_its_fields(compat: Collector) -> None:
-    user, errors = f"seg-{uuid.uuid4().hex[:10]}", []
+    user = f"seg-{uuid.uuid4().hex[:10]}"
+    errors: list[Exception] = []
     client = _segment(compat, errors)
     context = {"locale": "de-DE", "timezone": "Europe/Berlin", "app": {"name": "Shop", "version": "4.2"},
                "device": {"type": "ios", "model": "iPhone15,2", "manufacturer": "Apple"},
@@ -59,7 +60,8 @@ def test_segment_python_names_the_channel_in_properties_and_keeps_its_fields(com
 
 def test_rudder_python_pages_are_attributed_like_segment_ones(compat: Collector) -> None:
     """rudder-sdk-python sends top-level channel "server": no channel choice, so its page views are attributed."""
-    seg_user, rud_user, errors = f"seg-{uuid.uuid4().hex[:8]}", f"rud-{uuid.uuid4().hex[:8]}", []
+    seg_user, rud_user = f"seg-{uuid.uuid4().hex[:8]}", f"rud-{uuid.uuid4().hex[:8]}"
+    errors: list[Exception] = []
     for client, user in ((_segment(compat, errors), seg_user), (_rudder(compat, errors), rud_user)):
         client.page(user, name="Spring", properties={"url": PAGE_URL, "referrer": "https://mail.example/"})
         client.track(user, "Product Viewed", {"sku": "A1"})
@@ -79,7 +81,8 @@ def test_rudder_python_pages_are_attributed_like_segment_ones(compat: Collector)
 
 
 def test_an_oversized_event_in_a_rudder_batch_is_rejected_alone(compat: Collector) -> None:
-    user, errors = f"big-{uuid.uuid4().hex[:10]}", []
+    user = f"big-{uuid.uuid4().hex[:10]}"
+    errors: list[Exception] = []
     client = _rudder(compat, errors)
     client.track(user, "Before", {"n": 1})
     client.track(user, "Huge", {"blob": "x" * 100_000})  # rudder-sdk-python allows 4 MB a message
@@ -104,7 +107,8 @@ def small_bodies(tmp_path: Path) -> Iterator[Collector]:
 
 
 def test_errors_carry_code_and_message_so_clients_give_up_without_a_retry_storm(small_bodies: Collector) -> None:
-    user, errors = f"err-{uuid.uuid4().hex[:10]}", []
+    user = f"err-{uuid.uuid4().hex[:10]}"
+    errors: list[Exception] = []
     client = _rudder(small_bodies, errors)
     for n in range(3):
         client.track(user, "Filler", {"blob": "y" * 30_000, "n": n})  # 90 KB in one batch: 413
@@ -124,7 +128,8 @@ def test_errors_carry_code_and_message_so_clients_give_up_without_a_retry_storm(
 
 
 def test_segment_python_identities_merge_and_every_event_is_stored_once(compat: Collector) -> None:
-    anon, user, errors = f"anon-{uuid.uuid4().hex[:8]}", f"user-{uuid.uuid4().hex[:8]}", []
+    anon, user = f"anon-{uuid.uuid4().hex[:8]}", f"user-{uuid.uuid4().hex[:8]}"
+    errors: list[Exception] = []
     client = _segment(compat, errors)
     client.page(anonymous_id=anon, name="Home", properties={"url": SHOP})
     client.identify(user, {"email": "x@example.com"}, anonymous_id=anon)
