@@ -540,6 +540,7 @@ class BenchResult:
     memory_spool_end_to_end_seconds: float | None = None
     no_enrich_end_to_end_seconds: float | None = None  # the same run with REISE_ENRICH=none
     enrich_costs_us: dict[str, float] = field(default_factory=dict)  # per-event cost of each enrichment (us)
+    no_enrich_collector_cpu_seconds: float | None = None  # collector CPU of the run with enrichment off
 
     @property
     def accept_rate(self) -> float:
@@ -688,6 +689,7 @@ def run(args: argparse.Namespace) -> BenchResult:
             errors=sent.errors + (memory.sent.errors if memory else []),
             memory_spool_end_to_end_seconds=memory.end_to_end_seconds if memory else None,
             no_enrich_end_to_end_seconds=plain.end_to_end_seconds if plain else None, enrich_costs_us=costs,
+            no_enrich_collector_cpu_seconds=plain.collector_cpu if plain else None,
         )
     finally:
         if not args.keep:
@@ -721,6 +723,8 @@ def format_table(result: BenchResult) -> str:
         ("end-to-end events/s, enrichment off", rate(result.no_enrich_rate)),
         ("enrichment cost (share of the rate without it)",
          f"{result.enrich_cost:.1%}" if result.enrich_cost is not None else "-"),
+        ("collector CPU us/event, enrichment off", f"{result.no_enrich_collector_cpu_seconds / result.events * 1e6:.1f}"
+         if result.no_enrich_collector_cpu_seconds is not None else "-"),
         *((f"  {name} us/event", f"{cost:.2f}") for name, cost in result.enrich_costs_us.items()),
         ("collector peak RSS (MiB)", f"{result.collector_peak_rss_mib:.0f}"
          if result.collector_peak_rss_mib is not None else "-"),
