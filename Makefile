@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench-ingest bench-sdk bench-pixel bench-journey demo clean
+.PHONY: run test lint bench-ingest bench-sdk bench-pixel bench-journey bench-analytics demo clean
 
 $(STAMP): pyproject.toml sdk/pyproject.toml
 	python3 -m venv $(VENV)
@@ -36,6 +36,9 @@ bench-sdk: $(STAMP)
 # The pixel against a bare aiohttp handler answering the same GIF, in one run (wrk; see bench/README.md)
 bench-journey: $(STAMP)
 	$(PY) bench/journey_scale.py
+
+bench-analytics: $(STAMP)
+	$(PY) bench/analytics_scale.py
 
 bench-pixel: $(STAMP)
 	$(PY) bench/pixel.py

@@ -13,6 +13,8 @@ __all__ = [
     "EventWithoutConsent",
     "LinkInvalid",
     "NotFound",
+    "QueryBusy",
+    "QueryForbidden",
     "QueryRefused",
     "RateLimited",
     "ReiseError",
@@ -101,3 +103,11 @@ class StoreUnavailable(StoreError):
 
 class QueryRefused(ReiseError):
     """A read-only query was refused (it writes, is malformed, or exceeded a limit)."""
+
+
+class QueryForbidden(QueryRefused):
+    """The query guard refused a query: it reaches outside Reise's tables, writes, kills or changes settings."""
+
+
+class QueryBusy(RateLimited):
+    """A key already runs as many queries at once as it may; the same query may be sent again shortly."""

@@ -37,8 +37,9 @@ class Metrics:
                                 ["route", "method", "status"], registry=registry)
         self.request_seconds = Histogram("reise_http_request_duration_seconds", "Time to answer a request, by route",
                                          ["route"], buckets=REQUEST_BUCKETS, registry=registry)
-        self.events = Counter("reise_events", "Events received, by outcome: accepted, duplicate, rejected, or "
-                              "rate_limited (pixel hits past their key's limit: answered, not kept)",
+        self.events = Counter("reise_events", "Events received, by outcome: accepted, duplicate, rejected, "
+                              "rate_limited (pixel hits past their key's limit: answered, not kept), or "
+                              "suppressed (events and dead letters of suppressed ids: not kept)",
                               ["outcome"], registry=registry)
         self.rejected = Counter("reise_events_rejected", "Events rejected, by reason (the field at fault)",
                                 ["reason"], registry=registry)
@@ -51,14 +52,36 @@ class Metrics:
         self.store_errors = Counter("reise_store_errors", "Failed ClickHouse operations, by kind: unavailable "
                                     "(retried) or refused (bad data, kept as dead letters)", ["kind"],
                                     registry=registry)
+        self.store_retries = Counter("reise_store_retries", "Store operations retried, by ClickHouse error code "
+                                     "(network: no answer)", ["code"], registry=registry)
+        self.retrying = Gauge("reise_store_retrying", "1 while writing to ClickHouse is failing and being retried",
+                              registry=registry)
+        self.parked = Counter("reise_rows_parked", "Rows the store refused as bad data and kept as dead letters "
+                              "(dead_letters: kept in the spool's failed/ folder), by table", ["table"],
+                              registry=registry)
+        self.drain_restarts = Counter("reise_drain_restarts", "Times the drain loop died and was restarted",
+                                      registry=registry)
+        self.drain_up = Gauge("reise_drain_up", "1 while the drain loop runs, 0 while it is down after a failure",
+                              registry=registry)
         self.pending = Gauge("reise_pending_rows", "Rows accepted and not yet written to ClickHouse",
                              registry=registry)
         self.spool_bytes = Gauge("reise_spool_bytes", "Bytes held in the durable spool", registry=registry)
+        self.auth_failures = Counter("reise_auth_failures", "Failed authentications, by kind: write, read, admin "
+                                     "or dashboard", ["kind"], registry=registry)
+        self.auth_limited = Counter("reise_auth_limited", "Requests answered 429 because their address failed to "
+                                    "authenticate too often (REISE_AUTH_FAILURES)", registry=registry)
+        self.queries = Counter("reise_queries", "Analysts' queries (/v1/query, /v1/customers, the dashboard), by "
+                               "key name and outcome: ok, refused (the query guard), failed, busy", ["key", "outcome"],
+                               registry=registry)
+        self.sessions_ended = Counter("reise_sessions_ended", "Dashboard sessions ended on the server, by how: "
+                                      "logout or revoke_all", ["how"], registry=registry)
+        self.suppressed_ids = Gauge("reise_suppressed_ids", "Ids on the suppression list as this collector last "
+                                    "loaded it (reise forget --suppress)", registry=registry)
         self._reasons: set[str] = set()
         # labelled children looked up once: a label lookup costs more than the increment on the hot path
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._outcomes = {outcome: self.events.labels(outcome)
-                          for outcome in ("accepted", "duplicate", "rejected", "rate_limited")}
+                          for outcome in ("accepted", "duplicate", "rejected", "rate_limited", "suppressed")}
 
     def record_events(self, accepted: int, duplicates: int, reasons: Iterable[str]) -> None:
         """Count one request's events: accepted, duplicates, and each rejection by reason."""
@@ -85,6 +108,15 @@ class Metrics:
         """Count events refused past their key's rate limit and not kept (pixel hits, which still get their GIF)."""
         self._outcomes["rate_limited"].inc(events)
 
+    def record_suppressed(self, rows: int) -> None:
+        """Count events and dead letters not kept because one of their ids is on the suppression list."""
+        if rows:
+            self._outcomes["suppressed"].inc(rows)
+
+    def watch_suppressed(self, size: Callable[[], float]) -> None:
+        """Read the suppression-list gauge (ids listed) from a callable at every scrape."""
+        self.suppressed_ids.set_function(size)
+
     def observe_insert(self, table: str, rows: int, seconds: float) -> None:
         """Record one successful insert: its size and how long it took."""
         self.insert_rows.labels(table).observe(rows)
@@ -94,6 +126,22 @@ class Metrics:
     def store_error(self, kind: str) -> None:
         """Count a failed store operation: ``unavailable`` (will be retried) or ``refused`` (bad data)."""
         self.store_errors.labels(kind).inc()
+
+    def auth_failed(self, kind: str) -> None:
+        """Count a failed authentication (``write``, ``read``, ``admin`` or ``dashboard``)."""
+        self.auth_failures.labels(kind).inc()
+
+    def query_done(self, key: str, outcome: str) -> None:
+        """Count an analyst's query by the name of its key and its outcome."""
+        self.queries.labels(key, outcome).inc()
+
+    def store_retry(self, code: int | None) -> None:
+        """Count one retried store operation by its ClickHouse error code (``network`` when there was none)."""
+        self.store_retries.labels(str(code) if code is not None else "network").inc()
+
+    def rows_parked(self, table: str, rows: int) -> None:
+        """Count rows the store refused as bad data and that were kept aside (dead letters or quarantine)."""
+        self.parked.labels(table).inc(rows)
 
     def watch_pending(self, rows: Callable[[], float]) -> None:
         """Read the pending-row gauge from a callable at every scrape."""

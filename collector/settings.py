@@ -22,6 +22,8 @@ from collector.errors import ConfigError
 from collector.identity.guards import DEFAULT_MAX_IDS, DEFAULT_NEVER_LINK, LinkPolicy
 from collector.ingest.scopes import ALL_SCOPES, PUBLIC_SCOPES, KeyScope, parse_key_scopes, parse_verify_secrets
 from collector.ingest.stages import CHANNELS
+from collector.store.readonly import QueryLimits
+from collector.store.retention import Retention
 
 __all__ = [
     "DEFAULT_RULES_PATH",
@@ -32,6 +34,7 @@ __all__ = [
     "chdb_path",
     "find_write_key",
     "is_embedded",
+    "parse_read_keys",
     "parse_write_keys",
     "require_engine",
 ]
@@ -80,6 +83,24 @@ def parse_write_keys(text: str) -> dict[str, WriteKey]:
         if key.startswith("pk_") and channels is None:
             raise ConfigError(f"REISE_WRITE_KEYS: public key of {source!r} must name its channels (pk_...@web)")
         keys[key] = WriteKey(source=source, key=key, channels=channels)
+    return keys
+
+
+_KEY_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def parse_read_keys(text: str) -> dict[str, str]:
+    """Parse ``name=key,...`` (REISE_READ_KEYS) into a mapping key -> name; the name ``admin`` is the admin key's."""
+    keys: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, key = (p.strip() for p in item.partition("="))
+        if not sep or not key or not _KEY_NAME.match(name):
+            raise ConfigError(f"REISE_READ_KEYS: expected name=key (name of letters, digits, _.-), got {name!r}")
+        if name == "admin" or name in keys.values():
+            raise ConfigError(f"REISE_READ_KEYS: the name {name!r} is used twice or is the admin key's")
+        if key in keys:
+            raise ConfigError(f"REISE_READ_KEYS: the key of {name!r} is used twice")
+        keys[key] = name
     return keys
 
 
@@ -143,24 +164,40 @@ class ClientSettings:
     url: str = "http://127.0.0.1:8080"
     write_key: str = ""  # what `reise demo` and `reise import` send with (REISE_WRITE_KEY); else the dev key
     admin_key: str = ""
+    read_key: str = ""  # what `reise sql` and `reise customer` send with (REISE_READ_KEY); else the admin key
+    read_dsn: str = ""  # server mode: the read-only ClickHouse user analysts' queries run as (REISE_READ_DSN)
     link_keys: tuple[str, ...] = ()  # secrets that sign click links; the first signs, all verify
     query_timeout: float = 30.0
     query_max_rows: int = 100_000
+    query_max_bytes: int = 64 * 1024**2
+    query_max_memory: int = 1024**3
     drain_timeout: float = 30.0
     cluster: str = ""
     verify_secrets: Mapping[str, str] = field(default_factory=dict)  # source -> identity-verification secret
+    retention_days: int | None = None  # raw touchpoints and dead letters (None: leave the store's TTL as it is)
+    pii_retention_days: int | None = None  # personal columns: ip, user_agent, traits, dead-letter payloads
+    attribution_lookback_days: int = 30  # contacts this long before a purchase share its credit (views)
+    session_gap_minutes: int = 30  # a contact this long after the previous one starts a session (views)
 
     ENV: ClassVar[Mapping[str, _Reader]] = {
         "dsn": ("REISE_DSN", str),
         "url": ("REISE_URL", str),
         "write_key": ("REISE_WRITE_KEY", str),
         "admin_key": ("REISE_ADMIN_KEY", str),
+        "read_key": ("REISE_READ_KEY", str),
+        "read_dsn": ("REISE_READ_DSN", str),
         "link_keys": ("REISE_LINK_KEYS", _comma_list),
         "query_timeout": ("REISE_QUERY_TIMEOUT", float),
         "query_max_rows": ("REISE_QUERY_MAX_ROWS", int),
+        "query_max_bytes": ("REISE_QUERY_MAX_BYTES", int),
+        "query_max_memory": ("REISE_QUERY_MAX_MEMORY", int),
         "drain_timeout": ("REISE_DRAIN_TIMEOUT", float),
         "cluster": ("REISE_CLUSTER", str),
         "verify_secrets": ("REISE_VERIFY_SECRETS", parse_verify_secrets),
+        "retention_days": ("REISE_RETENTION_DAYS", int),
+        "pii_retention_days": ("REISE_PII_RETENTION_DAYS", int),
+        "attribution_lookback_days": ("REISE_ATTRIBUTION_LOOKBACK_DAYS", int),
+        "session_gap_minutes": ("REISE_SESSION_GAP_MINUTES", int),
     }
 
     @classmethod
@@ -193,6 +230,41 @@ class ClientSettings:
             raise ConfigError(f"REISE_DSN: expected chdb:///path or http(s)://host:8123/db, got {self.dsn!r}")
         if self.cluster and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.cluster):
             raise ConfigError(f"REISE_CLUSTER: expected a cluster name from remote_servers, got {self.cluster!r}")
+        if self.read_dsn and not self.read_dsn.startswith(("http://", "https://")):
+            raise ConfigError("REISE_READ_DSN: expected http(s)://reader:password@host:8123/db (a ClickHouse "
+                              "server's read-only user; the embedded store has one DSN)")
+        if min(self.query_timeout, self.query_max_rows, self.query_max_bytes, self.query_max_memory) <= 0:
+            raise ConfigError("REISE_QUERY_TIMEOUT, _MAX_ROWS, _MAX_BYTES and _MAX_MEMORY must be positive")
+        for name, days in (("REISE_RETENTION_DAYS", self.retention_days),
+                           ("REISE_PII_RETENTION_DAYS", self.pii_retention_days)):
+            if days is not None and not 0 <= days <= 100_000:
+                raise ConfigError(f"{name} must be 0 (keep for ever) or a number of days, got {days}")
+        if not 1 <= self.attribution_lookback_days <= 3650:
+            raise ConfigError("REISE_ATTRIBUTION_LOOKBACK_DAYS must be between 1 and 3650")
+        if not 1 <= self.session_gap_minutes <= 1440:
+            raise ConfigError("REISE_SESSION_GAP_MINUTES must be between 1 and 1440")
+
+    @property
+    def query_limits(self) -> QueryLimits:
+        """The bounds of every analyst's query."""
+        return QueryLimits(timeout=self.query_timeout, max_rows=self.query_max_rows, max_bytes=self.query_max_bytes,
+                           max_memory=self.query_max_memory)
+
+    @property
+    def reader_dsn(self) -> str:
+        """The DSN analysts' queries run on: REISE_READ_DSN when set, else REISE_DSN."""
+        return self.read_dsn or self.dsn
+
+    @property
+    def retention(self) -> Retention:
+        """The TTLs migrations bring the store to (REISE_RETENTION_DAYS, REISE_PII_RETENTION_DAYS)."""
+        return Retention(days=self.retention_days, pii_days=self.pii_retention_days)
+
+    @property
+    def view_settings(self) -> dict[str, float]:
+        """The values the analytics views read from ``analytics_settings`` (migrations/0011_analytics.sql)."""
+        return {"attribution_lookback_days": float(self.attribution_lookback_days),
+                "session_gap_minutes": float(self.session_gap_minutes)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -231,6 +303,10 @@ class Settings(ClientSettings):
     journey_exclude: frozenset[str] = frozenset(FLAG_KINDS)  # flags left out of the journey (REISE_JOURNEY_EXCLUDE)
     geoip_db: Path | None = None  # a MaxMind-format .mmdb for region and city (REISE_GEOIP_DB)
     mail_machine_seconds: float = 10.0  # clicks this soon after the send or another link's click are a machine's
+    read_keys: Mapping[str, str] = field(default_factory=dict)  # key -> name: the analysts' keys (REISE_READ_KEYS)
+    query_concurrency: int = 2  # queries one key may run at once (REISE_QUERY_CONCURRENCY)
+    auth_failures: int = 10  # failed authentications per minute and client address, then 429 (0: off)
+    suppression_reload: float = 60.0  # seconds between reloads of the suppression list (REISE_SUPPRESSION_RELOAD)
 
     ENV: ClassVar[Mapping[str, _Reader]] = {
         **ClientSettings.ENV,
@@ -262,6 +338,10 @@ class Settings(ClientSettings):
         "journey_exclude": ("REISE_JOURNEY_EXCLUDE", lambda v: parse_names(v, FLAG_KINDS)),
         "geoip_db": ("REISE_GEOIP_DB", lambda v: Path(v).resolve()),
         "mail_machine_seconds": ("REISE_MAIL_MACHINE_SECONDS", float),
+        "read_keys": ("REISE_READ_KEYS", parse_read_keys),
+        "query_concurrency": ("REISE_QUERY_CONCURRENCY", int),
+        "auth_failures": ("REISE_AUTH_FAILURES", int),
+        "suppression_reload": ("REISE_SUPPRESSION_RELOAD", float),
     }
 
     @classmethod
@@ -309,6 +389,14 @@ class Settings(ClientSettings):
             raise ConfigError(f"REISE_GEOIP_DB: no such file {self.geoip_db}")
         if not 0 <= self.mail_machine_seconds <= 3600:
             raise ConfigError("REISE_MAIL_MACHINE_SECONDS must be between 0 and 3600")
+        if self.query_concurrency < 1:
+            raise ConfigError("REISE_QUERY_CONCURRENCY must be at least 1")
+        if self.auth_failures < 0:
+            raise ConfigError("REISE_AUTH_FAILURES must be 0 (off) or positive")
+        if set(self.read_keys) & ({self.admin_key} | set(self.write_keys)):
+            raise ConfigError("REISE_READ_KEYS: a read key must differ from the admin key and every write key")
+        if self.suppression_reload <= 0:
+            raise ConfigError("REISE_SUPPRESSION_RELOAD must be positive")
         if not 2 <= self.max_ids_per_customer <= 100_000:
             raise ConfigError("REISE_MAX_IDS_PER_CUSTOMER must be between 2 and 100000")
         sources = {key.source for key in self.write_keys.values()}
@@ -331,6 +419,16 @@ class Settings(ClientSettings):
     def scope_of(self, key: WriteKey) -> KeyScope:
         """What the key may send: its REISE_KEY_SCOPES entry, else no purchase and no revenue for a public key."""
         return self.key_scopes.get(key.source) or (PUBLIC_SCOPES if key.public else ALL_SCOPES)
+
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret (secret write keys; admin, read and link keys; verification secrets).
+
+        What dead letters never keep.
+        """
+        write = (key for key, record in self.write_keys.items() if not record.public)
+        return tuple(filter(None, (*write, self.admin_key, *self.link_keys, *self.read_keys,
+                                   *self.verify_secrets.values())))
 
     def with_keys(self, write_keys: Mapping[str, WriteKey], admin_key: str) -> Settings:
         """A copy with generated development keys."""

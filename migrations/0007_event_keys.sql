@@ -1,8 +1,9 @@
 -- The idempotency key of every stored touchpoint (collector/protocol.py dedup_key: the order key for
 -- order events, else the messageId), kept by a view in the same insert. The collector looks keys up
 -- here before it accepts an import, so importing a file again adds nothing, also after a restart and
--- for files larger than the in-memory window. Keys only: no customer id, so forgetting a person leaves
--- them, and a re-import of forgotten events stays out.
+-- for files larger than the in-memory window. Keys only, no customer id: forgetting a person finds their
+-- keys through their touchpoints and deletes them (collector/journey/forget.py); `forget --suppress`
+-- keeps a re-import of their events out (0009_suppression).
 CREATE TABLE IF NOT EXISTS event_keys
 (
     key          String,

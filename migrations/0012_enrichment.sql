@@ -24,7 +24,8 @@ ALTER TABLE touchpoints
     ADD COLUMN IF NOT EXISTS in_journey UInt8 DEFAULT 1
         COMMENT '0: flagged and left out of the journey (REISE_JOURNEY_EXCLUDE); customer_state_mv skips it';
 
--- The per-customer state skips touchpoints left out of the journey (the rest as in 0008).
+-- The per-customer state skips touchpoints left out of the journey (the rest as in 0011): every figure read from
+-- customer_state (journeys, funnel, contacts before purchase, the analytics views of 0011) leaves them out.
 DROP VIEW IF EXISTS customer_state_mv;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS customer_state_mv TO customer_state AS
@@ -48,7 +49,9 @@ SELECT
     groupArrayIf(t.timestamp, t.contact) AS contact_times,
     groupArrayIf(toString(t.channel), t.contact) AS contact_channels,
     groupArrayIf(t.campaign, t.contact) AS contact_campaigns,
-    groupArrayIf(t.stage_rank, t.contact) AS contact_stages
+    groupArrayIf(t.stage_rank, t.contact) AS contact_stages,
+    groupArrayIf((t.timestamp, toString(t.channel), t.campaign, t.stage_rank, t.revenue, t.order_id,
+                  toString(t.traffic_class), t.page_url), t.contact) AS contact_details
 FROM (SELECT *, type IN ('track', 'page', 'screen') AS contact FROM touchpoints WHERE in_journey) AS t
 LEFT JOIN
 (

@@ -94,6 +94,9 @@ class Collector:
             REISE_URL=self.url,
             REISE_FLUSH_INTERVAL="0.2",
             REISE_LOG_FORMAT="json",
+            # every test client is on loopback: tests that send wrong keys on purpose must not lock the others out
+            # (tests/collector/test_guessing.py runs its own collectors with the default limit)
+            REISE_AUTH_FAILURES="100000",
         )
         env.update(self.extra_env)
         return env

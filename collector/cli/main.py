@@ -1,4 +1,4 @@
-"""The ``reise`` command: serve, migrate, sql, forget, unlink, customer, and the channel and demo commands."""
+"""The ``reise`` command: serve, migrate, sql, forget, unsuppress, unlink, customer, channel and demo commands."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import orjson
 from aiohttp import web
 
 from collector.cli.channels import CHANNEL_COMMANDS, add_channel_parsers, run_channel_command
+from collector.cli.deadletters import add_dead_letter_parser, run_dead_letters
 from collector.cli.demo import add_demo_parser, run_demo
 from collector.cli.enrich import add_enrich_parser, run_enrich
 from collector.cli.report import add_report_parser, run_report
@@ -20,13 +21,15 @@ from collector.cli.workers import run_workers
 from collector.edge.app import create_app
 from collector.errors import ConfigError, ReiseError, StoreUnavailable
 from collector.ingest.scopes import user_hash
-from collector.journey.analyst import forget, look_up_customer, run_query, unlink
+from collector.journey.analyst import forget, look_up_customer, run_query, unlink, unsuppress
 from collector.keys import ensure_keys
 from collector.logs import configure_logging
 from collector.settings import ClientSettings, Settings, is_embedded
 from collector.store.clickhouse import QueryResult, Store
 from collector.store.cluster import database_of
 from collector.store.migrate import apply_migrations, rendered_sql
+from collector.store.users import reader_user_sql
+from collector.store.view_settings import write_view_settings
 
 __all__ = ["main"]
 
@@ -48,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
                                            "(REISE_CLUSTER)")
     migrate.add_argument("--print", action="store_true", dest="print_sql",
                          help="print the SQL instead of running it")
+    migrate.add_argument("--print-users", action="store_true", dest="print_users",
+                         help="print the SQL of a ClickHouse user that may only read Reise's database (server mode)")
+    migrate.add_argument("--reader", default="reise_reader", help="that user's name (default reise_reader)")
+    migrate.add_argument("--reader-password", help="that user's password (default: a new random one)")
 
     sql = commands.add_parser("sql", help="run read-only SQL and print the result")
     sql.add_argument("query", help="one SELECT statement; {name:Type} placeholders take --param")
@@ -57,7 +64,14 @@ def _parser() -> argparse.ArgumentParser:
 
     forget_cmd = commands.add_parser("forget", help="delete a person and their linked ids from every table")
     forget_cmd.add_argument("id", help="customer id")
+    forget_cmd.add_argument("--suppress", action="store_true",
+                            help="also put their ids on the suppression list: later events are not stored")
     forget_cmd.add_argument("--dsn", help="as for serve (REISE_DSN)")
+
+    unsuppress_cmd = commands.add_parser("unsuppress", help="take an id (and the ids suppressed with it) off the "
+                                                            "suppression list: their events are stored again")
+    unsuppress_cmd.add_argument("id", help="any id of the suppressed person")
+    unsuppress_cmd.add_argument("--dsn", help="as for serve (REISE_DSN)")
 
     unlink_cmd = commands.add_parser("unlink", help="undo a wrong link: the id leaves its customer, whose journey "
                                                     "splits back by the links that remain")
@@ -77,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     add_demo_parser(commands)
     add_report_parser(commands)
     add_enrich_parser(commands)
+    add_dead_letter_parser(commands)
     return parser
 
 
@@ -114,12 +129,14 @@ def _serve_process(settings: Settings) -> None:
 
 
 def _migrate(settings: ClientSettings) -> list[str]:
-    """Apply the migrations (ON CLUSTER when REISE_CLUSTER names a cluster)."""
+    """Apply the migrations (ON CLUSTER when REISE_CLUSTER names a cluster), then store the views' settings."""
     if settings.cluster and is_embedded(settings.dsn):
         raise ConfigError("a cluster needs a ClickHouse server DSN (http(s)://...); use --print to see the SQL")
     store = Store(dsn=settings.dsn)
     try:
-        return apply_migrations(store, cluster=settings.cluster or None)
+        applied = apply_migrations(store, cluster=settings.cluster or None, retention=settings.retention)
+        write_view_settings(store, settings.view_settings)
+        return applied
     finally:
         store.close()
 
@@ -166,8 +183,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             return
         # client commands read and check only the client's settings, never the server's
         settings = ClientSettings.from_env(dsn=getattr(args, "dsn", None), cluster=getattr(args, "cluster", None))
-        if args.command == "migrate" and args.print_sql:
-            sys.stdout.write(rendered_sql(settings.cluster or None, database_of(settings.dsn)))
+        if args.command == "migrate" and args.print_users:
+            sys.stdout.write(reader_user_sql(database_of(settings.dsn) or "default", settings.query_limits,
+                                             user=args.reader, password=args.reader_password,
+                                             cluster=settings.cluster or None))
+        elif args.command == "migrate" and args.print_sql:
+            sys.stdout.write(rendered_sql(settings.cluster or None, database_of(settings.dsn),
+                                          retention=settings.retention))
         elif args.command == "migrate":
             applied = _migrate(settings)
             print(f"reise: applied {', '.join(applied)}" if applied else "reise: migrations up to date")
@@ -175,9 +197,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             params = dict(p.partition("=")[::2] for p in args.param)
             _print_result(run_query(settings, args.query, params), args.json)
         elif args.command == "forget":
-            done = forget(settings, args.id)
+            done = forget(settings, args.id, suppress=args.suppress)
             removed = ", ".join(f"{table} {n}" for table, n in done["deleted"].items())
-            print(f"reise: forgot {done['customer_id']} (ids: {', '.join(done['ids'])}); rows deleted: {removed}")
+            print(f"reise: forgot {done['customer_id']} (ids: {', '.join(done['ids'])}); rows deleted: {removed}"
+                  + (f"; {done['suppressed']} ids suppressed" if args.suppress else ""))
+        elif args.command == "unsuppress":
+            lifted = unsuppress(settings, args.id)["lifted"]
+            if not lifted:
+                print(f"reise: {args.id!r} is not on the suppression list", file=sys.stderr)
+                sys.exit(1)
+            print(f"reise: unsuppressed {args.id} ({lifted} ids lifted)")
         elif args.command == "unlink":
             done = unlink(settings, args.id)
             parts = "; ".join(f"{key}: {', '.join(ids)}" for key, ids in done["customers"].items())
@@ -195,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             sys.exit(run_report(settings, args))
         elif args.command == "enrich":
             sys.exit(run_enrich(settings, args))
+        elif args.command == "dead-letters":
+            sys.exit(run_dead_letters(settings, args))
     except ReiseError as exc:
         print(f"reise: {exc}", file=sys.stderr)
         sys.exit(2)

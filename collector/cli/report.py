@@ -11,10 +11,12 @@ from typing import Any, TextIO
 from collector.cli.tables import format_table
 from collector.errors import ConfigError
 from collector.journey.analyst import run_query
+from collector.journey.analytics import MODELS, analytics
+from collector.journey.analytics import STEPS as ANALYTICS_STEPS
 from collector.journey.insights import STEPS, Filters, overview
 from collector.settings import ClientSettings
 
-__all__ = ["add_report_parser", "parse_day", "render", "run_report"]
+__all__ = ["add_report_parser", "duration", "parse_day", "render", "render_analytics", "run_report"]
 
 
 def add_report_parser(commands: Any) -> None:
@@ -80,14 +82,57 @@ def render(data: Mapping[str, Any], description: str) -> str:
     return "\n".join(out)
 
 
+def duration(seconds: float) -> str:
+    """A duration in the largest unit that keeps it readable: 45 s, 12 min, 5.5 h, 3.2 d."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def _path(steps: list[str]) -> str:
+    return " > ".join(steps) if steps else "(purchase first)"
+
+
+def render_analytics(data: Mapping[str, Any]) -> str:
+    """Attribution by model side by side, time between stages and the top paths, as text."""
+    attribution = data["attribution"]
+    short = {"first_touch": "first", "last_touch": "last", "last_non_direct": "last non-direct",
+             "linear": "linear", "position_based": "position", "time_decay": "time decay"}
+    out = [f"Attribution: {attribution['purchases']:,.0f} purchases credited to the contacts before them "
+           "(credited purchases per channel, by model)",
+           format_table(["channel", *(short[m] for m in MODELS)],
+                        [(c["channel"], *(f"{c[m]['purchases']:.1f}" for m in MODELS))
+                         for c in attribution["channels"]]), "",
+           "Top campaigns under each model (credited purchases, revenue)"]
+    campaigns = attribution["campaigns"]
+    depth = max((len(v) for v in campaigns.values()), default=0)
+    out += [format_table(["#", *(short[m] for m in MODELS)],
+                         [(i + 1, *(f"{campaigns[m][i]['campaign']} {campaigns[m][i]['purchases']:.1f} "
+                                    f"({campaigns[m][i]['revenue']:,.0f})" if i < len(campaigns[m]) else ""
+                                    for m in MODELS)) for i in range(depth)]), ""]
+    out += ["Time between stages (first reaching one, then the next; all customers)",
+            format_table(["from", "to", "customers", "median", "p75", "p90"],
+                         [(r["from_stage"], r["to_stage"], r["customers"], duration(r["median_seconds"]),
+                           duration(r["p75_seconds"]), duration(r["p90_seconds"])) for r in data["stage_durations"]]),
+            ""]
+    for kind, title in (("channel", "Top channel paths before the first purchase (last five steps)"),
+                        ("stage", "Top stage paths before the first purchase (moves backward included)")):
+        out += [title, format_table(["path", "customers", "buyers", "conversion", "median days to buy"],
+                                    [(_path(p["path"]), p["customers"], p["buyers"], _pct(p["conversion"]),
+                                      "-" if p["median_days"] is None else f"{p['median_days']:.1f}")
+                                     for p in data["paths"][kind][:10]]), ""]
+    return "\n".join(out).rstrip()
+
+
 class _Progress:
     """Which query runs now, on stderr: one updating line on a terminal, plain lines otherwise."""
 
-    def __init__(self, stream: TextIO) -> None:
-        self.stream, self.tty = stream, stream.isatty()
+    def __init__(self, stream: TextIO, steps: int = len(STEPS)) -> None:
+        self.stream, self.tty, self.steps = stream, stream.isatty(), steps
 
     def step(self, index: int, name: str) -> None:
-        text = f"reise: querying {name} ({index + 1}/{len(STEPS)}) ..."
+        text = f"reise: querying {name} ({index + 1}/{self.steps}) ..."
         self.stream.write(("\r\033[K" + text) if self.tty else text + "\n")
         self.stream.flush()
 
@@ -102,11 +147,14 @@ def run_report(settings: ClientSettings, args: argparse.Namespace) -> int:
     filters = Filters(since=parse_day(args.since, "--since"), until=parse_day(args.until, "--until"),
                       channel=args.channel, campaign=args.campaign)
     progress = _Progress(sys.stderr)
+    deeper = _Progress(sys.stderr, len(ANALYTICS_STEPS))
     try:
         data = overview(lambda sql, params: run_query(settings, sql, params), filters, on_step=progress.step)
+        depth = analytics(lambda sql, params: run_query(settings, sql, params), filters, on_step=deeper.step)
     finally:
         progress.done()
     print(render(data, filters.describe()))
+    print("\n" + render_analytics(depth))
     if not data["customers"]:
         print("\nreise: no customers match; is there data (reise demo) and are the filters right?", file=sys.stderr)
     return 0

@@ -13,6 +13,7 @@ from aiohttp import web
 from collector.errors import (
     LinkInvalid,
     NotFound,
+    QueryForbidden,
     QueryRefused,
     RateLimited,
     ReiseError,
@@ -33,6 +34,7 @@ HTTP_ERRORS: tuple[tuple[type[ReiseError], int, float | None, str], ...] = (
     (TryLater, 503, 5, ""),  # spool full, spool write failed, shutting down
     (StoreUnavailable, 503, 5, "store: "),
     (StoreError, 503, 30, "store: "),
+    (QueryForbidden, 403, None, "sql: refused: "),
     (QueryRefused, 400, None, "sql: "),
     (LinkInvalid, 400, None, ""),
     (NotFound, 404, None, ""),

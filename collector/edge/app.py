@@ -13,13 +13,16 @@ from typing import IO
 import structlog
 from aiohttp import web
 
-from collector.edge.appkeys import BATCHER, INGESTOR, READERS, SETTINGS, STORE
+from collector.edge.appkeys import AUTH_FAILURES, BATCHER, INGESTOR, QUERY_SLOTS, READ_STORE, READERS, SETTINGS, STORE
+from collector.edge.authlimit import AuthFailures
 from collector.edge.channels import install_channels
 from collector.edge.dashboard import dashboard_routes
+from collector.edge.deadletters import dead_letter_routes
 from collector.edge.handlers import routes
 from collector.edge.metrics import METRICS, metrics_handler
 from collector.edge.middleware import http_middleware
-from collector.errors import ConfigError
+from collector.edge.queryslots import QuerySlots
+from collector.errors import ConfigError, ReiseError
 from collector.ingest.attribution import AttributionRules
 from collector.ingest.batcher import Batcher
 from collector.ingest.dedup import Dedup
@@ -27,10 +30,12 @@ from collector.ingest.ingestor import Ingestor
 from collector.ingest.ratelimit import RateLimiter
 from collector.ingest.spool import Spool, spooled_touchpoints
 from collector.ingest.stages import StageRules
+from collector.ingest.suppression import Suppression
 from collector.limits import MAX_BATCH_BYTES
 from collector.metrics import Metrics
 from collector.settings import Settings
 from collector.store.clickhouse import Store
+from collector.store.view_settings import write_view_settings
 
 __all__ = ["create_app"]
 
@@ -54,35 +59,64 @@ async def _store_ctx(app: web.Application, rules: StageRules, attribution: Attri
     spool = Spool(directory=settings.spool_dir if durable else None, io=spool_io,
                   segment_rows=settings.batch_size, max_bytes=settings.spool_max_bytes)
     store = Store(dsn=settings.dsn)
+    read_store = Store(dsn=settings.read_dsn) if settings.read_dsn else store
     dedup = Dedup(capacity=settings.dedup_ids, store=store, readers=readers)
     dedup.remember_rows(spooled_touchpoints(spool.recover()))
     batcher = Batcher(store=store, writer=writer, spool=spool, dedup=dedup, flush_interval=settings.flush_interval,
                       links=settings.link_policy, purge_interval=settings.purge_interval,
-                      metrics=app[METRICS], cluster=settings.cluster)
+                      metrics=app[METRICS], cluster=settings.cluster, retention=settings.retention)
     app[METRICS].watch_spool(lambda: float(spool.bytes))
-    app[STORE], app[READERS], app[BATCHER] = store, readers, batcher
+    suppression = Suppression(store=store, readers=readers, interval=settings.suppression_reload)
+    app[METRICS].watch_suppressed(lambda: float(len(suppression)))
+    app[STORE], app[READ_STORE], app[READERS], app[BATCHER] = store, read_store, readers, batcher
     app[INGESTOR] = Ingestor(
         settings=settings, rules=rules, attribution=attribution, dedup=dedup, batcher=batcher, metrics=app[METRICS],
-        limiter=RateLimiter(rate=settings.rate_limit, public_rate=settings.public_rate_limit))
+        limiter=RateLimiter(rate=settings.rate_limit, public_rate=settings.public_rate_limit), suppression=suppression)
     if not await batcher.connect():
         log.warning("store unreachable at start; accepting into the spool and retrying", dsn=_redacted(settings.dsn))
-    task = asyncio.create_task(batcher.run(), name="reise-batcher")
+    task = asyncio.create_task(batcher.supervise(), name="reise-batcher")  # restarts a dead drain loop
+    reloads = asyncio.create_task(suppression.run(), name="reise-suppression")
     log.info("collector ready", dsn=_redacted(settings.dsn), spool=str(spool.directory or "memory"),
              spooled_rows=spool.rows, remembered_ids=len(dedup))
     try:
         yield
     finally:
         drained = await batcher.drain(settings.drain_timeout)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for running in (task, reloads):
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
         log.info("collector stopped", drained=drained, inserted=batcher.stats.inserted, spooled_rows=spool.rows)
         spool_io.submit(spool.close).result()
         writer.submit(store.close).result()
+        if read_store is not store:
+            read_store.close()
         for pool in (writer, readers, spool_io):
             pool.shutdown(wait=True)
         if lock is not None:
             lock.close()
+
+
+async def _view_settings_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Store the analytics views' settings once the store is ready (the batcher migrates it first)."""
+
+    async def write() -> None:
+        batcher, values = app[BATCHER], app[SETTINGS].view_settings
+        while not await batcher.connect():
+            await asyncio.sleep(5)
+        try:
+            written = await batcher.run_exclusive(lambda: write_view_settings(app[STORE], values))
+        except ReiseError as exc:
+            log.warning("analytics view settings not stored", error=str(exc))
+        else:
+            if written:
+                log.info("analytics view settings stored", **written)
+
+    task = asyncio.create_task(write(), name="reise-view-settings")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def lock_directory(directory: Path) -> IO[bytes]:
@@ -117,12 +151,16 @@ def create_app(settings: Settings) -> web.Application:
                           client_max_size=max(MAX_BATCH_BYTES * 2, settings.max_body_bytes + 64 * 1024))
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
+    app[AUTH_FAILURES] = AuthFailures(settings.auth_failures)
+    app[QUERY_SLOTS] = QuerySlots(settings.query_concurrency)
     app[METRICS].watch_pending(lambda: float(app[BATCHER].pending) if BATCHER in app else 0.0)
     rules = StageRules.load(settings.stage_rules)  # rules files are checked before anything opens
     attribution = AttributionRules.load(settings.attribution)
     install_channels(app)  # pixel, click links, browser snippet, CORS (collector/edge/channels.py)
     app.add_routes(routes())
     app.add_routes(dashboard_routes())
+    app.add_routes(dead_letter_routes())
     app.router.add_get("/metrics", metrics_handler)
     app.cleanup_ctx.append(lambda started: _store_ctx(started, rules, attribution))
+    app.cleanup_ctx.append(_view_settings_ctx)
     return app

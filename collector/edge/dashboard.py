@@ -1,9 +1,10 @@
 """The live journey dashboard: a login form, the page, its static files and the JSON endpoints behind it.
 
-Sessions are signed cookies (collector.edge.session). The JSON endpoints are GETs without side effects, answer
-only with a valid session cookie (SameSite=Strict) and a custom request header (which a cross-site page
-cannot send without a CORS preflight, which is never granted). Every query runs read-only in the reader
-thread pool with its filters as server-side parameters.
+Sessions are signed cookies (collector.edge.session) that the server can end (logout, or the admin ending every
+session: collector.store.sessions). Read keys and the admin key sign in. The JSON endpoints are GETs without
+side effects, answer only with a valid session cookie (SameSite=Strict) and a custom request header (which a
+cross-site page cannot send without a CORS preflight, which is never granted). Every query runs through the
+query guard, read-only, in the reader thread pool with its filters as server-side parameters.
 """
 
 from __future__ import annotations
@@ -18,15 +19,19 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from collector.edge.access import authentication_failed, check_address, read_as
 from collector.edge.answers import json_response
-from collector.edge.appkeys import SETTINGS
-from collector.edge.auth import is_admin
+from collector.edge.appkeys import SETTINGS, STORE
+from collector.edge.auth import ADMIN, reader_name
 from collector.edge.body import read_body
 from collector.edge.handlers import read_store, readonly_runner
-from collector.edge.session import COOKIE, issue, valid
+from collector.edge.metrics import METRICS
+from collector.edge.session import COOKIE, Session, issue, read
 from collector.errors import RequestRejected
 from collector.journey.analyst import look_up_customer
+from collector.journey.analytics import analytics
 from collector.journey.insights import FILTER_OPTIONS_SQL, SEARCH_SQL, Filters, overview
+from collector.store import sessions
 
 __all__ = ["API_HEADER", "STATIC_DIR", "dashboard_routes"]
 
@@ -36,7 +41,7 @@ API_HEADER = "X-Reise-Dashboard"
 MAX_FILTER = 200
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
-LOGIN_ERROR = '<p class="error" role="alert">That is not the admin key.</p>'
+LOGIN_ERROR = '<p class="error" role="alert">That is not the admin key or a read key.</p>'
 
 
 @cache
@@ -53,8 +58,16 @@ def _page(name: str, status: int = 200, error: str = "") -> web.Response:
     })
 
 
-def _signed_in(request: web.Request) -> bool:
-    return valid(request.app[SETTINGS].admin_key, request.cookies.get(COOKIE))
+async def _session(request: web.Request) -> Session | None:
+    """The request's session: signed, not expired, its key still configured, and not ended on the server."""
+    settings = request.app[SETTINGS]
+    session = read(settings.admin_key, request.cookies.get(COOKIE))
+    if session is None or (session.name != ADMIN and session.name not in settings.read_keys.values()):
+        return None
+    store = request.app[STORE]
+    if await read_store(request.app, lambda: sessions.ended(store, session.nonce, session.issued_ms)):
+        return None
+    return session
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -71,48 +84,63 @@ def _secure(request: web.Request) -> bool:
 
 async def index(request: web.Request) -> web.StreamResponse:
     """The dashboard page, or the way to the login form."""
-    if not _signed_in(request):
+    if await _session(request) is None:
         raise web.HTTPSeeOther("/dashboard/login")
     return _page("index.html")
 
 
 async def login_form(request: web.Request) -> web.Response:
-    """The login form (the admin key is posted, never put in a URL)."""
+    """The login form (the key is posted, never put in a URL)."""
     return _page("login.html")
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    """Check the admin key in constant time and set a signed, expiring, HttpOnly, SameSite=Strict cookie."""
+    """Check a read key or the admin key in constant time; set a signed, expiring, HttpOnly, SameSite=Strict cookie.
+
+    Failures count against the client's address (collector.edge.authlimit): past the limit, 429.
+    """
     if not _same_origin(request):
         raise RequestRejected(403, "cross-site login refused")
+    check_address(request)
     if request.content_type != "application/x-www-form-urlencoded":
         raise RequestRejected(415, "login: expected a form (application/x-www-form-urlencoded)")
     form = urllib.parse.parse_qs((await read_body(request, 4096)).decode("utf-8", "replace"))
     key = form.get("key", [None])[0]
     settings = request.app[SETTINGS]
-    if not isinstance(key, str) or not is_admin(settings.admin_key, key.strip()):
+    name = reader_name(settings.admin_key, settings.read_keys, key.strip()) if isinstance(key, str) else None
+    if name is None:
+        authentication_failed(request, "dashboard")
         await asyncio.sleep(0.25)  # slows guessing without holding a thread
         return _page("login.html", status=401, error=LOGIN_ERROR)
     response = web.Response(status=303, headers={"Location": "/dashboard"})
-    response.set_cookie(COOKIE, issue(settings.admin_key, settings.session_ttl), max_age=int(settings.session_ttl),
+    token = issue(settings.admin_key, name, settings.session_ttl)
+    response.set_cookie(COOKIE, token, max_age=int(settings.session_ttl),
                         path="/dashboard", httponly=True, samesite="Strict", secure=_secure(request))
     return response
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    """Forget the session cookie in this browser."""
+    """End the session on the server (a copy of its cookie stops working too) and forget it in this browser."""
     if not _same_origin(request):
         raise RequestRejected(403, "cross-site logout refused")
+    session = await _session(request)
+    if session is not None:
+        store = request.app[STORE]
+        await read_store(request.app, lambda: sessions.end(store, session.nonce, session.expires))
+        request.app[METRICS].sessions_ended.labels("logout").inc()
     response = web.Response(status=303, headers={"Location": "/dashboard/login"})
     response.del_cookie(COOKIE, path="/dashboard")
     return response
 
 
-def _require_session(request: web.Request) -> None:
-    if not _signed_in(request):
+async def _require_session(request: web.Request) -> str:
+    """The session's key name, or 401/403."""
+    session = await _session(request)
+    if session is None:
         raise RequestRejected(401, "sign in at /dashboard/login")
     if request.headers.get(API_HEADER) != "1":
         raise RequestRejected(403, f"missing {API_HEADER} header")
+    return session.name
 
 
 def _text_param(request: web.Request, name: str) -> str:
@@ -139,18 +167,27 @@ def _no_store(payload: Any, status: int = 200) -> web.Response:
 
 async def api_overview(request: web.Request) -> web.Response:
     """Funnel, contacts before purchase, channel mix, stage entries and campaigns for the filters."""
-    _require_session(request)
+    name = await _require_session(request)
     filters = Filters(since=_day_param(request, "from"), until=_day_param(request, "to", next_day=True),
                       channel=_text_param(request, "channel"), campaign=_text_param(request, "campaign"))
     run = readonly_runner(request.app)
-    return _no_store(await read_store(request.app, lambda: overview(run, filters)))
+    return _no_store(await read_as(request, name, lambda: overview(run, filters), what="dashboard"))
+
+
+async def api_analytics(request: web.Request) -> web.Response:
+    """Attribution (for the filters), time between stages, path flows and cohorts."""
+    name = await _require_session(request)
+    filters = Filters(since=_day_param(request, "from"), until=_day_param(request, "to", next_day=True),
+                      channel=_text_param(request, "channel"), campaign=_text_param(request, "campaign"))
+    run = readonly_runner(request.app)
+    return _no_store(await read_as(request, name, lambda: analytics(run, filters), what="dashboard"))
 
 
 async def api_filters(request: web.Request) -> web.Response:
     """The channels and campaigns there are, for the filter menus."""
-    _require_session(request)
+    name = await _require_session(request)
     run = readonly_runner(request.app)
-    result = await read_store(request.app, lambda: run(FILTER_OPTIONS_SQL, {}))
+    result = await read_as(request, name, lambda: run(FILTER_OPTIONS_SQL, {}), what="dashboard")
     options: dict[str, list[str]] = {"channel": [], "campaign": []}
     for kind, value, _count in result.rows:
         options[kind].append(value)
@@ -159,21 +196,22 @@ async def api_filters(request: web.Request) -> web.Response:
 
 async def api_customers(request: web.Request) -> web.Response:
     """Up to 20 customers whose id (or a linked id) starts with ``q``."""
-    _require_session(request)
+    name = await _require_session(request)
     prefix = _text_param(request, "q")
     run = readonly_runner(request.app)
-    result = await read_store(request.app, lambda: run(SEARCH_SQL, {"prefix": prefix}))
+    result = await read_as(request, name, lambda: run(SEARCH_SQL, {"prefix": prefix}), what="dashboard")
     return _no_store({"customers": result.records()})
 
 
 async def api_customer(request: web.Request) -> web.Response:
     """One customer's journey: the merged state, every touchpoint in order, and the identity links."""
-    _require_session(request)
+    name = await _require_session(request)
     customer_id = _text_param(request, "id")
     if not customer_id:
         raise RequestRejected(400, "id: required")
     run = readonly_runner(request.app)
-    found = await read_store(request.app, lambda: look_up_customer(run, customer_id, with_links=True))
+    found = await read_as(request, name, lambda: look_up_customer(run, customer_id, with_links=True),
+                          what="dashboard")
     if found is None:
         return _no_store({"success": False, "error": f"no customer {customer_id!r}"}, 404)
     return _no_store({"customer": found.journey.records()[0], "touchpoints": found.timeline.records(),
@@ -188,6 +226,7 @@ def dashboard_routes() -> list[web.AbstractRouteDef]:
         web.post("/dashboard/login", login),
         web.post("/dashboard/logout", logout),
         web.get("/dashboard/api/overview", api_overview),
+        web.get("/dashboard/api/analytics", api_analytics),
         web.get("/dashboard/api/filters", api_filters),
         web.get("/dashboard/api/customers", api_customers),
         web.get("/dashboard/api/customer", api_customer),

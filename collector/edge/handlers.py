@@ -5,28 +5,32 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, TypeVar
 
 import orjson
 import structlog
 from aiohttp import web
 
+from collector.edge.access import authentication_failed, check_address, read_as, require_admin, require_reader
 from collector.edge.answers import error_body, json_response
-from collector.edge.appkeys import BATCHER, INGESTOR, READERS, SETTINGS, STORE
-from collector.edge.auth import basic_user, bearer_or_basic, find_write_key, is_admin
+from collector.edge.appkeys import BATCHER, INGESTOR, READ_STORE, READERS, SETTINGS, STORE
+from collector.edge.auth import basic_user, find_write_key
 from collector.edge.body import parse_json, read_body
 from collector.edge.clientip import client_address, is_prefetch
+from collector.edge.metrics import METRICS
 from collector.enrich.recompute import enricher_of, parse_since, recompute_flags
 from collector.errors import ConfigError, RequestRejected, StoreError, TryLater
 from collector.identity.rebuild import unlink as unlink_id
+from collector.ingest.suppression import unsuppress as unsuppress_ids
 from collector.journey.analyst import CUSTOMER_SQL
 from collector.journey.forget import forget_person
 from collector.journey.insights import Runner
 from collector.limits import MAX_EVENT_BYTES
+from collector.store import sessions
 from collector.store.clickhouse import QueryResult
 
-__all__ = ["read_store", "readonly_runner", "routes"]
+__all__ = ["read_store", "readonly_runner", "require_admin", "routes"]
 
 log = structlog.get_logger("reise.http")
 
@@ -44,9 +48,11 @@ def _ingest(default_type: str | None, *, historical: bool = False) -> Handler:
         settings = ingestor.settings
         write_keys = settings.write_keys
         limit = settings.max_body_bytes if is_batch else MAX_EVENT_BYTES
+        check_address(request)
         header_key = basic_user(request.headers.get("Authorization"))
         key = find_write_key(write_keys, header_key)
         if header_key and key is None:
+            authentication_failed(request, "write")
             raise RequestRejected(401, "unknown write key")
         received_ms = int(time.time() * 1000)
         raw = b""
@@ -59,6 +65,7 @@ def _ingest(default_type: str | None, *, historical: bool = False) -> Handler:
                 writekey = doc.get("writeKey")
                 key = find_write_key(write_keys, writekey if isinstance(writekey, str) else None)
                 if key is None:
+                    authentication_failed(request, "write")
                     raise RequestRejected(401, "missing or unknown write key")
             client = client_address(request.remote, request.headers, settings.trusted_proxies)
             ctx = ingestor.context(key, received_ms, sent_at=doc.get("sentAt") if is_batch else None,
@@ -107,33 +114,53 @@ async def readyz(request: web.Request) -> web.Response:
     """Readiness: 200 while the collector can accept (the spool has room), with the store's state.
 
     During a store outage the collector keeps accepting into the spool, so it stays ready and says
-    ``"store": "unreachable"``; it answers 503 when the spool is full or it is shutting down.
+    ``"store": "unreachable"`` and ``"writing": "retrying"`` with the error; it answers 503 when the spool is
+    full, it is shutting down, or the drain loop is down (``drain_error`` says why).
     """
     batcher = request.app[BATCHER]
     spool = batcher.spool
     loop = asyncio.get_running_loop()
     store_ok = await loop.run_in_executor(request.app[READERS], request.app[STORE].ping)
-    accepting = batcher.accepting
+    stats = batcher.stats
+    ready = batcher.accepting and not stats.drain_error  # a dead drain loop: nothing would reach the store
     body = {
-        "status": "ready" if accepting else "not ready",
+        "status": "ready" if ready else "not ready",
         "store": "ok" if store_ok else "unreachable",
-        "writing": "paused" if batcher.paused else ("ok" if batcher.stats.store_ok else "retrying"),
+        "writing": "paused" if batcher.paused else ("ok" if stats.store_ok else "retrying"),
+        "drain": "down" if stats.drain_error else "running",
+        "drain_error": stats.drain_error,
+        "drain_restarts": stats.drain_restarts,
+        "retrying_since": stats.retrying_since,
+        "retries": stats.retries,
         "spool": {"durable": spool.durable, "rows": spool.rows, "bytes": spool.bytes, "max_bytes": spool.max_bytes,
                   "segments": len(spool.sealed)},
-        "inserted": batcher.stats.inserted,
-        "last_error": batcher.stats.last_error,
+        "inserted": stats.inserted,
+        "parked_rows": stats.parked_rows,
+        "last_error": stats.last_error,
     }
-    return json_response(body, 200 if accepting else 503)
+    return json_response(body, 200 if ready else 503)
+
+
+async def _admin_body(request: web.Request) -> dict[str, Any]:
+    """The admin request's JSON object body (401 without the admin key, 400 when it is not an object)."""
+    require_admin(request)
+    doc = parse_json(await read_body(request, 4096))
+    if not isinstance(doc, dict):
+        raise RequestRejected(400, "body: expected a JSON object")
+    return doc
+
+
+def _id_field(doc: Mapping[str, Any], field: str) -> str:
+    """The admin body's one id field (a non-empty string of at most 256 characters), or 400."""
+    value = doc.get(field)
+    if not isinstance(value, str) or not value or len(value) > 256:
+        raise RequestRejected(400, f"{field}: expected a non-empty string")
+    return value
 
 
 async def _id_in_body(request: web.Request, field: str) -> str:
     """The admin body's one id field (a non-empty string of at most 256 characters), or 400."""
-    require_admin(request)
-    doc = parse_json(await read_body(request, 4096))
-    value = doc.get(field) if isinstance(doc, dict) else None
-    if not isinstance(value, str) or not value or len(value) > 256:
-        raise RequestRejected(400, f"{field}: expected a non-empty string")
-    return value
+    return _id_field(await _admin_body(request), field)
 
 
 async def _after_flush(request: web.Request, job: Callable[[], T]) -> T:
@@ -152,12 +179,35 @@ async def _after_flush(request: web.Request, job: Callable[[], T]) -> T:
 
 
 async def forget(request: web.Request) -> web.Response:
-    """Delete a person everywhere (admin key): ``{"customer_id": "..."}``; 503 if the spool cannot drain."""
-    customer_id = await _id_in_body(request, "customer_id")
-    store, policy = request.app[STORE], request.app[SETTINGS].link_policy
-    done = await _after_flush(request, lambda: forget_person(store, customer_id, policy))
+    """Delete a person everywhere (admin key): ``{"customer_id": "...", "suppress": false}``; 503 if the spool
+    cannot drain. With ``suppress`` their ids also go on the suppression list: later events are not stored.
+    """
+    doc = await _admin_body(request)
+    customer_id = _id_field(doc, "customer_id")
+    suppress = doc.get("suppress", False)
+    if not isinstance(suppress, bool):
+        raise RequestRejected(400, "suppress: expected true or false")
+    store, policy, ingestor = request.app[STORE], request.app[SETTINGS].link_policy, request.app[INGESTOR]
+    done = await _after_flush(request, lambda: forget_person(store, customer_id, policy, suppress=suppress))
+    ingestor.dedup.forget(done.keys)  # a message id of theirs sent again is no duplicate now
+    if suppress:  # events accepted before this collector knew the ids are caught by a second pass
+        await ingestor.suppression.reload()
+        again = await _after_flush(request, lambda: forget_person(store, customer_id, policy, also=done.ids))
+        ingestor.dedup.forget(again.keys)
+        deleted = {table: n + again.deleted.get(table, 0) for table, n in done.deleted.items()}
+        done = replace(done, deleted=deleted)
     request.app[BATCHER].forget_resolved_links()
-    log.info("forgot a person", ids=len(done.ids), deleted=done.deleted)
+    log.info("forgot a person", ids=len(done.ids), deleted=done.deleted, suppressed=done.suppressed)
+    return json_response(done.answer())
+
+
+async def unsuppress(request: web.Request) -> web.Response:
+    """Lift a suppression (admin key): ``{"id": "..."}``, with every id suppressed with it (``lifted``: 0 if none)."""
+    id_ = await _id_in_body(request, "id")
+    store, ingestor = request.app[STORE], request.app[INGESTOR]
+    done = await request.app[BATCHER].run_exclusive(lambda: unsuppress_ids(store, id_))
+    await ingestor.suppression.reload()
+    log.info("lifted a suppression", ids=done.lifted)
     return json_response(asdict(done))
 
 
@@ -185,16 +235,26 @@ async def enrich_stored(request: web.Request) -> web.Response:
 
 
 async def customer(request: web.Request) -> web.Response:
-    """``GET /v1/customers/{id}`` (admin key): one customer's journey by any of their ids, 404 if unknown."""
-    require_admin(request)
+    """``GET /v1/customers/{id}`` (read key): one customer's journey by any of their ids, 404 if unknown."""
+    name = require_reader(request)
     id_ = request.match_info["id"]
     if len(id_) > 256:
         raise RequestRejected(400, "id: longer than 256 characters")
     run = readonly_runner(request.app)
-    result = await read_store(request.app, lambda: run(CUSTOMER_SQL, {"id": id_}))
+    result = await read_as(request, name, lambda: run(CUSTOMER_SQL, {"id": id_}), what="customer")
     if not result.rows:
         raise RequestRejected(404, f"no customer with the id {id_!r}")
     return json_response(result.records()[0])
+
+
+async def end_sessions(request: web.Request) -> web.Response:
+    """End every dashboard session on every collector (admin key); everyone signs in again."""
+    require_admin(request)
+    store, settings = request.app[STORE], request.app[SETTINGS]
+    await read_store(request.app, lambda: sessions.end(store, sessions.ALL, time.time() + settings.session_ttl))
+    request.app[METRICS].sessions_ended.labels("revoke_all").inc()
+    log.info("ended every dashboard session")
+    return json_response({"ended": "all"})
 
 
 async def pause_writing(request: web.Request) -> web.Response:
@@ -208,15 +268,9 @@ async def pause_writing(request: web.Request) -> web.Response:
     return json_response({"paused": paused, "spooled_rows": request.app[BATCHER].pending})
 
 
-def require_admin(request: web.Request) -> None:
-    """401 unless the request carries the admin key (Bearer or Basic user name)."""
-    if not is_admin(request.app[SETTINGS].admin_key, bearer_or_basic(request.headers.get("Authorization"))):
-        raise RequestRejected(401, "admin key required")
-
-
 async def query(request: web.Request) -> web.Response:
-    """Run one read-only SQL statement for an analyst (admin key): ``{"sql": ..., "params": {...}}``."""
-    require_admin(request)
+    """Run one read-only SQL statement for an analyst (read key): ``{"sql": ..., "params": {...}}``."""
+    name = require_reader(request)
     doc = parse_json(await read_body(request, 256 * 1024))
     sql = doc.get("sql") if isinstance(doc, dict) else None
     params = doc.get("params", {}) if isinstance(doc, dict) else None
@@ -225,16 +279,16 @@ async def query(request: web.Request) -> web.Response:
     if not isinstance(params, dict):
         raise RequestRejected(400, "params: expected an object")
     run = readonly_runner(request.app)
-    result = await read_store(request.app, lambda: run(sql, params))
+    result = await read_as(request, name, lambda: run(sql, params))
     return json_response({"columns": result.columns, "types": result.types, "rows": result.rows})
 
 
 def readonly_runner(app: web.Application) -> Runner:
-    """Runs analysts' queries read-only, within the configured time and row limits (blocking: see read_store)."""
-    settings, store = app[SETTINGS], app[STORE]
+    """Runs analysts' queries through the query guard, read-only, within the configured limits (blocking)."""
+    limits, store = app[SETTINGS].query_limits, app[READ_STORE]
 
     def run(sql: str, params: Mapping[str, Any]) -> QueryResult:
-        return store.query_readonly(sql, params, timeout=settings.query_timeout, max_rows=settings.query_max_rows)
+        return store.query_readonly(sql, params, limits=limits)
 
     return run
 
@@ -262,5 +316,7 @@ def routes() -> list[web.RouteDef]:
         web.post("/v1/admin/forget", forget),
         web.post("/v1/admin/unlink", unlink),
         web.post("/v1/admin/enrich", enrich_stored),
+        web.post("/v1/admin/sessions/revoke", end_sessions),
+        web.post("/v1/admin/unsuppress", unsuppress),
         web.get("/v1/customers/{id}", customer),
     ]

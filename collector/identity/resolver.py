@@ -38,7 +38,7 @@ __all__ = [
 STATE_COLUMNS = (
     "ids, first_seen, last_seen, contacts, contacts_by_channel, stage_key, furthest_stage, reached_1, reached_2, "
     "reached_3, reached_4, reached_5, purchases, revenue, contact_times, contact_channels, contact_campaigns, "
-    "contact_stages"
+    "contact_stages, contact_details"
 )
 
 # Lists of ids travel as one heredoc parameter each (store.heredoc_json): a segment may link 100k ids.

@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import orjson
 import structlog
 
 from collector.errors import ShuttingDown, StoreError, StoreUnavailable
 from collector.identity.guards import LinkPolicy
 from collector.identity.resolver import decode_links, purge_merged, refused_dead_letters, resolve_links
+from collector.ingest.bisect import Journals, Parked, isolate
 from collector.ingest.dedup import Dedup, RecentIds
 from collector.ingest.protocol import Row
 from collector.ingest.spool import Segment, Spool, encode_rows, header_line, spooled_touchpoints
 from collector.metrics import Metrics
-from collector.store.clickhouse import Store
+from collector.store.clickhouse import Store, heredoc_json
+from collector.store.decisions import error_code
 from collector.store.migrate import apply_migrations
+from collector.store.retention import Retention
 from collector.store.schema import DEAD_LETTER_COLUMNS
 
 __all__ = ["Batcher", "BatcherStats"]
@@ -29,6 +34,14 @@ log = structlog.get_logger("reise.batcher")
 
 T = TypeVar("T")
 MAX_BACKOFF = 30.0
+RESTART_BACKOFF = 0.5  # first wait before a dead drain loop is restarted (doubling up to MAX_BACKOFF)
+# After a refusal: were the body's touchpoints written anyway? ClickHouse writes a table before the views that
+# read it, so a view that throws leaves the block in the table: inserting parts of it again would double it.
+WRITTEN_SQL = """
+WITH wanted AS (SELECT arrayJoin(rows) AS r FROM format(JSONCompactEachRow, 'rows Array(Tuple(String, Int64))', $rows$))
+SELECT count() FROM touchpoints
+WHERE (message_id, toUnixTimestamp64Milli(received_at)) IN (SELECT r.1, r.2 FROM wanted)
+"""
 RESOLVED_PAIRS = 500_000  # identity links (id pairs) remembered as resolved, so repeats skip the resolver
 
 
@@ -39,6 +52,11 @@ class BatcherStats:
     inserted: int = 0
     store_ok: bool = False
     last_error: str = ""
+    retrying_since: float | None = None  # wall-clock time the current run of retries began
+    retries: int = 0  # retries in the current run (0 once a write succeeds)
+    drain_error: str = ""  # why the drain loop died, while it is down ("" while it runs)
+    drain_restarts: int = 0
+    parked_rows: int = 0  # rows the store refused as bad data, kept as dead letters
 
 
 class Batcher:
@@ -56,6 +74,7 @@ class Batcher:
         links: LinkPolicy,
         purge_interval: float = 300.0,
         cluster: str = "",
+        retention: Retention | None = None,
     ) -> None:
         self._store = store
         self._links = links
@@ -68,12 +87,14 @@ class Batcher:
         self.flush_interval = flush_interval
         self._metrics = metrics
         self._cluster = cluster or None
+        self._retention = retention  # TTLs brought to the settings after the migrations (store.retention)
         self._closing = False
         self._store_ready = False
         self.paused = False
         self._resumed = asyncio.Event()
         self._resumed.set()
         self.stats = BatcherStats()
+        self._journals = Journals(spool.directory)  # parts of refused bodies already split (ingest.bisect)
 
     @property
     def pending(self) -> int:
@@ -120,11 +141,44 @@ class Batcher:
 
     # ---- draining ---------------------------------------------------------------------------------
 
+    async def supervise(self) -> None:
+        """Run the drain loop until cancelled; when it dies, log why and restart it with backoff.
+
+        While it is down ``stats.drain_error`` says why (``/readyz`` answers 503 with it) and the restarts
+        are counted (``reise_drain_restarts_total``); the spool keeps accepting within its limit.
+        """
+        delay = RESTART_BACKOFF
+        self._metrics.drain_up.set(1)
+        while True:
+            started = time.monotonic()
+            try:
+                await self.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug or an environment fault: never let the drain stop silently
+                if time.monotonic() - started > 5 * MAX_BACKOFF:
+                    delay = RESTART_BACKOFF  # it ran a good while: a new fault, start the backoff again
+                self.stats.drain_error = f"{type(exc).__name__}: {exc}"[:500]
+                self.stats.drain_restarts += 1
+                self._metrics.drain_up.set(0)
+                self._metrics.drain_restarts.inc()
+                log.exception("drain loop died; restarting it", restart_in=delay, spooled_rows=self.spool.rows)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
+                self._metrics.drain_up.set(1)
+
+    def _drain_healthy(self) -> None:
+        """The drain loop got past the point where it died: no longer down."""
+        if self.stats.drain_error:
+            log.info("drain loop recovered", previous_error=self.stats.drain_error)
+            self.stats.drain_error = ""
+
     async def run(self) -> None:
         """Drain loop: runs until cancelled, writing each sealed segment, oldest first."""
         while True:
             await self._resumed.wait()
             if not self.spool.sealed:
+                self._drain_healthy()
                 self.spool.sealed_ready.clear()
                 wait = self.flush_interval - self.spool.active_age if self.spool.active_age else self.flush_interval
                 with contextlib.suppress(TimeoutError):
@@ -135,6 +189,8 @@ class Batcher:
             segment = self.spool.sealed[0]
             await self._write_segment(segment)
             self.spool.done(segment)
+            self._journals.remove(segment.token(""))
+            self._drain_healthy()
 
     async def connect(self) -> bool:
         """Apply migrations and remember recent keys; False (and logged) while the store is unreachable."""
@@ -143,12 +199,13 @@ class Batcher:
         loop = asyncio.get_running_loop()
         try:
             applied = await loop.run_in_executor(
-                self._writer, lambda: apply_migrations(self._store, cluster=self._cluster))
+                self._writer, lambda: apply_migrations(self._store, cluster=self._cluster, retention=self._retention))
             remembered = await self._dedup.remember_stored(self._writer)
         except StoreUnavailable as exc:
             self._unavailable(exc, 0)
             return False
-        self._store_ready = self.stats.store_ok = True
+        self._store_ready = True
+        self._available()
         log.info("store ready", migrations_applied=applied, remembered_keys=remembered)
         return True
 
@@ -160,10 +217,28 @@ class Batcher:
             delay = min(delay * 2, MAX_BACKOFF)
 
     def _unavailable(self, exc: Exception, delay: float) -> None:
+        """Record a failed write that will be retried: metrics (by code), /readyz and a log line with the error."""
+        code = error_code(exc.__cause__) if exc.__cause__ is not None else None
         self._metrics.store_error("unavailable")
+        self._metrics.store_retry(code)
+        self._metrics.retrying.set(1)
         self.stats.store_ok = False
         self.stats.last_error = str(exc)
-        log.warning("store unavailable, will retry", delay=delay, spooled_rows=self.spool.rows, error=str(exc))
+        self.stats.retries += 1
+        if self.stats.retrying_since is None:
+            self.stats.retrying_since = time.time()
+        log.warning("store failing, will retry", delay=delay, spooled_rows=self.spool.rows, error=str(exc),
+                    code=code, retries=self.stats.retries)
+
+    def _available(self) -> None:
+        """A write succeeded: retrying is over."""
+        if self.stats.retrying_since is not None:
+            log.info("store writes succeed again", retries=self.stats.retries,
+                     seconds=round(time.time() - self.stats.retrying_since, 1))
+        self.stats.store_ok = True
+        self.stats.retrying_since = None
+        self.stats.retries = 0
+        self._metrics.retrying.set(0)
 
     async def run_exclusive(self, job: Callable[[], T]) -> T:
         """Run a job on the writer thread, between inserts (e.g. deletions that must not race one)."""
@@ -242,14 +317,74 @@ class Batcher:
         while True:
             await self._resumed.wait()
             try:
-                return await asyncio.get_running_loop().run_in_executor(self._writer, job)
+                result = await asyncio.get_running_loop().run_in_executor(self._writer, job)
             except StoreUnavailable as exc:
                 self._unavailable(exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
+            else:
+                self._available()
+                return result
 
     async def _insert_until_done(self, table: str, body: bytes, token: str) -> None:
-        """Insert one segment's rows, retrying while the store is unavailable; bad rows become dead letters."""
+        """Insert one body of rows, retrying while the store fails; rows it refuses as bad become dead letters.
+
+        A refused body is split until the bad rows are isolated (ingest.bisect); only those are parked, each
+        with the store's reason, and every other row is stored, exactly once also across a crash.
+        """
+        lines = [line for line in body.split(b"\n")[1:] if line]
+        journal = self._journals.of(token)
+        refusal = None
+        if not journal.is_split(0, len(lines)):  # a crash mid-isolation resumes without the whole insert
+            refusal = await self._attempt(table, body, token)
+            if refusal is None:
+                return
+            if await self._written_anyway(table, body):
+                self._metrics.store_error("partly written")
+                log.error("the store refused a body after writing it (a view failed after the table was written); "
+                          "not inserting its parts, which would store it twice", table=table, token=token,
+                          rows=len(lines), error=refusal)
+                return
+        self._metrics.store_error("refused")
+        self.stats.last_error = refusal or self.stats.last_error
+        log.error("store refused rows as bad data; isolating them", table=table, token=token, rows=len(lines),
+                  error=refusal)
+        header = body[: body.index(b"\n") + 1]
+        parked = await isolate(header, lines, token, functools.partial(self._attempt, table), journal, refusal)
+        self._metrics.rows_parked(table, len(parked))
+        self.stats.parked_rows += len(parked)
+        log.warning("refused rows isolated and parked", table=table, token=token, rows=len(lines),
+                    parked=len(parked), reasons=sorted({p.reason for p in parked})[:5])
+        if not parked:
+            return
+        if table == "dead_letters":
+            quarantined = header + b"".join(p.line + b"\n" for p in parked)
+            await asyncio.get_running_loop().run_in_executor(self._writer, self._quarantine, quarantined, token)
+            return
+        names = [str(name) for name in orjson.loads(header)]
+        dead = [_as_dead_letter(names, p) for p in parked]
+        await self._insert_until_done("dead_letters", header_line("dead_letters") + encode_rows(dead),
+                                      token + "-refused")
+
+    async def _written_anyway(self, table: str, body: bytes) -> bool:
+        """True when every touchpoint of a refused body is in the table anyway (a view refused it afterwards)."""
+        if table != "touchpoints":
+            return False
+        header, _, rest = body.partition(b"\n")
+        names = orjson.loads(header)
+        if "message_id" not in names or "received_at" not in names:
+            return False
+        at_id, at_time = names.index("message_id"), names.index("received_at")
+        try:
+            decoded = map(orjson.loads, filter(None, rest.split(b"\n")))
+            rows = {(str(v[at_id]), round(float(v[at_time]) * 1000)) for v in decoded}
+        except (orjson.JSONDecodeError, IndexError, TypeError, ValueError):  # rows not even JSON: not written
+            return False
+        found = await self._retrying(lambda: self._store.query(WRITTEN_SQL, {"$rows$": heredoc_json(sorted(rows))}))
+        return bool(rows) and int(found.rows[0][0]) >= len(rows)
+
+    async def _attempt(self, table: str, body: bytes, token: str) -> str | None:
+        """Insert a body, retrying while the store fails: None once stored, else the store's bad-data reason."""
         def insert() -> float:  # the successful attempt's duration, for the metrics
             started = time.perf_counter()
             self._store.insert_encoded(table, body, token)
@@ -257,23 +392,13 @@ class Batcher:
 
         try:
             seconds = await self._retrying(insert)
-        except StoreError as exc:
-            self._metrics.store_error("refused")
-            self.stats.last_error = str(exc)
-            log.error("store refused a segment as bad data; keeping its rows as dead letters", table=table,
-                      token=token, error=str(exc))
-            if table == "dead_letters":
-                await asyncio.get_running_loop().run_in_executor(self._writer, self._quarantine, body, token)
-                return
-            refused = [_as_dead_letter(line, str(exc)) for line in body.splitlines()[1:] if line]
-            await self._insert_until_done("dead_letters", header_line("dead_letters") + encode_rows(refused),
-                                          token + "-refused")
-            return
+        except StoreError as exc:  # not StoreUnavailable: _retrying retries those
+            return str(exc)
         rows = body.count(b"\n") - 1  # the first line names the columns
-        self.stats.store_ok = True
         self._metrics.observe_insert(table, rows, seconds)
         if table == "touchpoints":
             self.stats.inserted += rows
+        return None
 
     def _quarantine(self, body: bytes, token: str) -> None:
         """Keep rows even the dead-letter table refused in the spool's failed/ folder for an operator."""
@@ -306,9 +431,17 @@ class Batcher:
         return False
 
 
-def _as_dead_letter(line: bytes, reason: str) -> Row:
-    """A touchpoint row the store refused, as a dead-letter row keeping the whole row as payload."""
-    values: dict[str, Any] = dict.fromkeys(DEAD_LETTER_COLUMNS, "")
-    values.update(received_at=time.time(), source="", endpoint="store", batch_index=-1,
-                  reason=f"store refused: {reason}", payload=line.decode("utf-8", "replace"))
-    return tuple(values[c] for c in DEAD_LETTER_COLUMNS)
+def _as_dead_letter(names: list[str], parked: Parked) -> Row:
+    """A row the store refused, as a dead-letter row: the store's reason, the row as a JSON object (payload)."""
+    try:
+        decoded = orjson.loads(parked.line)
+    except orjson.JSONDecodeError:
+        decoded = None
+    values: dict[str, Any] = dict(zip(names, decoded, strict=False)) if isinstance(decoded, list) else {}
+    payload = orjson.dumps(values).decode() if values else parked.line.decode("utf-8", "replace")
+    dead: dict[str, Any] = dict.fromkeys(DEAD_LETTER_COLUMNS, "")
+    dead.update(received_at=time.time(), source=str(values.get("source", "")), endpoint="store", batch_index=-1,
+                message_id=str(values.get("message_id", "")), customer_id=str(values.get("customer_id", "")),
+                anonymous_id=str(values.get("anonymous_id", "")), reason=f"store refused: {parked.reason}",
+                payload=payload)
+    return tuple(dead[c] for c in DEAD_LETTER_COLUMNS)

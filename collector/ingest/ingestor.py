@@ -17,7 +17,9 @@ from collector.ingest.dedup import Dedup
 from collector.ingest.pixels import PixelHits
 from collector.ingest.protocol import IngestContext, dead_letter_row, normalise
 from collector.ingest.ratelimit import RateLimiter
+from collector.ingest.redact import Redactor
 from collector.ingest.stages import StageRules
+from collector.ingest.suppression import DEAD_LETTER_IDS, TOUCHPOINT_IDS, Suppression
 from collector.limits import MAX_EVENT_BYTES
 from collector.metrics import Metrics
 from collector.settings import Settings, WriteKey
@@ -60,6 +62,7 @@ class Ingestor:
         dedup: Dedup,
         batcher: Batcher,
         metrics: Metrics,
+        suppression: Suppression,
     ) -> None:
         self.settings = settings
         self.rules = rules
@@ -68,10 +71,12 @@ class Ingestor:
         self.dedup = dedup
         self.batcher = batcher
         self.metrics = metrics
+        self.suppression = suppression  # ids whose events are not kept (forget --suppress)
         self.identity = settings.link_policy
         self.enricher = Enricher(enabled=settings.enrich, exclude=settings.journey_exclude,
                                  geoip_db=settings.geoip_db, mail_window_seconds=settings.mail_machine_seconds) \
             if settings.enrich else None
+        self.redactor = Redactor.of(settings.secret_values, settings.ip_mode)  # what dead letters keep
         self.pixels = PixelHits(self)  # the pixel's hits, recorded a loop tick's worth at a time
 
     def context(
@@ -126,7 +131,12 @@ class Ingestor:
                 message_id = event.get("messageId") if isinstance(event, dict) else None
                 outcome.rejected.append({"index": index, "messageId": message_id, "reason": exc.reason})
                 dead.append(dead_letter_row(ctx=ctx, endpoint=endpoint, index=index, event=event,
-                                            reason=exc.reason))
+                                            reason=exc.reason, redactor=self.redactor))
+        if self.suppression.keys:  # answered as without consent: the sender is not told who asked to be forgotten
+            valid, suppressed = self.suppression.drop(valid, TOUCHPOINT_IDS)
+            dead, suppressed_dead = self.suppression.drop(dead, DEAD_LETTER_IDS)
+            outcome.without_consent += suppressed
+            self.metrics.record_suppressed(suppressed + suppressed_dead)
         rows, keys, outcome.duplicates = dedup.fresh(valid)
         try:
             if check_store and rows:
@@ -150,10 +160,11 @@ class Ingestor:
         requests without a key) or with the spool full, the dead letter is dropped and logged instead.
         """
         ctx = IngestContext(source=source, received_ms=int(time.time() * 1000), rules=self.rules)
-        row = dead_letter_row(ctx=ctx, endpoint=endpoint, index=-1, event=payload, reason=reason)
         try:
             self.batcher.check_capacity()
             self.limiter.take(f"dead letters: {source or endpoint}", 1, public=public)
+            row = dead_letter_row(ctx=ctx, endpoint=endpoint, index=-1, event=payload, reason=reason,
+                                  redactor=self.redactor)  # cleaned within the limit: cleaning costs CPU
             await self.batcher.submit((), (row,))
         except TryLater as exc:
             log.warning("dead letter not kept", endpoint=endpoint, reason=reason, error=exc.reason)

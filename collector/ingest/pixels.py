@@ -19,6 +19,7 @@ import structlog
 
 from collector.errors import EventRejected, EventWithoutConsent, RateLimited, TryLater
 from collector.ingest.protocol import IngestContext, Row, dead_letter_row, normalise
+from collector.ingest.suppression import DEAD_LETTER_IDS, TOUCHPOINT_IDS
 from collector.settings import WriteKey, find_write_key
 
 if TYPE_CHECKING:
@@ -174,7 +175,12 @@ class PixelHits:
                 without_consent += 1
             except EventRejected as exc:
                 reasons.append(exc.reason)
-                dead.append(dead_letter_row(ctx=ctx, endpoint="pixel", index=0, event=event, reason=exc.reason))
+                dead.append(dead_letter_row(ctx=ctx, endpoint="pixel", index=0, event=event, reason=exc.reason,
+                                            redactor=ingestor.redactor))
+        if ingestor.suppression.keys:
+            valid, suppressed = ingestor.suppression.drop(valid, TOUCHPOINT_IDS)
+            dead, suppressed_dead = ingestor.suppression.drop(dead, DEAD_LETTER_IDS)
+            ingestor.metrics.record_suppressed(suppressed + suppressed_dead)
         rows, dedup_keys, duplicates = ingestor.dedup.fresh(valid)
         written = ingestor.batcher.submit_nowait(rows, dead)
         if written is not None:
@@ -196,7 +202,8 @@ class PixelHits:
             log.warning("dead letter not kept", endpoint="pixel", reason=reason, error=exc.reason)
             return
         ctx = IngestContext(source=source, received_ms=received_ms, rules=self._ingestor.rules)
-        dead.append(dead_letter_row(ctx=ctx, endpoint="pixel", index=-1, event=payload, reason=reason))
+        dead.append(dead_letter_row(ctx=ctx, endpoint="pixel", index=-1, event=payload, reason=reason,
+                                    redactor=self._ingestor.redactor))
 
     def _log_rate_limited(self) -> None:
         now = time.monotonic()

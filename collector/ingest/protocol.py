@@ -11,8 +11,6 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from collector.errors import EventRejected, EventWithoutConsent
 from collector.identity.guards import DEFAULT_POLICY, LinkPolicy
 from collector.ingest.attribution import AttributionRules
@@ -24,6 +22,7 @@ from collector.store.schema import DEAD_LETTER_COLUMNS, TOUCHPOINT_COLUMNS
 
 if TYPE_CHECKING:
     from collector.enrich.pipeline import Enricher
+    from collector.ingest.redact import Redactor
 
 __all__ = [
     "DEAD_LETTER_COLUMNS",
@@ -397,14 +396,14 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
 
 
 def dead_letter_row(
-    *, ctx: IngestContext, endpoint: str, index: int, event: Any, reason: str
+    *, ctx: IngestContext, endpoint: str, index: int, event: Any, reason: str, redactor: Redactor
 ) -> tuple[Any, ...]:
-    """A dead-letter row for a rejected event or request (in DEAD_LETTER_COLUMNS order)."""
+    """A dead-letter row for a rejected event or request (in DEAD_LETTER_COLUMNS order).
+
+    The payload is kept as the redactor leaves it: secrets redacted, IP addresses treated as on touchpoints.
+    """
     fields = event if isinstance(event, dict) else {}
-    try:
-        payload = event if isinstance(event, str) else orjson.dumps(event).decode()
-    except TypeError:
-        payload = repr(event)
+    payload = redactor.payload(event, endpoint, DEAD_LETTER_PAYLOAD_CHARS)
     return (
         ctx.received_ms / 1000,
         ctx.source,

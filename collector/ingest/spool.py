@@ -62,8 +62,13 @@ def spooled_touchpoints(segments: Iterable[Segment]) -> Iterator[tuple[Any, ...]
         header, *lines = segment.read("touchpoints").splitlines() or [b"[]"]
         names = orjson.loads(header)
         for line in lines:
-            if line:
-                values = dict(zip(names, orjson.loads(line), strict=False))
+            try:
+                decoded = orjson.loads(line) if line else None
+            except orjson.JSONDecodeError:  # a damaged line: the store refuses it and it is parked on insert
+                log.warning("spooled row is not JSON", segment=segment.name, line=line[:200].decode("utf-8", "replace"))
+                continue
+            if isinstance(decoded, list):
+                values = dict(zip(names, decoded, strict=False))
                 yield tuple(values.get(c, "") for c in TOUCHPOINT_COLUMNS)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from collector.errors import QueryRefused, StoreUnavailable
 from collector.identity.rebuild import unlink as unlink_id
+from collector.ingest.suppression import unsuppress as unsuppress_id
 from collector.journey.forget import forget_person
 from collector.journey.insights import Runner
 from collector.keys import read_dev_admin_key
@@ -19,7 +20,7 @@ from collector.settings import ClientSettings, is_embedded
 from collector.store.clickhouse import QueryResult, Store
 
 __all__ = ["CUSTOMER_SQL", "LINKS_SQL", "TIMELINE_SQL", "CustomerView", "forget", "look_up_customer", "post_admin",
-           "run_query", "unlink"]
+           "run_query", "unlink", "unsuppress"]
 
 CUSTOMER_SQL = "SELECT * FROM customer_journey_of(id = {id:String})"
 
@@ -62,25 +63,25 @@ def look_up_customer(run: Runner, customer_id: str, *, with_links: bool = False)
 def run_query(settings: ClientSettings, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
     """Run one read-only query the way this deployment allows."""
     if not is_embedded(settings.dsn):
-        store = Store(dsn=settings.dsn)
+        store = Store(dsn=settings.reader_dsn)
         try:
-            return store.query_readonly(sql, params, timeout=settings.query_timeout,
-                                        max_rows=settings.query_max_rows)
+            return store.query_readonly(sql, params, limits=settings.query_limits)
         finally:
             store.close()
     return _query_collector(settings, sql, params or {})
 
 
 def _query_collector(settings: ClientSettings, sql: str, params: Mapping[str, Any]) -> QueryResult:
-    doc = post_admin(settings, "/v1/query", {"sql": sql, "params": dict(params)})
+    doc = post_admin(settings, "/v1/query", {"sql": sql, "params": dict(params)},
+                     key=settings.read_key or None)
     return QueryResult(doc["columns"], doc["types"], [tuple(r) for r in doc["rows"]])
 
 
-def post_admin(settings: ClientSettings, path: str, body: Mapping[str, Any]) -> Any:
-    """POST JSON to one of the collector's admin endpoints with the admin key; the parsed answer."""
-    admin_key = settings.admin_key or read_dev_admin_key(settings)
+def post_admin(settings: ClientSettings, path: str, body: Mapping[str, Any], *, key: str | None = None) -> Any:
+    """POST JSON to one of the collector's endpoints with ``key`` (else the admin key); the parsed answer."""
+    admin_key = key or settings.admin_key or read_dev_admin_key(settings)
     if not admin_key:
-        raise QueryRefused("no admin key: set REISE_ADMIN_KEY")
+        raise QueryRefused("no key: set REISE_READ_KEY (to read) or REISE_ADMIN_KEY")
     request = urllib.request.Request(
         settings.url.rstrip("/") + path,
         data=json.dumps(dict(body)).encode(),
@@ -103,26 +104,37 @@ def post_admin(settings: ClientSettings, path: str, body: Mapping[str, Any]) -> 
         raise StoreUnavailable(f"cannot reach the collector at {settings.url}: {exc}") from None
 
 
-def _admin(settings: ClientSettings, path: str, body: Mapping[str, Any], direct: Callable[[Store], Any]) -> Any:
+def _admin(settings: ClientSettings, path: str, body: Mapping[str, Any],
+           direct: Callable[[Store], dict[str, Any]]) -> Any:
     """An admin operation: through the collector's endpoint (embedded store), or straight on a server.
 
-    ``direct`` returns a dataclass whose fields are the endpoint's answer, so both ways give the same dict.
+    ``direct`` returns the endpoint's answer, so both ways give the same dict.
     """
     if is_embedded(settings.dsn):
         return dict(post_admin(settings, path, body))
     store = Store(dsn=settings.dsn)
     try:
-        return asdict(direct(store))
+        return direct(store)
     finally:
         store.close()
 
 
-def forget(settings: ClientSettings, customer_id: str) -> dict[str, Any]:
-    """Forget a person by any of their ids (see journey.forget)."""
-    return dict(_admin(settings, "/v1/admin/forget", {"customer_id": customer_id},
-                       lambda store: forget_person(store, customer_id)))
+def forget(settings: ClientSettings, customer_id: str, *, suppress: bool = False) -> dict[str, Any]:
+    """Forget a person by any of their ids (see journey.forget); ``suppress``: keep their later events out.
+
+    Straight on a server, the collectors' memory of recent message ids is not cleared and they see the
+    suppression at their next reload (REISE_SUPPRESSION_RELOAD); see docs/security.md.
+    """
+    return dict(_admin(settings, "/v1/admin/forget", {"customer_id": customer_id, "suppress": suppress},
+                       lambda store: forget_person(store, customer_id, suppress=suppress).answer()))
+
+
+def unsuppress(settings: ClientSettings, id_: str) -> dict[str, Any]:
+    """Lift the suppression of an id and of the ids suppressed with it (see ingest.suppression)."""
+    return dict(_admin(settings, "/v1/admin/unsuppress", {"id": id_},
+                       lambda store: asdict(unsuppress_id(store, id_))))
 
 
 def unlink(settings: ClientSettings, id_: str) -> dict[str, Any]:
     """Undo a wrong link (see identity.rebuild)."""
-    return dict(_admin(settings, "/v1/admin/unlink", {"id": id_}, lambda store: unlink_id(store, id_)))
+    return dict(_admin(settings, "/v1/admin/unlink", {"id": id_}, lambda store: asdict(unlink_id(store, id_))))

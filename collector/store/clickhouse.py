@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -11,18 +12,18 @@ from typing import Any
 import clickhouse_connect
 import orjson
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
+from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from collector.errors import QueryRefused, StoreError, StoreUnavailable
+from collector.errors import QueryRefused, ReiseError, StoreError, StoreUnavailable
 from collector.settings import require_engine
+from collector.store.decisions import Operation, Verdict, decide, first_line
+from collector.store.readonly import QueryLimits, checked_statement, run_checked
 from collector.store.schema import TOUCHPOINT_COLUMNS
-from collector.store.sqlguard import single_statement
+from collector.store.sqlguard import GuardCatalog, QueryGuard
 from collector.store.times import query_rows
 
 __all__ = ["QueryResult", "Store", "connect", "heredoc_json"]
 
-# ClickHouse error codes that mean "try again later" rather than "this data is bad".
-RETRYABLE_CODES = frozenset({159, 202, 203, 209, 210, 241, 242, 252, 285, 319, 425, 999, 1002})
 INSERT_SETTINGS = {
     "async_insert": 0,
     "deduplicate_blocks_in_dependent_materialized_views": 1,
@@ -32,7 +33,7 @@ INSERT_SETTINGS = {
     "input_format_json_read_objects_as_strings": 1,
     "input_format_json_read_arrays_as_strings": 1,
 }
-
+GUARD_CATALOG_SECONDS = 60.0  # how long the query guard's catalogue is trusted before it is read again
 
 STORED_KEYS_SQL = """
 SELECT DISTINCT key FROM event_keys
@@ -57,33 +58,25 @@ def _query_size(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def connect(dsn: str) -> Client:
-    """Open a clickhouse-connect client for a chdb:// or http(s):// DSN."""
+    """Open a clickhouse-connect client for a chdb:// or http(s):// DSN (failures decided by ``classify``)."""
     try:
         return clickhouse_connect.get_client(dsn=dsn, settings={"async_insert": 0})
-    except OperationalError as exc:
-        raise StoreUnavailable(f"cannot reach ClickHouse: {exc}") from exc
     except ClickHouseError as exc:
-        raise StoreError(f"cannot open ClickHouse: {exc}") from exc
+        raise classify(exc, "connect") from exc
 
 
-def _error_code(exc: BaseException) -> int | None:
-    code = getattr(exc, "code", None)
-    if isinstance(code, int):
-        return code
-    text = str(exc)
-    marker = text.find("Code: ")
-    if marker >= 0:
-        digits = text[marker + 6 :].split(".", 1)[0]
-        if digits.isdigit():
-            return int(digits)
-    return None
+def classify(exc: BaseException, operation: Operation = "command") -> ReiseError:
+    """The error to raise for a ClickHouse failure, by the one decision of ``store.decisions.decide``.
 
-
-def classify(exc: BaseException) -> StoreError:
-    """Decide explicitly whether a ClickHouse failure is worth retrying."""
-    if isinstance(exc, OperationalError) or _error_code(exc) in RETRYABLE_CODES:
-        return StoreUnavailable(str(exc).strip().splitlines()[0][:500])
-    return StoreError(str(exc).strip().splitlines()[0][:500])
+    StoreUnavailable: retry (writes retry every code but the bad-row ones); StoreError: the rows are bad;
+    QueryRefused: a read-only query's statement is at fault (with ClickHouse's message).
+    """
+    verdict = decide(exc, operation)
+    if verdict is Verdict.RETRY:
+        return StoreUnavailable(first_line(exc))
+    if verdict is Verdict.REFUSED:
+        return QueryRefused(_query_message(exc))
+    return StoreError(first_line(exc))
 
 
 @dataclass(frozen=True)
@@ -108,6 +101,7 @@ class Store:
         self._local = threading.local()
         self._clients: list[Client] = []
         self._lock = threading.Lock()
+        self._guard: tuple[float, QueryGuard] | None = None
 
     def client(self) -> Client:
         """This thread's client, opened on first use."""
@@ -119,12 +113,28 @@ class Store:
                 self._clients.append(client)
         return client
 
+    def _discard_client(self) -> None:
+        """Close this thread's client after a failed call; the next call opens a fresh one.
+
+        A query that failed or was killed part-way can leave its output in chDB's connection, where the next
+        query on it would read it; a fresh client starts clean (on a server it costs one reconnect).
+        """
+        client: Client | None = getattr(self._local, "client", None)
+        self._local.client = None
+        if client is not None:
+            with self._lock:
+                if client in self._clients:
+                    self._clients.remove(client)
+            with suppress(Exception):
+                client.close()
+
     @contextmanager
-    def _errors(self) -> Iterator[None]:
+    def _errors(self, operation: Operation = "command") -> Iterator[None]:
         try:
             yield
         except ClickHouseError as exc:
-            raise classify(exc) from exc
+            self._discard_client()
+            raise classify(exc, operation) from exc
 
     def ping(self) -> bool:
         """True when ClickHouse answers."""
@@ -150,7 +160,7 @@ class Store:
         The names travel with the rows, so a spool segment written before a schema change still inserts.
         """
         settings = {**INSERT_SETTINGS, "insert_deduplication_token": token}
-        with self._errors():
+        with self._errors("insert"):
             self.client().raw_insert(table, None, body, settings=settings, fmt="JSONCompactEachRowWithNames")
 
     def stored_keys(self, keys: Sequence[str]) -> set[str]:
@@ -185,38 +195,21 @@ class Store:
             names, types, rows = query_rows(self.client(), sql, parameters=params, settings=_query_size(params))
         return QueryResult(names, types, rows)
 
-    def query_readonly(
-        self, sql: str, parameters: Mapping[str, Any] | None, *, timeout: float, max_rows: int
-    ) -> QueryResult:
-        """Run an analyst's query read-only (ClickHouse readonly=1), bounded in time and rows."""
-        settings = {  # readonly last: once set, no other setting may change
-            "max_execution_time": timeout,
-            "max_result_rows": max_rows,
-            "result_overflow_mode": "throw",
-            "readonly": 1,
-        }
-        statement = single_statement(sql)
-        try:
-            names, types, rows = query_rows(self.client(), statement, parameters=parameters or {},
-                                            settings=settings)
-        except OperationalError as exc:
-            raise StoreUnavailable(str(exc)[:500]) from exc
-        except ClickHouseError as exc:
-            raise QueryRefused(_query_message(exc)) from exc
-        if not rows and not names:
-            return self._described(statement, parameters, settings)
-        return QueryResult(names, types, rows)
+    def guard(self) -> QueryGuard:
+        """The query guard; its catalogue (functions, databases, Reise's views) is read again after a minute."""
+        cached = self._guard
+        if cached is None or cached[0] < time.monotonic() - GUARD_CATALOG_SECONDS:
+            cached = self._guard = (time.monotonic(), QueryGuard(GuardCatalog.load(lambda sql: self.query(sql).rows)))
+        return cached[1]
 
-    def _described(
-        self, statement: str, parameters: Mapping[str, Any] | None, settings: Mapping[str, Any]
-    ) -> QueryResult:
-        """An empty result with its column names and types (chDB sends none when no row comes back)."""
-        try:
-            described = self.client().query(f"DESCRIBE ({statement})", parameters=dict(parameters or {}),
-                                             settings=dict(settings)).result_rows
-        except ClickHouseError:  # not a SELECT (SHOW, EXISTS ...): nothing to describe
-            described = []
-        return QueryResult([str(r[0]) for r in described], [str(r[1]) for r in described], [])
+    def query_readonly(self, sql: str, parameters: Mapping[str, Any] | None, *, limits: QueryLimits) -> QueryResult:
+        """Run an analyst's query: checked by the query guard (QueryForbidden), read-only, within the limits."""
+        guard, params = self.guard(), dict(parameters or {})
+        with self._errors("query"):
+            client = self.client()
+            statement, kind = checked_statement(client, guard, sql, params)
+            columns, types, rows = run_checked(client, statement, kind, params, limits)
+        return QueryResult(columns, types, rows)
 
     def close(self) -> None:
         """Close every client this store opened."""

@@ -30,6 +30,7 @@ _CREATE_MV = re.compile(
 )
 _CREATE_VIEW = re.compile(r"^CREATE\s+(OR\s+REPLACE\s+)?VIEW\s+(IF\s+NOT\s+EXISTS\s+)?(\w+)\s+(AS\s+.*)$", re.S | re.I)
 _ALTER = re.compile(r"^ALTER\s+TABLE\s+(\w+)\s+(.*)$", re.S | re.I)
+_INSERT_SELECT = re.compile(r"^INSERT\s+INTO\s+(\w+)\s*(\([^)]*\))?\s*(SELECT\s.*)$", re.S | re.I)
 _DROP = re.compile(r"^DROP\s+(TABLE|VIEW)\s+(IF\s+EXISTS\s+)?(\w+)\s*$", re.S | re.I)
 _COLUMN_ALTER = re.compile(r"^(ADD|DROP|MODIFY|RENAME|COMMENT)\s+COLUMN\b", re.I)
 _SOURCE = re.compile(r"\b(FROM|JOIN)\s+(\w+)\b", re.I)
@@ -58,7 +59,7 @@ def sharding_key(columns: str) -> str:
 
     ``journey_id`` where the table has it (customer id when known, else anonymous id); otherwise the
     customer id, falling back to the anonymous id for rows that carry none; a table of keys alone
-    (``event_keys``) by its key.
+    (``event_keys``, ``dead_letter_replays``) by its key.
     """
     if _has_column(columns, "journey_id"):
         return "cityHash64(journey_id)"
@@ -67,7 +68,7 @@ def sharding_key(columns: str) -> str:
     if _has_column(columns, "customer_id"):
         return "cityHash64(customer_id)"
     if _has_column(columns, "key"):
-        return "cityHash64(key)"  # event_keys: no customer in it; lookups read every shard
+        return "cityHash64(key)"  # event_keys, dead_letter_replays: no customer in them; lookups read every shard
     raise ConfigError("cannot shard a table without a journey_id, customer_id or key column")
 
 
@@ -105,7 +106,8 @@ class ClusterRenderer:
         """The cluster statements for one single-server statement."""
         statement = statement.strip().rstrip(";").strip()
         for pattern, method in ((_CREATE_TABLE, self._table), (_CREATE_MV, self._materialized_view),
-                                (_CREATE_VIEW, self._view), (_ALTER, self._alter), (_DROP, self._drop)):
+                                (_CREATE_VIEW, self._view), (_ALTER, self._alter), (_DROP, self._drop),
+                                (_INSERT_SELECT, self._insert_select)):
             match = pattern.match(statement)
             if match:
                 return method(match)
@@ -163,6 +165,15 @@ class ClusterRenderer:
         select = _IN_SUBQUERY.sub(lambda m: m.group(0) if m.group(1) else f"GLOBAL {m.group(2)}", select)
         head = "CREATE OR REPLACE VIEW" if replace else "CREATE VIEW IF NOT EXISTS" if exists else "CREATE VIEW"
         return [f"{head} {name} {self.on_cluster}\n{select}"]
+
+    def _insert_select(self, match: re.Match[str]) -> list[str]:
+        """A backfill: run once (not ON CLUSTER) into the Distributed table, reading every shard (GLOBAL)."""
+        table, columns, select = match.group(1), match.group(2) or "", match.group(3)
+        if table not in self.tables:
+            raise ConfigError(f"insert into {table}: not a replicated table")
+        select = _JOIN.sub(lambda m: m.group(0) if m.group(1) else f"GLOBAL {m.group(2)}", select)
+        select = _IN_SUBQUERY.sub(lambda m: m.group(0) if m.group(1) else f"GLOBAL {m.group(2)}", select)
+        return [f"INSERT INTO {table} {columns}\n{select}".replace(" \n", "\n")]
 
     def _alter(self, match: re.Match[str]) -> list[str]:
         name, action = match.group(1), match.group(2)

@@ -10,12 +10,14 @@ from pathlib import Path
 
 from collector.errors import ConfigError
 from collector.store.clickhouse import Store
-from collector.store.cluster import ClusterRenderer, database_of
+from collector.store.cluster import ClusterRenderer, database_of, local_name
+from collector.store.retention import RAW_TABLES, Retention, current_definitions, retention_statements
 
 __all__ = [
     "MIGRATIONS_DIR",
     "Migration",
     "apply_migrations",
+    "apply_retention",
     "ledger_ddl",
     "load_migrations",
     "migrations_dir",
@@ -118,16 +120,46 @@ def render_migrations(
     return rendered
 
 
-def rendered_sql(cluster: str | None = None, database: str = "default", directory: Traversable = MIGRATIONS_DIR) -> str:
-    """Every statement ``reise migrate`` would run, as one SQL script (``reise migrate --print``)."""
+def rendered_sql(cluster: str | None = None, database: str = "default", directory: Traversable = MIGRATIONS_DIR,
+                 retention: Retention | None = None) -> str:
+    """Every statement ``reise migrate`` would run, as one SQL script (``reise migrate --print``).
+
+    With retention settings, the TTL statements they call for follow (``migrate`` runs only those that differ
+    from the store; ``REMOVE TTL`` only where a TTL is set).
+    """
     parts = [f"-- migration ledger\n{ledger_ddl(cluster, database)};"]
     for migration in render_migrations(cluster, database, directory):
         parts.append(f"-- {migration.name}\n" + "\n\n".join(f"{statement};" for statement in migration.statements))
+    ttl = retention_statements(retention, cluster=cluster, database=database) if retention is not None else []
+    if ttl:
+        header = "-- retention (REISE_RETENTION_DAYS, REISE_PII_RETENTION_DAYS)\n"
+        parts.append(header + "\n".join(f"{statement};" for statement in ttl))
     return "\n\n".join(parts) + "\n"
 
 
-def apply_migrations(store: Store, directory: Traversable = MIGRATIONS_DIR, *, cluster: str | None = None) -> list[str]:
-    """Apply the migrations not yet recorded (ON CLUSTER when a cluster is named); return those applied now."""
+def apply_retention(store: Store, retention: Retention, *, cluster: str | None = None) -> list[str]:
+    """Alter the TTLs that differ from the retention settings; return the statements run."""
+    if retention.empty:
+        return []
+    show_create = {}
+    for table in RAW_TABLES:
+        name = local_name(table) if cluster else table
+        rows = store.query("SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = {n:String}",
+                           {"n": name}).rows
+        if rows and int(rows[0][0]):
+            show_create[name] = str(store.query(f"SHOW CREATE TABLE {name}").rows[0][0])
+    current = current_definitions(show_create, cluster=bool(cluster))
+    statements = retention_statements(retention, current, cluster=cluster, database=database_of(store.dsn))
+    for statement in statements:
+        store.command(statement)
+    return statements
+
+
+def apply_migrations(store: Store, directory: Traversable = MIGRATIONS_DIR, *, cluster: str | None = None,
+                     retention: Retention | None = None) -> list[str]:
+    """Apply the migrations not yet recorded (ON CLUSTER when a cluster is named), then alter the TTLs to
+    match the retention settings; return the migrations applied now and the TTL statements run.
+    """
     database = database_of(store.dsn)
     store.command(ledger_ddl(cluster, database))
     done = {int(row[0]) for row in store.query("SELECT version FROM reise_migrations").rows}
@@ -142,4 +174,6 @@ def apply_migrations(store: Store, directory: Traversable = MIGRATIONS_DIR, *, c
             {"v": migration.version, "n": migration.name},
         )
         applied.append(migration.name)
+    if retention is not None:
+        applied += apply_retention(store, retention, cluster=cluster)
     return applied

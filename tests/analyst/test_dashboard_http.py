@@ -133,11 +133,14 @@ def test_the_json_endpoints_need_a_valid_session_and_the_header(demo_collector: 
     name, _, token = cookie.partition("=")
     forged = token[:-1] + ("0" if token[-1] != "0" else "1")
     assert api(demo_collector, path, f"{name}={forged}").status == 401
-    expired = session.issue(demo_collector.admin_key, 60, now=time.time() - 3600)
+    expired = session.issue(demo_collector.admin_key, "admin", 60, now=time.time() - 3600)
     assert api(demo_collector, path, f"{name}={expired}").status == 401
-    other_key = session.issue("another-admin-key", 3600)
+    other_key = session.issue("another-admin-key", "admin", 3600)
     assert api(demo_collector, path, f"{name}={other_key}").status == 401
     assert api(demo_collector, path, demo_collector.admin_key).status == 401
+    for other in ("/dashboard/api/filters", "/dashboard/api/analytics"):  # every JSON endpoint, not only one
+        assert api(demo_collector, other, None).status == 401, other
+        assert api(demo_collector, other, f"{name}={forged}").status == 401, other
 
 
 def test_overview_counts_and_filters(demo_collector: Collector, cookie: str) -> None:

@@ -40,7 +40,7 @@ def test_sql_prints_a_table_and_json(collector: Collector) -> None:
 def test_sql_refuses_writes_with_a_clear_message(collector: Collector) -> None:
     result = reise(collector, "sql", "DROP TABLE touchpoints")
     assert result.returncode == 2
-    assert "readonly" in result.stderr.lower()
+    assert "DROP: only SELECT" in result.stderr and "HTTP 403" in result.stderr
 
 
 def test_customer_prints_the_journey_and_timeline(collector: Collector) -> None:

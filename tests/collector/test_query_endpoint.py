@@ -1,4 +1,4 @@
-"""The admin query endpoint is read-only at the ClickHouse level and bounded in time and size."""
+"""The query endpoint is read-only at the ClickHouse level, guarded, and bounded in time and size."""
 
 from __future__ import annotations
 
@@ -25,6 +25,10 @@ def test_needs_the_admin_key(collector: Collector) -> None:
     assert bearer.body["rows"] == [[1]]
 
 
+def tables(collector: Collector) -> set[str]:
+    return {row["name"] for row in collector.query("SHOW TABLES")}
+
+
 @pytest.mark.parametrize("sql", [
     "DROP TABLE touchpoints",
     "INSERT INTO touchpoints (message_id) VALUES ('x')",
@@ -39,12 +43,12 @@ def test_needs_the_admin_key(collector: Collector) -> None:
     "SELECT 1; DROP TABLE touchpoints",
 ])
 def test_statements_that_write_or_change_settings_are_refused(collector: Collector, sql: str) -> None:
-    before = collector.scalar("SELECT count() FROM system.tables WHERE database = currentDatabase()")
+    before = tables(collector)
     status, body = run(collector, sql)
-    assert status == 400
+    assert status in (400, 403)  # 400: the parser refused it (several statements), 403: the query guard did
     assert body["error"].startswith("sql: ")
-    assert collector.scalar("SELECT count() FROM system.tables WHERE database = currentDatabase()") == before
-    assert collector.scalar("EXISTS TABLE touchpoints") == 1
+    assert tables(collector) == before
+    assert "touchpoints" in before
 
 
 def test_result_size_and_time_are_limited(tmp_path) -> None:  # type: ignore[no-untyped-def]

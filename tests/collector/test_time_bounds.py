@@ -18,6 +18,7 @@ import pytest
 from collector.journey.analyst import look_up_customer
 from collector.journey.insights import Filters, overview
 from collector.store.clickhouse import QueryResult, Store
+from collector.store.readonly import QueryLimits
 from tests.helpers import ROOT, Collector, http
 
 
@@ -109,7 +110,7 @@ def test_stored_extreme_times_read_without_failing_in_process(store: Store) -> N
     run_id = uuid.uuid4().hex[:6]
 
     def run(sql: str, params: Mapping[str, Any]) -> QueryResult:
-        return store.query_readonly(sql, params, timeout=30, max_rows=10_000)
+        return store.query_readonly(sql, params, limits=QueryLimits(timeout=30, max_rows=10_000))
 
     for name, time_sql in EXTREMES.items():
         customer = f"{name}-{run_id}"

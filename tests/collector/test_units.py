@@ -28,7 +28,6 @@ from collector.ingest.stages import StageRules
 from collector.limits import MAX_BATCH_BYTES, MAX_EVENT_BYTES
 from collector.settings import DEFAULT_RULES_PATH, ClientSettings, Settings, chdb_path, parse_write_keys
 from collector.store.schema import TOUCHPOINT_COLUMNS
-from collector.store.sqlguard import single_statement
 
 RULES = StageRules.load(DEFAULT_RULES_PATH)
 CTX = IngestContext(source="unit", received_ms=1_780_000_000_000, rules=RULES)
@@ -147,14 +146,6 @@ def test_recent_ids_forget_the_oldest() -> None:
     assert recent.add("a") is True  # forgotten after d arrived
     recent.forget(["a"])
     assert recent.add("a") is True
-
-
-def test_single_statement() -> None:
-    assert single_statement("SELECT 1;") == "SELECT 1"
-    assert single_statement("SELECT ';' AS x -- ;\n") == "SELECT ';' AS x -- ;\n"
-    for sql in ("SELECT 1; DROP TABLE t", "SELECT 1;;SELECT 2", "  ;  "):
-        with pytest.raises(QueryRefused):
-            single_statement(sql)
 
 
 def test_the_sdk_mirrors_the_collector_limits() -> None:

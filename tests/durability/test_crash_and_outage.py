@@ -151,7 +151,8 @@ def test_full_spool_answers_503_with_retry_after_and_keeps_what_it_took(tmp_path
     assert wait_until(lambda: stored_once(collector, prefix)[0] >= len(acked))
     assert stored_once(collector, prefix) == (len(acked), len(acked), 0)
     assert missing(collector, prefix, acked) == set()
-    assert http("GET", collector.url + "/readyz").status == 200
+    # the segment is released a moment after its rows are visible
+    assert wait_until(lambda: http("GET", collector.url + "/readyz").status == 200, timeout=30)
     collector.stop()
 
 

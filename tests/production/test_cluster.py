@@ -21,7 +21,8 @@ from collector.store.migrate import LEDGER_DDL, load_migrations, render_migratio
 from tests.helpers import ROOT
 
 CLUSTER = "reise_cluster"
-SHARD_BY_KEY = {"cityHash64(key)"}  # event_keys holds no customer id: keys only
+SHARD_BY_KEY = {"cityHash64(key)"}  # these tables hold no customer id: keys only
+KEYED_TABLES = ("event_keys", "ended_sessions", "dead_letter_replays", "suppressed_ids", "analytics_settings")
 SHARD_BY_CUSTOMER = {
     "cityHash64(journey_id)",
     "cityHash64(customer_id)",
@@ -64,13 +65,33 @@ def test_every_statement_runs_on_the_cluster() -> None:
     statements = rendered()
     assert len(statements) > len(plain_statements())
     for statement in statements:
+        if statement.startswith("INSERT INTO"):  # a backfill runs once, through the Distributed table
+            continue
         assert f" ON CLUSTER {CLUSTER}" in statement.split("\n", 1)[0], statement[:200]
+
+
+def test_a_backfill_inserts_once_through_the_distributed_table_reading_every_shard() -> None:
+    inserts = [s for s in rendered() if s.startswith("INSERT INTO")]
+    assert [s.split("\n", 1)[0] for s in inserts] == ["INSERT INTO customer_state (customer_id, contact_details)"]
+    sources = re.findall(r"\b(?:FROM|JOIN)\s+(\w+)", inserts[0])
+    assert sources and not [s for s in sources if s.endswith("_local")], sources
+    assert "GLOBAL LEFT JOIN" in inserts[0]
+
+
+def test_the_analytics_views_read_every_shard() -> None:
+    views = creates("VIEW")
+    analytics = ("attribution_purchases", "attribution_credits", "attribution", "sessions", "journey_paths",
+                 "stage_durations", "cohorts")
+    for name in analytics:
+        sources = set(re.findall(r"\b(?:FROM|JOIN)\s+(\w+)", views[name]))
+        assert sources and not [s for s in sources if s.endswith("_local")], (name, sources)
+    assert "analytics_settings" in creates("TABLE") and "analytics_settings_local" in creates("TABLE")
 
 
 def test_every_statement_parses_as_clickhouse_sql(store: Store) -> None:
     for statement in rendered():
         formatted = store.query("SELECT formatQuery({q:String})", {"q": statement}).rows[0][0]
-        assert f"ON CLUSTER {CLUSTER}" in formatted
+        assert f"ON CLUSTER {CLUSTER}" in formatted or formatted.startswith("INSERT INTO customer_state")
 
 
 def test_every_table_is_replicated_with_its_dedup_window_kept() -> None:
@@ -100,7 +121,7 @@ def test_every_distributed_table_is_sharded_by_the_customer_id() -> None:
         assert match, distributed
         assert match.group(1) == match.group(3) == local_name(name)
         assert match.group(2) == CLUSTER
-        assert match.group(4) in (SHARD_BY_KEY if name == "event_keys" else SHARD_BY_CUSTOMER)
+        assert match.group(4) in (SHARD_BY_KEY if name in KEYED_TABLES else SHARD_BY_CUSTOMER)
     # a customer's own touchpoints, state and links meet on one shard: all hash the same id
     assert tables["touchpoints"].endswith("cityHash64(journey_id))")
     # the identity map is sharded like the touchpoints it resolves, so the view's join on each shard is local

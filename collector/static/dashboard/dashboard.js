@@ -10,6 +10,9 @@
                            app: "#edc948", sms: "#b07aa1", support: "#ff9da7", other: "#9c755f" };
   const charts = {};
   let inFlight = false;
+  let analyticsInFlight = false;
+  let analyticsData = null;
+  const ANALYTICS_MS = 60000;  // the deeper views are heavier than the overview: refreshed every minute
 
   Chart.defaults.animation = false;
   Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
@@ -151,6 +154,149 @@
                                                             pct(c.conversion), money(c.revenue)]));
   }
 
+  const MODEL_LABELS = { first_touch: "first touch", last_touch: "last touch", last_non_direct: "last non-direct",
+                         linear: "linear", position_based: "position based", time_decay: "time decay" };
+  const MODEL_COLORS = { first_touch: "#4e79a7", last_touch: "#f28e2b", last_non_direct: "#e15759",
+                         linear: "#76b7b2", position_based: "#59a14f", time_decay: "#b07aa1" };
+  const hours = (s) => +(s / 3600).toFixed(1);
+  const span = (s) => (s >= 86400 ? (s / 86400).toFixed(1) + " d" : s >= 3600 ? (s / 3600).toFixed(1) + " h"
+                       : s >= 60 ? (s / 60).toFixed(1) + " min" : Math.round(s) + " s");
+
+  function renderAttribution(attr) {
+    const model = $("attr-model").value;
+    const channels = attr.channels.map((c) => c.channel);
+    $("attr-note").textContent = `${num(Math.round(attr.purchases))} purchases credited`;
+    draw("chart-attribution", {
+      type: "bar",
+      data: { labels: channels, datasets: [{ label: MODEL_LABELS[model],
+        data: attr.channels.map((c) => +c[model].purchases.toFixed(2)),
+        backgroundColor: channels.map((c) => CHANNEL_COLORS[c] || "#999") }] },
+      options: { plugins: { legend: { display: false } },
+                 scales: { y: { beginAtZero: true, title: { display: true, text: "credited purchases" } } } },
+    });
+    fillTable("attr-table", attr.campaigns[model].map((c) => [c.campaign, c.purchases.toFixed(1), money(c.revenue)]));
+    draw("chart-attribution-compare", {
+      type: "bar",
+      data: { labels: channels, datasets: attr.models.map((m) => ({ label: MODEL_LABELS[m],
+        data: attr.channels.map((c) => +c[m].purchases.toFixed(2)), backgroundColor: MODEL_COLORS[m] })) },
+      options: { plugins: { legend: { position: "bottom" } }, scales: { y: { beginAtZero: true } } },
+    });
+  }
+
+  // Sankey: step-numbered channel nodes, from the first channel to purchase or no purchase.
+  function pathFlows(paths) {
+    const flows = new Map();
+    const add = (from, to, n) => { if (n > 0) { const k = from + "\u0000" + to; flows.set(k, (flows.get(k) || 0) + n); } };
+    for (const p of paths) {
+      const nodes = p.path.length ? p.path.map((c, i) => `${i + 1}. ${c}`) : ["no contact before"];
+      for (let i = 1; i < nodes.length; i++) add(nodes[i - 1], nodes[i], p.customers);
+      const last = nodes[nodes.length - 1];
+      add(last, "purchase", p.buyers);
+      add(last, "no purchase", p.customers - p.buyers);
+    }
+    return [...flows].map(([k, flow]) => { const [from, to] = k.split("\u0000"); return { from, to, flow }; });
+  }
+
+  function nodeColor(name) {
+    if (name === "purchase") return "#f28e2b";
+    if (name === "no purchase") return "#c5ccd4";
+    return CHANNEL_COLORS[name.replace(/^\d+\. /, "")] || "#9aa5b1";
+  }
+
+  function renderPaths(paths) {
+    draw("chart-paths", {
+      type: "sankey",
+      data: { datasets: [{ label: "customers", data: pathFlows(paths.channel),
+                           colorFrom: (c) => nodeColor(c.dataset.data[c.dataIndex].from),
+                           colorTo: (c) => nodeColor(c.dataset.data[c.dataIndex].to), colorMode: "gradient",
+                           borderWidth: 0, nodeWidth: 12, size: "max" }] },
+      options: { plugins: { legend: { display: false } } },
+    });
+  }
+
+  function renderDurations(rows) {
+    draw("chart-durations", {
+      type: "bar",
+      data: { labels: rows.map((r) => `${r.from_stage} → ${r.to_stage}`),
+              datasets: [["median", "median_seconds", "#2f6fde"], ["p75", "p75_seconds", "#7ea6ec"],
+                         ["p90", "p90_seconds", "#c2d4f6"]].map(([label, key, color]) => ({
+                label, data: rows.map((r) => hours(r[key])), backgroundColor: color })) },
+      options: { indexAxis: "y", plugins: { legend: { position: "bottom" } },
+                 scales: { x: { beginAtZero: true, title: { display: true, text: "hours" } } } },
+    });
+    fillTable("durations-table", rows.map((r) => [`${r.from_stage} → ${r.to_stage}`, num(r.customers),
+                                                  span(r.median_seconds), span(r.p75_seconds), span(r.p90_seconds)]));
+  }
+
+  // The cohort heat map, drawn on its canvas: a row per first-seen week, a column per "within n weeks".
+  function renderCohorts(cohorts) {
+    const canvas = $("chart-cohorts");
+    const stage = $("cohort-stage").value;
+    const box = canvas.parentElement.getBoundingClientRect();
+    const ratio = window.devicePixelRatio || 1;
+    canvas.width = Math.max(1, Math.floor(box.width * ratio));
+    canvas.height = Math.max(1, Math.floor(box.height * ratio));
+    canvas.style.width = box.width + "px";
+    canvas.style.height = box.height + "px";
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, box.width, box.height);
+    const rows = cohorts.rows;
+    canvas.dataset.cells = "0";
+    if (!rows.length) return;
+    const left = 150, top = 22, cols = cohorts.weeks.length;
+    const cellW = (box.width - left - 4) / cols, cellH = Math.min(26, (box.height - top - 4) / rows.length);
+    ctx.font = "12px " + getComputedStyle(document.body).fontFamily;
+    ctx.textBaseline = "middle";
+    ctx.fillStyle = "#44505c";
+    ctx.textAlign = "center";
+    cohorts.weeks.forEach((w, j) => ctx.fillText(`week ${w}`, left + cellW * (j + 0.5), top / 2));
+    let cells = 0;
+    rows.forEach((row, i) => {
+      const y = top + i * cellH;
+      ctx.textAlign = "left";
+      ctx.fillStyle = "#44505c";
+      ctx.fillText(`${row.week} (${num(row.customers)})`, 4, y + cellH / 2);
+      (row.stages[stage] || []).forEach((share, j) => {
+        const x = left + j * cellW;
+        if (share === null) {
+          ctx.fillStyle = "#eef1f4";
+        } else {
+          const light = Math.round(95 - share * 55);
+          ctx.fillStyle = `hsl(217, 72%, ${light}%)`;
+          cells++;
+        }
+        ctx.fillRect(x + 1, y + 1, cellW - 2, cellH - 2);
+        ctx.textAlign = "center";
+        ctx.fillStyle = share !== null && share > 0.5 ? "#ffffff" : "#1f2933";
+        ctx.fillText(share === null ? "–" : pct(share), x + cellW / 2, y + cellH / 2);
+      });
+    });
+    canvas.dataset.cells = String(cells);
+  }
+
+  function renderAnalytics(data) {
+    analyticsData = data;
+    renderAttribution(data.attribution);
+    renderPaths(data.paths);
+    renderDurations(data.stage_durations);
+    renderCohorts(data.cohorts);
+  }
+
+  async function refreshAnalytics() {
+    if (analyticsInFlight) return;
+    analyticsInFlight = true;
+    try {
+      renderAnalytics(await api("/dashboard/api/analytics", filters()));
+      document.body.dataset.analytics = String(Number(document.body.dataset.analytics || 0) + 1);
+    } catch (error) {
+      $("status").textContent = "analytics update failed: " + error.message;
+      $("live-dot").className = "dot failed";
+    } finally {
+      analyticsInFlight = false;
+    }
+  }
+
   function setOptions(select, values) {
     const current = select.value;
     const first = select.options[0];
@@ -277,8 +423,10 @@
     } catch (error) { /* suggestions are a convenience */ }
   }
 
-  $("filters").addEventListener("submit", (event) => { event.preventDefault(); refresh(); });
-  $("f-reset").addEventListener("click", () => { $("filters").reset(); refresh(true); });
+  $("filters").addEventListener("submit", (event) => { event.preventDefault(); refresh(); refreshAnalytics(); });
+  $("f-reset").addEventListener("click", () => { $("filters").reset(); refresh(true); refreshAnalytics(); });
+  $("attr-model").addEventListener("change", () => { if (analyticsData) renderAttribution(analyticsData.attribution); });
+  $("cohort-stage").addEventListener("change", () => { if (analyticsData) renderCohorts(analyticsData.cohorts); });
   $("lookup-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const id = $("lookup-id").value.trim();
@@ -288,6 +436,8 @@
   $("lookup-id").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(suggest, 250); });
 
   refresh(true);
+  refreshAnalytics();
   suggest();
   setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);
+  setInterval(() => { if (!document.hidden) refreshAnalytics(); }, ANALYTICS_MS);
 })();
