@@ -22,11 +22,12 @@ from collector.edge.handlers import routes
 from collector.edge.metrics import METRICS, metrics_handler
 from collector.edge.middleware import http_middleware
 from collector.edge.queryslots import QuerySlots
+from collector.enrich.pipeline import Enricher
 from collector.errors import ConfigError, ReiseError
 from collector.ingest.attribution import AttributionRules
 from collector.ingest.batcher import Batcher
 from collector.ingest.dedup import Dedup
-from collector.ingest.ingestor import Ingestor
+from collector.ingest.ingestor import Ingestor, build_enricher
 from collector.ingest.ratelimit import RateLimiter
 from collector.ingest.spool import Spool, spooled_touchpoints
 from collector.ingest.stages import StageRules
@@ -45,7 +46,8 @@ MAX_HEADER_FIELD = 32 * 1024
 
 
 
-async def _store_ctx(app: web.Application, rules: StageRules, attribution: AttributionRules) -> AsyncIterator[None]:
+async def _store_ctx(app: web.Application, rules: StageRules, attribution: AttributionRules,
+                     enricher: Enricher | None = None) -> AsyncIterator[None]:
     """Open the spool and the store, replay what a previous process left, start draining; drain on exit.
 
     The Ingestor, the hot path of every ingestion endpoint, is built here once, with everything it owns.
@@ -71,7 +73,8 @@ async def _store_ctx(app: web.Application, rules: StageRules, attribution: Attri
     app[STORE], app[READ_STORE], app[READERS], app[BATCHER] = store, read_store, readers, batcher
     app[INGESTOR] = Ingestor(
         settings=settings, rules=rules, attribution=attribution, dedup=dedup, batcher=batcher, metrics=app[METRICS],
-        limiter=RateLimiter(rate=settings.rate_limit, public_rate=settings.public_rate_limit), suppression=suppression)
+        limiter=RateLimiter(rate=settings.rate_limit, public_rate=settings.public_rate_limit), suppression=suppression,
+        enricher=enricher)
     if not await batcher.connect():
         log.warning("store unreachable at start; accepting into the spool and retrying", dsn=_redacted(settings.dsn))
     task = asyncio.create_task(batcher.supervise(), name="reise-batcher")  # restarts a dead drain loop
@@ -156,11 +159,12 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS].watch_pending(lambda: float(app[BATCHER].pending) if BATCHER in app else 0.0)
     rules = StageRules.load(settings.stage_rules)  # rules files are checked before anything opens
     attribution = AttributionRules.load(settings.attribution)
+    enricher = build_enricher(settings)  # its rules load before the spool is locked and the port opens
     install_channels(app)  # pixel, click links, browser snippet, CORS (collector/edge/channels.py)
     app.add_routes(routes())
     app.add_routes(dashboard_routes())
     app.add_routes(dead_letter_routes())
     app.router.add_get("/metrics", metrics_handler)
-    app.cleanup_ctx.append(lambda started: _store_ctx(started, rules, attribution))
+    app.cleanup_ctx.append(lambda started: _store_ctx(started, rules, attribution, enricher))
     app.cleanup_ctx.append(_view_settings_ctx)
     return app
