@@ -78,7 +78,16 @@ USER_AGENTS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1",
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
 ]
+MAIL_AGENTS = [  # e-mail opens and clicks: Apple MPP, iOS Mail, Outlook, a security scanner
+    "Mozilla/5.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
+    "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)",
+    "Barracuda Sentinel (EE)",
+]
+IP_FIRST_OCTETS = [2, 5, 31, 46, 62, 77, 78, 80, 81, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 176, 178,
+                   185, 188, 212, 213, 217, 17, 148]  # public European ranges, Apple's 17/8, Proofpoint's 148.163
 # (channel, weight, [(type, event name, weight)]); "page" and "identify" take no event name.
 CHANNEL_MIX: list[tuple[str, int, list[tuple[str, str, int]]]] = [
     ("web", 40, [("page", "", 30), ("track", "Product Viewed", 25), ("track", "Product Added", 8),
@@ -134,10 +143,12 @@ def _event(rng: random.Random, person: _Person, message_id: str, now: datetime) 
     campaign = rng.choice(CAMPAIGNS)
     context: dict[str, Any] = {
         "library": {"name": "analytics.js" if channel == "web" else f"reise-{channel}", "version": "2.4.1"},
-        "ip": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
+        "ip": f"{rng.choice(IP_FIRST_OCTETS)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
     }
     if channel in ("web", "app"):
         context["userAgent"] = rng.choice(USER_AGENTS)
+    elif channel == "email":
+        context["userAgent"] = rng.choice(MAIL_AGENTS)
     if UTM_SOURCES[channel] and rng.random() < 0.7:
         context["campaign"] = {"name": campaign, "source": UTM_SOURCES[channel], "medium": channel,
                                "content": f"variant-{rng.choice('ab')}"}
@@ -419,6 +430,49 @@ def _rows_for(bodies: Sequence[bytes], rules: StageRules) -> Iterator[tuple[Any,
             yield normalise(event, None, ctx)
 
 
+def enrichment_costs(bodies: Sequence[bytes]) -> dict[str, float]:
+    """Microseconds per event of each enrichment over these events (caches warm, as in a running collector),
+    of a first sight of a user agent (device, bot), and of ``normalise`` with and without all of them."""
+    from collector.enrich.pipeline import Enricher
+
+    events = [event for body in bodies for event in orjson.loads(body)["batch"]]
+    contexts = [event.get("context") or {} for event in events]
+    agents = [str(c.get("userAgent", "")) for c in contexts]
+    ips = [str(c.get("ip", "")) for c in contexts]
+    enricher = Enricher()
+    assert enricher.bots is not None and enricher.mail is not None and enricher.places is not None
+    bots, mail, places = enricher.bots, enricher.mail, enricher.places
+    costs: dict[str, float] = {}
+
+    def timed(name: str, work: Any, count: int = len(events), rounds: int = 3) -> None:
+        best = float("inf")
+        for _ in range(rounds):  # the best of three: other work on the machine only ever adds
+            started = time.perf_counter()
+            work()
+            best = min(best, time.perf_counter() - started)
+        costs[name] = best / count * 1e6
+
+    def mail_all() -> None:
+        for event, ua, ip in zip(events, agents, ips, strict=True):
+            if event.get("channel") == "email":
+                mail.reasons(ua=ua, ip=ip)
+                mail.timing(journey_id=str(event.get("userId")), campaign="c", url="u", at_ms=0, sent=None)
+
+    timed("device", lambda: [enricher.device(ua, c) for ua, c in zip(agents, contexts, strict=True)])
+    timed("bot", lambda: [bots.ua_reason(ua) for ua in agents])
+    timed("mail", mail_all)
+    timed("place", lambda: [places.place(ip) for ip in ips])
+    fresh = [f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.{n}.1"
+             f" Safari/537.36" for n in range(500)]
+    timed("device, first sight of a user agent", lambda: [enricher.device(ua, {}) for ua in fresh], len(fresh), 1)
+    timed("bot, first sight of a user agent", lambda: [bots.ua_reason(ua) for ua in fresh], len(fresh), 1)
+    rules = StageRules.load(DEFAULT_RULES_PATH)
+    for name, which in (("normalise without enrichment", None), ("normalise with every enrichment", enricher)):
+        ctx = IngestContext(source="bench", received_ms=int(time.time() * 1000), rules=rules, enricher=which)
+        timed(name, lambda ctx=ctx: [normalise(event, None, ctx) for event in events])
+    return costs
+
+
 def store_baseline(bodies: Sequence[bytes], *, batch_rows: int, data_dir: Path,
                    rules_path: Path = DEFAULT_RULES_PATH) -> StoreResult:
     """Insert the same events straight into a fresh chDB directory with the views; time the inserts only.
@@ -484,6 +538,9 @@ class BenchResult:
     generate_seconds: float
     errors: list[str]
     memory_spool_end_to_end_seconds: float | None = None
+    no_enrich_end_to_end_seconds: float | None = None  # the same run with REISE_ENRICH=none
+    enrich_costs_us: dict[str, float] = field(default_factory=dict)  # per-event cost of each enrichment (us)
+    no_enrich_collector_cpu_seconds: float | None = None  # collector CPU of the run with enrichment off
 
     @property
     def accept_rate(self) -> float:
@@ -506,6 +563,18 @@ class BenchResult:
         """Share of the in-memory rate lost to the durable spool (fsync per group commit)."""
         memory = self.memory_spool_rate
         return 1 - self.end_to_end_rate / memory if memory else None
+
+    @property
+    def no_enrich_rate(self) -> float | None:
+        """End-to-end events per second with enrichment off (REISE_ENRICH=none)."""
+        t = self.no_enrich_end_to_end_seconds
+        return self.events / t if t else None
+
+    @property
+    def enrich_cost(self) -> float | None:
+        """Share of the rate without enrichment lost to it (the issue's bound: 15%)."""
+        plain = self.no_enrich_rate
+        return 1 - self.end_to_end_rate / plain if plain else None
 
     @property
     def ratio(self) -> float | None:
@@ -592,6 +661,12 @@ def run(args: argparse.Namespace) -> BenchResult:
         if not args.url and args.compare_spool:
             print("again with the spool in memory (not durable), for comparison", file=sys.stderr)
             memory = _end_to_end(args, bodies, work / "memory", {**collector_env, "REISE_SPOOL": "memory"})
+        plain: _Phase | None = None
+        if not args.url and args.compare_enrich:
+            print("again with enrichment off (REISE_ENRICH=none), for comparison", file=sys.stderr)
+            plain = _end_to_end(args, bodies, work / "plain", {"REISE_SPOOL": "disk", **collector_env,
+                                                               "REISE_ENRICH": "none"})
+        costs = enrichment_costs(bodies)
         sent, accept_seconds, end_to_end_seconds = phase.sent, phase.accept_seconds, phase.end_to_end_seconds
         rss, collector_cpu, client_cpu = phase.rss, phase.collector_cpu, phase.client_cpu
 
@@ -613,6 +688,8 @@ def run(args: argparse.Namespace) -> BenchResult:
             client_cpu_seconds=client_cpu, generate_seconds=generate_seconds,
             errors=sent.errors + (memory.sent.errors if memory else []),
             memory_spool_end_to_end_seconds=memory.end_to_end_seconds if memory else None,
+            no_enrich_end_to_end_seconds=plain.end_to_end_seconds if plain else None, enrich_costs_us=costs,
+            no_enrich_collector_cpu_seconds=plain.collector_cpu if plain else None,
         )
     finally:
         if not args.keep:
@@ -643,6 +720,12 @@ def format_table(result: BenchResult) -> str:
         ("end-to-end events/s, spool in memory", rate(result.memory_spool_rate)),
         ("durable spool cost (share of memory rate)",
          f"{result.spool_cost:.1%}" if result.spool_cost is not None else "-"),
+        ("end-to-end events/s, enrichment off", rate(result.no_enrich_rate)),
+        ("enrichment cost (share of the rate without it)",
+         f"{result.enrich_cost:.1%}" if result.enrich_cost is not None else "-"),
+        ("collector CPU us/event, enrichment off", f"{result.no_enrich_collector_cpu_seconds / result.events * 1e6:.1f}"
+         if result.no_enrich_collector_cpu_seconds is not None else "-"),
+        *((f"  {name} us/event", f"{cost:.2f}") for name, cost in result.enrich_costs_us.items()),
         ("collector peak RSS (MiB)", f"{result.collector_peak_rss_mib:.0f}"
          if result.collector_peak_rss_mib is not None else "-"),
         ("collector CPU us/event (all threads)", f"{result.collector_cpu_seconds / result.events * 1e6:.1f}"
@@ -671,6 +754,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--skip-store", action="store_true", help="skip the direct store baseline")
     parser.add_argument("--no-compare-spool", dest="compare_spool", action="store_false",
                         help="skip the second run with the spool in memory")
+    parser.add_argument("--no-compare-enrich", dest="compare_enrich", action="store_false",
+                        help="skip the second run with enrichment off")
     parser.add_argument("--keep", action="store_true", help="keep the temporary chDB directories and log")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
     return parser

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 from urllib.parse import urlparse
 
+from collector.edge.clientip import Network, parse_networks
+from collector.enrich import ENRICHMENTS, FLAG_KINDS, parse_names
 from collector.errors import ConfigError
 from collector.identity.guards import DEFAULT_MAX_IDS, DEFAULT_NEVER_LINK, LinkPolicy
 from collector.ingest.scopes import ALL_SCOPES, PUBLIC_SCOPES, KeyScope, parse_key_scopes, parse_verify_secrets
@@ -39,6 +41,7 @@ __all__ = [
 ]
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("stage_rules.json")
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # a request body, before and after decompression (REISE_MAX_BODY_BYTES)
 
 
 @dataclass(frozen=True)
@@ -303,6 +306,12 @@ class Settings(ClientSettings):
     max_ids_per_customer: int = DEFAULT_MAX_IDS
     purge_interval: float = 300.0  # seconds between purges of merged-away customer keys (REISE_PURGE_INTERVAL)
     key_scopes: Mapping[str, KeyScope] = field(default_factory=dict)  # source -> stages and revenue it may send
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # a request body, compressed or not (REISE_MAX_BODY_BYTES)
+    trusted_proxies: tuple[Network, ...] = ()  # peers whose X-Forwarded-For/Forwarded is read (REISE_TRUSTED_PROXIES)
+    enrich: frozenset[str] = frozenset(ENRICHMENTS)  # the enrichments run at ingest (REISE_ENRICH)
+    journey_exclude: frozenset[str] = frozenset(FLAG_KINDS)  # flags left out of the journey (REISE_JOURNEY_EXCLUDE)
+    geoip_db: Path | None = None  # a MaxMind-format .mmdb for region and city (REISE_GEOIP_DB)
+    mail_machine_seconds: float = 10.0  # clicks this soon after the send or another link's click are a machine's
     read_keys: Mapping[str, str] = field(default_factory=dict)  # key -> name: the analysts' keys (REISE_READ_KEYS)
     query_concurrency: int = 2  # queries one key may run at once (REISE_QUERY_CONCURRENCY)
     auth_failures: int = 10  # failed authentications per minute and client address, then 429 (0: off)
@@ -345,6 +354,12 @@ class Settings(ClientSettings):
         "max_ids_per_customer": ("REISE_MAX_IDS_PER_CUSTOMER", int),
         "purge_interval": ("REISE_PURGE_INTERVAL", float),
         "key_scopes": ("REISE_KEY_SCOPES", parse_key_scopes),
+        "max_body_bytes": ("REISE_MAX_BODY_BYTES", int),
+        "trusted_proxies": ("REISE_TRUSTED_PROXIES", parse_networks),
+        "enrich": ("REISE_ENRICH", lambda v: parse_names(v, ENRICHMENTS)),
+        "journey_exclude": ("REISE_JOURNEY_EXCLUDE", lambda v: parse_names(v, FLAG_KINDS)),
+        "geoip_db": ("REISE_GEOIP_DB", lambda v: Path(v).resolve()),
+        "mail_machine_seconds": ("REISE_MAIL_MACHINE_SECONDS", float),
         "read_keys": ("REISE_READ_KEYS", parse_read_keys),
         "query_concurrency": ("REISE_QUERY_CONCURRENCY", int),
         "auth_failures": ("REISE_AUTH_FAILURES", int),
@@ -402,6 +417,12 @@ class Settings(ClientSettings):
             raise ConfigError("REISE_WORKERS must be at least 1")
         if self.purge_interval <= 0:
             raise ConfigError("REISE_PURGE_INTERVAL must be positive")
+        if not 64 * 1024 <= self.max_body_bytes <= 256 * 1024 * 1024:
+            raise ConfigError("REISE_MAX_BODY_BYTES must be between 65536 and 268435456")
+        if self.geoip_db is not None and not self.geoip_db.is_file():
+            raise ConfigError(f"REISE_GEOIP_DB: no such file {self.geoip_db}")
+        if not 0 <= self.mail_machine_seconds <= 3600:
+            raise ConfigError("REISE_MAIL_MACHINE_SECONDS must be between 0 and 3600")
         if self.query_concurrency < 1:
             raise ConfigError("REISE_QUERY_CONCURRENCY must be at least 1")
         if self.auth_failures < 0:

@@ -14,6 +14,7 @@ from aiohttp import web
 from collector.cli.channels import CHANNEL_COMMANDS, add_channel_parsers, run_channel_command
 from collector.cli.deadletters import add_dead_letter_parser, run_dead_letters
 from collector.cli.demo import add_demo_parser, run_demo
+from collector.cli.enrich import add_enrich_parser, run_enrich
 from collector.cli.report import add_report_parser, run_report
 from collector.cli.tables import format_record, format_table
 from collector.cli.triggers import TRIGGER_COMMANDS, add_trigger_parsers, run_trigger_command
@@ -90,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     add_channel_parsers(commands)
     add_demo_parser(commands)
     add_report_parser(commands)
+    add_enrich_parser(commands)
     add_dead_letter_parser(commands)
     add_trigger_parsers(commands)
     return parser
@@ -222,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                               write_key=args.write_key))
         elif args.command == "report":
             sys.exit(run_report(settings, args))
+        elif args.command == "enrich":
+            sys.exit(run_enrich(settings, args))
         elif args.command == "dead-letters":
             sys.exit(run_dead_letters(settings, args))
         elif args.command in TRIGGER_COMMANDS:

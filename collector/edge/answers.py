@@ -25,7 +25,7 @@ from collector.errors import (
     TryLater,
 )
 
-__all__ = ["HTTP_ERRORS", "error_answer", "json_response", "refusal_answer"]
+__all__ = ["ERROR_CODES", "HTTP_ERRORS", "error_answer", "error_body", "json_response", "refusal_answer"]
 
 log = structlog.get_logger("reise.http")
 
@@ -43,6 +43,19 @@ HTTP_ERRORS: tuple[tuple[type[ReiseError], int, float | None, str], ...] = (
     (SignatureInvalid, 401, None, "signature: "),
     (PayloadInvalid, 400, None, "payload: "),
 )
+
+# The ``code`` of an error answer, by status (Segment's and RudderStack's clients read ``code`` and ``message``).
+ERROR_CODES = {
+    400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    413: "payload_too_large", 415: "unsupported_media_type", 429: "rate_limited", 500: "internal_error",
+    503: "unavailable",
+}  # fmt: skip
+
+
+def error_body(status: int, message: str, **extra: Any) -> dict[str, Any]:
+    """An error answer's body: ``success`` false, ``error`` and ``message`` (the reason) and ``code``."""
+    code = ERROR_CODES.get(status, "client_error" if status < 500 else "server_error")
+    return {"success": False, "error": message, "code": code, "message": message, **extra}
 
 
 def _json_default(value: Any) -> Any:
@@ -81,4 +94,4 @@ def refusal_answer(exc: ReiseError) -> web.Response | None:
     headers = {"Retry-After": str(int(retry_after))} if retry_after else None
     if status == 401:
         headers = {**(headers or {}), "WWW-Authenticate": 'Basic realm="reise"'}
-    return json_response({"success": False, "error": message}, status, headers)
+    return json_response(error_body(status, message), status, headers)

@@ -27,11 +27,12 @@ from collector.edge.queryslots import QuerySlots
 from collector.edge.snowplow import snowplow_routes
 from collector.edge.sourcelist import source_list_routes
 from collector.edge.triggers import TRIGGERS, trigger_routes
+from collector.enrich.pipeline import Enricher
 from collector.errors import ConfigError, ReiseError
 from collector.ingest.attribution import AttributionRules
 from collector.ingest.batcher import Batcher
 from collector.ingest.dedup import Dedup
-from collector.ingest.ingestor import Ingestor
+from collector.ingest.ingestor import Ingestor, build_enricher
 from collector.ingest.ratelimit import RateLimiter
 from collector.ingest.spool import Spool, spooled_touchpoints
 from collector.ingest.stages import StageRules
@@ -54,7 +55,7 @@ MAX_HEADER_FIELD = 32 * 1024
 
 
 async def _store_ctx(app: web.Application, rules: StageRules, attribution: AttributionRules,
-                     trigger_config: TriggerConfig) -> AsyncIterator[None]:
+                     trigger_config: TriggerConfig, enricher: Enricher | None = None) -> AsyncIterator[None]:
     """Open the spool and the store, replay what a previous process left, start draining; drain on exit.
 
     The Ingestor, the hot path of every ingestion endpoint, is built here once, with everything it owns.
@@ -80,7 +81,8 @@ async def _store_ctx(app: web.Application, rules: StageRules, attribution: Attri
     app[STORE], app[READ_STORE], app[READERS], app[BATCHER] = store, read_store, readers, batcher
     app[INGESTOR] = Ingestor(
         settings=settings, rules=rules, attribution=attribution, dedup=dedup, batcher=batcher, metrics=app[METRICS],
-        limiter=RateLimiter(rate=settings.rate_limit, public_rate=settings.public_rate_limit), suppression=suppression)
+        limiter=RateLimiter(rate=settings.rate_limit, public_rate=settings.public_rate_limit), suppression=suppression,
+        enricher=enricher)
     if not await batcher.connect():
         log.warning("store unreachable at start; accepting into the spool and retrying", dsn=_redacted(settings.dsn))
     triggers = None
@@ -164,7 +166,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(handler_args={"auto_decompress": False, "max_line_size": MAX_REQUEST_LINE,
                                         "max_field_size": MAX_HEADER_FIELD},
                           middlewares=[http_middleware],  # request id, errors, CORS, metrics
-                          client_max_size=MAX_BATCH_BYTES * 2)
+                          client_max_size=max(MAX_BATCH_BYTES * 2, settings.max_body_bytes + 64 * 1024))
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[AUTH_FAILURES] = AuthFailures(settings.auth_failures)
@@ -173,6 +175,7 @@ def create_app(settings: Settings) -> web.Application:
     rules = StageRules.load(settings.stage_rules)  # rules files are checked before anything opens
     attribution = AttributionRules.load(settings.attribution)
     trigger_config = load_trigger_config(settings.triggers, settings.segments, hosts=settings.trigger_hosts)
+    enricher = build_enricher(settings)  # its rules load before the spool is locked and the port opens
     install_channels(app)  # pixel, click links, browser snippet, CORS (collector/edge/channels.py)
     app.add_routes(routes())
     app.add_routes(dashboard_routes())
@@ -183,6 +186,6 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(ajs_routes())  # analytics.js settings and Segment's short paths (collector/edge/ajs.py)
     app.add_routes(source_list_routes())  # the dashboard's source list (collector/edge/sourcelist.py)
     app.router.add_get("/metrics", metrics_handler)
-    app.cleanup_ctx.append(lambda started: _store_ctx(started, rules, attribution, trigger_config))
+    app.cleanup_ctx.append(lambda started: _store_ctx(started, rules, attribution, trigger_config, enricher))
     app.cleanup_ctx.append(_view_settings_ctx)
     return app

@@ -13,18 +13,20 @@ import structlog
 from aiohttp import web
 
 from collector.edge.access import authentication_failed, check_address, read_as, require_admin, require_reader
-from collector.edge.answers import json_response
+from collector.edge.answers import error_body, json_response
 from collector.edge.appkeys import BATCHER, INGESTOR, READ_STORE, READERS, SETTINGS, STORE
 from collector.edge.auth import basic_user, find_write_key
 from collector.edge.body import parse_json, read_body
+from collector.edge.clientip import client_address, is_prefetch
 from collector.edge.metrics import METRICS
-from collector.errors import RequestRejected, StoreError, TryLater
+from collector.enrich.recompute import enricher_of, parse_since, recompute_flags
+from collector.errors import ConfigError, RequestRejected, StoreError, TryLater
 from collector.identity.rebuild import unlink as unlink_id
 from collector.ingest.suppression import unsuppress as unsuppress_ids
 from collector.journey.analyst import CUSTOMER_SQL
 from collector.journey.forget import forget_person
 from collector.journey.insights import Runner
-from collector.limits import MAX_BATCH_BYTES, MAX_EVENT_BYTES
+from collector.limits import MAX_EVENT_BYTES
 from collector.store import sessions
 from collector.store.clickhouse import QueryResult
 
@@ -39,12 +41,13 @@ T = TypeVar("T")
 def _ingest(default_type: str | None, *, historical: bool = False) -> Handler:
     """A handler for one of the /v1 ingestion endpoints (default_type None: a batch; historical: /v1/import)."""
     is_batch = default_type is None
-    limit = MAX_BATCH_BYTES if is_batch else MAX_EVENT_BYTES
     endpoint = "import" if historical else "batch" if is_batch else default_type or ""
 
     async def handler(request: web.Request) -> web.Response:
         ingestor = request.app[INGESTOR]
-        write_keys = ingestor.settings.write_keys
+        settings = ingestor.settings
+        write_keys = settings.write_keys
+        limit = settings.max_body_bytes if is_batch else MAX_EVENT_BYTES
         check_address(request)
         header_key = basic_user(request.headers.get("Authorization"))
         key = find_write_key(write_keys, header_key)
@@ -64,15 +67,20 @@ def _ingest(default_type: str | None, *, historical: bool = False) -> Handler:
                 if key is None:
                     authentication_failed(request, "write")
                     raise RequestRejected(401, "missing or unknown write key")
-            ctx = ingestor.context(key, received_ms, sent_at=doc.get("sentAt") if is_batch else None)
-            events = _events(doc, is_batch, len(raw))
-            outcome = await ingestor.accept(ctx, endpoint, events, default_type, check_store=historical)
+            client = client_address(request.remote, request.headers, settings.trusted_proxies)
+            ctx = ingestor.context(key, received_ms, sent_at=doc.get("sentAt") if is_batch else None,
+                                   client_ip=client, method=request.method, prefetch=is_prefetch(request.headers),
+                                   batch=doc if is_batch else None)
+            events, oversized = _events(doc, is_batch, len(raw))
+            outcome = await ingestor.accept(ctx, endpoint, events, default_type, check_store=historical,
+                                            oversized=oversized)
             if default_type is not None and outcome.rejected:
                 reason = outcome.rejected[0]["reason"]
-                return json_response({"success": False, "error": reason, "rejected": outcome.rejected}, 400)
+                return json_response(error_body(400, reason, rejected=outcome.rejected), 400)
             return json_response(outcome.as_json())
         except RequestRejected as exc:
-            if key is not None and exc.status in (400, 413, 415):
+            # a body never read (too large, refused before reading) leaves no dead letter: it has no payload
+            if key is not None and raw and exc.status in (400, 413, 415):
                 await ingestor.keep_dead_letter(source=key.source, endpoint=endpoint, public=key.public,
                                                 payload=raw.decode("utf-8", "replace"), reason=exc.reason)
             raise
@@ -80,18 +88,21 @@ def _ingest(default_type: str | None, *, historical: bool = False) -> Handler:
     return handler
 
 
-def _events(doc: dict[str, Any], is_batch: bool, body_size: int) -> list[Any]:
+def _events(doc: dict[str, Any], is_batch: bool, body_size: int) -> tuple[list[Any], dict[int, int]]:
+    """The request's events, and the indexes of those larger than MAX_EVENT_BYTES (rejected alone) with sizes."""
     if not is_batch:
-        return [doc]
+        return [doc], {}
     events = doc.get("batch")
     if not isinstance(events, list):
         raise RequestRejected(400, "batch: expected a list of events")
     if not events:
         raise RequestRejected(400, "batch: empty")
+    oversized = {}
     for index, event in enumerate(events if body_size > MAX_EVENT_BYTES else ()):
-        if len(orjson.dumps(event)) > MAX_EVENT_BYTES:
-            raise RequestRejected(413, f"batch[{index}]: event larger than {MAX_EVENT_BYTES} bytes")
-    return events
+        size = len(orjson.dumps(event))
+        if size > MAX_EVENT_BYTES:
+            oversized[index] = size
+    return events, oversized
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -210,6 +221,19 @@ async def unlink(request: web.Request) -> web.Response:
     return json_response(asdict(done))
 
 
+async def enrich_stored(request: web.Request) -> web.Response:
+    """Recompute bot and mail-machine flags since a date (admin key): ``{"since": "2025-01-31"}``."""
+    text = await _id_in_body(request, "since")
+    try:
+        since, enricher = parse_since(text), enricher_of(request.app[SETTINGS])
+    except ConfigError as exc:
+        raise RequestRejected(400, str(exc)) from None
+    store = request.app[STORE]
+    done = await _after_flush(request, lambda: recompute_flags(store, enricher, since))
+    log.info("recomputed flags", rows=done.rows, changed=done.changed, customers=done.customers)
+    return json_response(asdict(done))
+
+
 async def customer(request: web.Request) -> web.Response:
     """``GET /v1/customers/{id}`` (read key): one customer's journey by any of their ids, 404 if unknown."""
     name = require_reader(request)
@@ -291,6 +315,7 @@ def routes() -> list[web.RouteDef]:
         web.post("/v1/admin/writing", pause_writing),
         web.post("/v1/admin/forget", forget),
         web.post("/v1/admin/unlink", unlink),
+        web.post("/v1/admin/enrich", enrich_stored),
         web.post("/v1/admin/sessions/revoke", end_sessions),
         web.post("/v1/admin/unsuppress", unsuppress),
         web.get("/v1/customers/{id}", customer),

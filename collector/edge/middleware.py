@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from collector.edge.answers import json_response, refusal_answer
+from collector.edge.answers import error_body, json_response, refusal_answer
 from collector.edge.metrics import METRICS
 from collector.edge.requestid import REQUEST_ID_HEADER, log_refusal, request_id
 from collector.edge.snippet import CORS_HEADERS, CORS_PATHS
@@ -35,9 +35,9 @@ def _answer(request: web.Request, exc: Exception) -> web.Response | None:
     elif isinstance(exc, web.HTTPException):
         if exc.empty_body or exc.status < 400:
             return None
-        return json_response({"success": False, "error": exc.reason}, exc.status)
+        return json_response(error_body(exc.status, exc.reason), exc.status)
     log.exception("unhandled error", path=request.path)
-    return json_response({"success": False, "error": "internal error"}, 500)
+    return json_response(error_body(500, "internal error"), 500)
 
 
 @web.middleware

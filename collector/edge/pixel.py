@@ -12,7 +12,8 @@ import base64
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from collector.edge.appkeys import INGESTOR
+from collector.edge.appkeys import INGESTOR, SETTINGS
+from collector.edge.clientip import client_address, is_prefetch
 
 __all__ = ["GIF", "NO_CACHE", "pixel"]
 
@@ -30,7 +31,9 @@ async def pixel(request: web.Request) -> web.Response:
     """``GET /p.gif``: note the hit for recording; answer the 43-byte transparent GIF whatever happens."""
     hits = request.app[INGESTOR].pixels
     headers = request.headers
-    hits.add(request.rel_url.raw_query_string, headers.get("User-Agent", ""), headers.get("Referer", ""))
+    behaviour = "HEAD" if request.method == "HEAD" else "prefetch" if is_prefetch(headers) else ""
+    hits.add(request.rel_url.raw_query_string, headers.get("User-Agent", ""), headers.get("Referer", ""),
+             client_address(request.remote, headers, request.app[SETTINGS].trusted_proxies), behaviour)
     if hits.backlogged:
         await hits.written()
     return web.Response(body=GIF, headers=_GIF_HEADERS)

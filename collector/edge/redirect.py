@@ -11,6 +11,7 @@ import structlog
 from aiohttp import web
 
 from collector.edge.appkeys import INGESTOR
+from collector.edge.clientip import client_address, is_prefetch
 from collector.edge.pixel import NO_CACHE
 from collector.errors import LinkInvalid, TryLater
 from collector.ingest.linktoken import verify
@@ -72,7 +73,10 @@ async def redirect(request: web.Request) -> web.Response:
     anonymous_id = cookie if 0 < len(cookie) <= 64 else uuid.uuid4().hex
     event = click_event(payload, query, anonymous_id, request.headers.get("User-Agent", ""))
     try:
-        await ingestor.accept(ingestor.context(LINKS_SOURCE, int(time.time() * 1000)), "link", [event], None)
+        ctx = ingestor.context(LINKS_SOURCE, int(time.time() * 1000), method=request.method,
+                               prefetch=is_prefetch(request.headers),
+                               client_ip=client_address(request.remote, request.headers, settings.trusted_proxies))
+        await ingestor.accept(ctx, "link", [event], None)
     except TryLater as exc:  # the link is valid: the reader still gets where it leads
         log.warning("click not recorded", error=exc.reason)
     response = web.Response(status=302, headers={**NO_CACHE, "Location": payload["url"],

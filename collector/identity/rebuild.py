@@ -15,7 +15,8 @@ from collector.store.clickhouse import Store
 
 __all__ = ["Unlinked", "rebuild_state", "unlink"]
 
-# The same aggregation as customer_state_mv (migrations/0011), over a customer's raw touchpoints.
+# The same aggregation as customer_state_mv (migrations/0011, 0012), over a customer's raw touchpoints in the
+# journey (in_journey: flagged touchpoints left out, docs/enrichment.md).
 REBUILD_SQL = """
 INSERT INTO customer_state
 SELECT
@@ -43,7 +44,7 @@ SELECT
     groupArrayIf((t.timestamp, toString(t.channel), t.campaign, t.stage_rank, t.revenue, t.order_id,
                   toString(t.traffic_class), t.page_url), t.contact) AS contact_details
 FROM (SELECT *, type IN ('track', 'page', 'screen') AS contact FROM touchpoints
-      WHERE journey_id IN {ids:Array(String)}) AS t
+      WHERE journey_id IN {ids:Array(String)} AND in_journey) AS t
 GROUP BY customer_id
 """
 EDGES_SQL = """

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
+from collector.enrich.pipeline import Enricher
 from collector.errors import EventRejected, EventWithoutConsent, TryLater
 from collector.ingest.attribution import AttributionRules
 from collector.ingest.batcher import Batcher
@@ -18,10 +20,11 @@ from collector.ingest.ratelimit import RateLimiter
 from collector.ingest.redact import Redactor
 from collector.ingest.stages import StageRules
 from collector.ingest.suppression import DEAD_LETTER_IDS, TOUCHPOINT_IDS, Suppression
+from collector.limits import MAX_EVENT_BYTES
 from collector.metrics import Metrics
 from collector.settings import Settings, WriteKey
 
-__all__ = ["Accepted", "Ingestor"]
+__all__ = ["Accepted", "Ingestor", "build_enricher"]
 
 log = structlog.get_logger("reise.ingest")
 
@@ -39,6 +42,14 @@ class Accepted:
         """The answer body Segment clients expect, plus Reise's counts."""
         return {"success": True, "accepted": self.accepted, "duplicates": self.duplicates,
                 "without_consent": self.without_consent, "rejected": self.rejected}
+
+
+def build_enricher(settings: Settings) -> Enricher | None:
+    """The enrichments the settings switch on (REISE_ENRICH ...), None when all are off; loads the rules (~0.3 s)."""
+    if not settings.enrich:
+        return None
+    return Enricher(enabled=settings.enrich, exclude=settings.journey_exclude, geoip_db=settings.geoip_db,
+                    mail_window_seconds=settings.mail_machine_seconds)
 
 
 class Ingestor:
@@ -60,6 +71,7 @@ class Ingestor:
         batcher: Batcher,
         metrics: Metrics,
         suppression: Suppression,
+        enricher: Enricher | None = None,  # built beforehand (collector.edge.app); else from the settings
     ) -> None:
         self.settings = settings
         self.rules = rules
@@ -70,20 +82,36 @@ class Ingestor:
         self.metrics = metrics
         self.suppression = suppression  # ids whose events are not kept (forget --suppress)
         self.identity = settings.link_policy
+        self.enricher = enricher if enricher is not None else build_enricher(settings)
         self.redactor = Redactor.of(settings.secret_values, settings.ip_mode)  # what dead letters keep
         self.pixels = PixelHits(self)  # the pixel's hits, recorded a loop tick's worth at a time
 
-    def context(self, key: WriteKey, received_ms: int, sent_at: Any = None) -> IngestContext:
-        """What every event of one request shares: its source, key limits, receive time and the rules."""
+    def context(
+        self, key: WriteKey, received_ms: int, sent_at: Any = None, *, client_ip: str = "", method: str = "POST",
+        prefetch: bool = False, batch: Mapping[str, Any] | None = None,
+    ) -> IngestContext:
+        """What every event of one request shares: its source, key limits, receive time and the rules.
+
+        ``client_ip`` is the connection's client (context.ip of events without one), ``method`` and ``prefetch``
+        the request's behaviour, ``batch`` the batch body whose ``context`` and ``integrations`` each event takes.
+        """
+        batch_context = batch_integrations = None
+        if batch is not None:
+            if isinstance(batch.get("context"), dict):
+                batch_context = batch["context"]
+            if isinstance(batch.get("integrations"), dict):
+                batch_integrations = batch["integrations"]
         return IngestContext(source=key.source, received_ms=received_ms, rules=self.rules, sent_at=sent_at,
                              channels=key.channels, default_channel=key.default_channel,
                              ip_mode=self.settings.ip_mode, public=key.public, attribution=self.attribution,
                              identity=self.identity, scope=self.settings.scope_of(key),
-                             verify_secret=self.settings.verify_secrets.get(key.source, ""))
+                             verify_secret=self.settings.verify_secrets.get(key.source, ""), client_ip=client_ip,
+                             method=method, prefetch=prefetch, batch_context=batch_context,
+                             batch_integrations=batch_integrations, enricher=self.enricher)
 
     async def accept(
         self, ctx: IngestContext, endpoint: str, events: list[Any], default_type: str | None,
-        *, check_store: bool = False,
+        *, check_store: bool = False, oversized: Mapping[int, int] | None = None,
     ) -> Accepted:
         """Validate and deduplicate events, keep the rejected ones as dead letters, spool the rest durably.
 
@@ -91,7 +119,8 @@ class Ingestor:
         file imported again adds nothing however long ago the first import was. Returns once everything is
         fsynced in the spool, and counts the outcome in the metrics. Raises RateLimited past the key's rate
         limit, SpoolFull, SpoolWriteFailed or ShuttingDown when the spool cannot take the events, and
-        StoreUnavailable when the store cannot be asked; nothing of the request is kept then.
+        StoreUnavailable when the store cannot be asked; nothing of the request is kept then. Events at the
+        indexes of ``oversized`` (index -> encoded size) are rejected alone, as dead letters (payload truncated).
         """
         batcher, dedup = self.batcher, self.dedup
         batcher.check_capacity()
@@ -100,6 +129,8 @@ class Ingestor:
         valid, dead = [], []
         for index, event in enumerate(events):
             try:
+                if oversized and index in oversized:
+                    raise EventRejected(f"event: {oversized[index]} bytes, larger than {MAX_EVENT_BYTES} bytes")
                 valid.append(normalise(event, default_type, ctx))
             except EventWithoutConsent:
                 outcome.without_consent += 1

@@ -45,7 +45,8 @@ _UTM = {"utm_source": "source", "utm_medium": "medium", "utm_campaign": "name", 
 _IGNORED = frozenset({"writeKey", "k", "cb", "_", "rnd", "url", "ref"})
 _LIBRARY = {"name": "reise-pixel", "version": "1"}
 
-Hit = tuple[str, str, str, int]  # raw query, User-Agent, Referer, received at (epoch ms)
+Hit = tuple[str, str, str, int, str, str]  # raw query, User-Agent, Referer, received at (epoch ms), client IP,
+# behaviour ("HEAD", "prefetch" or "")
 
 
 def query_params(raw: str) -> dict[str, str]:
@@ -68,7 +69,7 @@ def query_params(raw: str) -> dict[str, str]:
     return params
 
 
-def pixel_event(params: dict[str, str], *, page_url: str = "", user_agent: str = "") -> dict[str, Any]:
+def pixel_event(params: dict[str, str], *, page_url: str = "", user_agent: str = "", ip: str = "") -> dict[str, Any]:
     """The Segment-shaped event a pixel hit stands for (validation is left to the protocol)."""
     event: dict[str, Any] = {"type": "track"}
     properties: dict[str, str] = {}
@@ -85,6 +86,8 @@ def pixel_event(params: dict[str, str], *, page_url: str = "", user_agent: str =
     context: dict[str, Any] = {"library": _LIBRARY}
     if user_agent:
         context["userAgent"] = user_agent[:1024]
+    if ip:
+        context["ip"] = ip
     if campaign:
         context["campaign"] = campaign
     url = params.get("url") or page_url
@@ -105,10 +108,10 @@ class PixelHits:
         self._limited: dict[str, int] = {}  # hits past the rate limit not yet logged, per source
         self._limited_logged = 0.0
 
-    def add(self, raw_query: str, user_agent: str, referer: str) -> None:
+    def add(self, raw_query: str, user_agent: str, referer: str, ip: str = "", behaviour: str = "") -> None:
         """Note a hit; it is recorded with the others of this tick by a loop callback."""
         hits = self._hits
-        hits.append((raw_query, user_agent, referer, int(time.time() * 1000)))
+        hits.append((raw_query, user_agent, referer, int(time.time() * 1000), ip, behaviour))
         if len(hits) == 1:
             asyncio.get_running_loop().call_soon(self._record)
 
@@ -134,12 +137,12 @@ class PixelHits:
         ingestor = self._ingestor
         ingestor.batcher.check_capacity()
         limiter, keys = ingestor.limiter, ingestor.settings.write_keys
-        contexts: dict[tuple[str, int], IngestContext] = {}
+        contexts: dict[tuple[str, int, str], IngestContext] = {}
         valid: list[Row] = []
         dead: list[Row] = []
         reasons: list[str] = []
         without_consent = limited = 0
-        for raw, user_agent, referer, received_ms in hits:
+        for raw, user_agent, referer, received_ms, ip, behaviour in hits:
             if len(raw) > MAX_QUERY_CHARS:
                 kept = raw if len(raw) <= 2 * MAX_QUERY_CHARS else f"{raw[:MAX_QUERY_CHARS]}...{raw[-MAX_QUERY_CHARS:]}"
                 self._dead_letter(dead, "", kept, f"query: longer than {MAX_QUERY_CHARS} characters ({len(raw)})",
@@ -162,10 +165,10 @@ class PixelHits:
                 limited += 1
                 self._limited[key.source] = self._limited.get(key.source, 0) + 1
                 continue
-            ctx = contexts.get((key.source, received_ms))
+            ctx = contexts.get((key.source, received_ms, behaviour))
             if ctx is None:
-                ctx = contexts[(key.source, received_ms)] = self._context(key, received_ms)
-            event = pixel_event(params, page_url=referer, user_agent=user_agent)
+                ctx = contexts[(key.source, received_ms, behaviour)] = self._context(key, received_ms, behaviour)
+            event = pixel_event(params, page_url=referer, user_agent=user_agent, ip=ip)
             try:
                 valid.append(normalise(event, None, ctx))
             except EventWithoutConsent:
@@ -187,8 +190,9 @@ class PixelHits:
             ingestor.metrics.record_rate_limited(limited)
             self._log_rate_limited()
 
-    def _context(self, key: WriteKey, received_ms: int) -> IngestContext:
-        return self._ingestor.context(key, received_ms)
+    def _context(self, key: WriteKey, received_ms: int, behaviour: str) -> IngestContext:
+        return self._ingestor.context(key, received_ms, method="HEAD" if behaviour == "HEAD" else "GET",
+                                      prefetch=behaviour == "prefetch")
 
     def _dead_letter(self, dead: list[Row], source: str, payload: str, reason: str, received_ms: int) -> None:
         """Keep a refused hit as a dead letter within the dead letters' rate limit (else log it)."""

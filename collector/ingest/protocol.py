@@ -21,11 +21,13 @@ from collector.ingest.stages import CHANNELS, STAGE_RANK, STAGES, StageRules
 from collector.store.schema import DEAD_LETTER_COLUMNS, TOUCHPOINT_COLUMNS
 
 if TYPE_CHECKING:
+    from collector.enrich.pipeline import Enricher
     from collector.ingest.redact import Redactor
 
 __all__ = [
     "DEAD_LETTER_COLUMNS",
     "EVENT_TYPES",
+    "LIBRARY_CHANNELS",
     "TOUCHPOINT_COLUMNS",
     "IngestContext",
     "Row",
@@ -45,7 +47,13 @@ DEAD_LETTER_PAYLOAD_CHARS = 64 * 1024
 DEFAULT_ATTRIBUTION = AttributionRules.load()
 
 EVENT_TYPES = frozenset({"track", "identify", "alias", "page", "screen", "group"})
-CHANNEL_ALIASES = {"browser": "web", "mobile": "app", "server": "other"}
+# Channel words client libraries send on their own (RudderStack: "server", "web", "mobile"; Segment's docs:
+# "browser", "server", "mobile"; "sources" for cloud sources). They are not a Reise channel choice: the event's
+# channel is found as if it named none, and the word is only the last hint (web, app or nothing).
+LIBRARY_CHANNELS = {"server": "", "browser": "web", "mobile": "app", "web": "web", "sources": ""}
+_NOT_ENRICHED: tuple[Any, ...] = ("", "", "", "", "", "", "", "", "", "", 0, 0, [], 1)  # enrich.NOT_ENRICHED
+# context fields kept in typed columns (ip: truncated; userAgent, library, campaign, locale, timezone, app)
+_TYPED_CONTEXT = frozenset({"ip", "userAgent", "library", "campaign", "locale", "timezone", "app"})
 
 Row = tuple[Any, ...]  # a touchpoint or dead-letter row, in TOUCHPOINT_COLUMNS / DEAD_LETTER_COLUMNS order
 
@@ -66,6 +74,12 @@ class IngestContext:
     identity: LinkPolicy = DEFAULT_POLICY  # which ids may key a journey (placeholders such as "guest" may not)
     scope: KeyScope = ALL_SCOPES  # the stages and revenue the key may send (REISE_KEY_SCOPES)
     verify_secret: str = ""  # the key's identity-verification secret (REISE_VERIFY_SECRETS); "": none
+    client_ip: str = ""  # the connection's client address (collector.edge.clientip): context.ip when absent
+    method: str = "POST"  # the HTTP method (HEAD is a machine's behaviour)
+    prefetch: bool = False  # the request says it is a prefetch (Purpose, Sec-Purpose, X-Moz, X-Purpose)
+    batch_context: Mapping[str, Any] | None = None  # a batch's own context: each event's fields win over it
+    batch_integrations: Mapping[str, Any] | None = None  # a batch's own integrations, likewise
+    enricher: Enricher | None = None  # device, bot, mail machine and place (None: not enriched)
 
 
 def parse_time_ms(value: Any, field: str) -> int:
@@ -135,16 +149,44 @@ def _revenue(value: Any, field: str) -> float:
     return round(float(value), 4)
 
 
-def _channel(event: Mapping[str, Any], ctx: IngestContext) -> str:
+def _named_channel(
+    event: Mapping[str, Any], properties: Mapping[str, Any], context: Mapping[str, Any]
+) -> tuple[str | None, str]:
+    """The Reise channel the event names (None: none) and the library's hint, in the documented order.
+
+    Top-level ``channel`` (a library word is no choice; anything else unknown is rejected), then
+    ``properties.channel`` when it is a Reise channel, then ``context.channel`` when it is one and no library word.
+    """
+    hint = ""
     raw = event.get("channel")
-    if raw is None:
-        return ctx.default_channel
-    if not isinstance(raw, str):
-        raise EventRejected("channel: expected a string")
-    channel = CHANNEL_ALIASES.get(raw.lower(), raw.lower())
-    if channel not in CHANNELS:
-        raise EventRejected(f"channel: must be one of {', '.join(sorted(CHANNELS))}, got {raw[:40]!r}")
-    return channel
+    if raw is not None:
+        if not isinstance(raw, str):
+            raise EventRejected("channel: expected a string")
+        word = raw.lower()
+        if word in LIBRARY_CHANNELS:
+            hint = LIBRARY_CHANNELS[word]
+        elif word in CHANNELS:
+            return word, hint
+        else:
+            raise EventRejected(f"channel: must be one of {', '.join(sorted(CHANNELS))}, got {raw[:40]!r}")
+    named = properties.get("channel")
+    if named.__class__ is str and named.lower() in CHANNELS:
+        return named.lower(), hint
+    named = context.get("channel")
+    if named.__class__ is str and named.lower() in CHANNELS and named.lower() not in LIBRARY_CHANNELS:
+        return named.lower(), hint
+    if not hint and named.__class__ is str:
+        hint = LIBRARY_CHANNELS.get(named.lower(), "")
+    return None, hint
+
+
+def _app(value: Any) -> str:
+    """``name/version`` of the app, from ``context.app`` (mobile SDKs)."""
+    if not isinstance(value, dict):
+        return ""
+    name = _text(value.get("name"), "context.app.name") if isinstance(value.get("name"), str) else ""
+    version = value.get("version")
+    return f"{name}/{version[:64]}" if name and isinstance(version, str) else name
 
 
 def anonymise_ip(ip: str, mode: str) -> str:
@@ -210,6 +252,11 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
     properties = _object(event.get("properties"), "properties")
     traits = _object(event.get("traits"), "traits")
     context = _object(event.get("context"), "context")
+    if ctx.batch_context:
+        context = {**ctx.batch_context, **context}
+    integrations = _object(event.get("integrations"), "integrations")
+    if ctx.batch_integrations:
+        integrations = {**ctx.batch_integrations, **integrations}
     if refused_in(event, context):
         raise EventWithoutConsent("consent: the person did not consent; not stored")
 
@@ -236,7 +283,10 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
     message_id = _text(event.get("messageId"), "messageId", MAX_ID_CHARS) or uuid.uuid4().hex
     received = ctx.received_ms
     raw_time = event.get("timestamp")
-    original = parse_time_ms(raw_time, "timestamp") if raw_time is not None else received
+    time_field = "timestamp"
+    if raw_time is None and event.get("originalTimestamp") is not None:
+        raw_time, time_field = event["originalTimestamp"], "originalTimestamp"
+    original = parse_time_ms(raw_time, time_field) if raw_time is not None else received
     raw_sent = event.get("sentAt", ctx.sent_at)
     if raw_sent is None:
         sent_at = None
@@ -249,8 +299,15 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
         raise EventRejected("timestamp: before 2000-01-01 after clock-skew correction")
 
     # A page view naming no channel is attributed from its URL and referrer, when its key may write web.
-    attributed = type_ == "page" and event.get("channel") is None and (ctx.channels is None or "web" in ctx.channels)
-    channel = "web" if attributed else _channel(event, ctx)
+    named, hint = _named_channel(event, properties, context)
+    attributed = type_ == "page" and named is None and (ctx.channels is None or "web" in ctx.channels)
+    if attributed:
+        channel = "web"
+    elif named is not None:
+        channel = named
+    else:
+        single = ctx.channels is not None and len(ctx.channels) == 1
+        channel = ctx.default_channel if single else hint or ctx.default_channel
     if ctx.channels is not None and channel not in ctx.channels:
         allowed = ", ".join(sorted(ctx.channels))
         raise EventRejected(f"channel: this write key may not write {channel!r} (only {allowed})")
@@ -280,12 +337,24 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
                      "properties.store_id", MAX_ID_CHARS)
     order_id = _text(_first(event.get("order_id"), properties.get("order_id"), properties.get("orderId")),
                      "properties.order_id", MAX_ID_CHARS)
+    group_id = _text(_first(event.get("groupId"), context.get("groupId")), "groupId", MAX_ID_CHARS)
+    category = _text(_first(event.get("category"), properties.get("category")), "category") \
+        if type_ in ("page", "screen") else ""
+    full_ip = _text(context.get("ip"), "context.ip", 64) or ctx.client_ip
+    user_agent = _text(context.get("userAgent"), "context.userAgent", 1024)
+    journey_id = ctx.identity.journey_id(customer_id, anonymous_id)
+    enricher = ctx.enricher
+    enriched = _NOT_ENRICHED if enricher is None else enricher.columns(
+        type_=type_, channel=channel, event=name, ua=user_agent, ip=full_ip, context=context, journey_id=journey_id,
+        campaign=campaign, url=page_url, at_ms=corrected, properties=properties, method=ctx.method,
+        prefetch=ctx.prefetch)
+    kept_context = {k: v for k, v in context.items() if k not in _TYPED_CONTEXT} if context else context
 
     return (
         message_id,
         type_,
         name,
-        ctx.identity.journey_id(customer_id, anonymous_id),
+        journey_id,
         customer_id,
         anonymous_id,
         channel,
@@ -308,13 +377,21 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
         ctx.source,
         page_url,
         referrer,
-        anonymise_ip(_text(context.get("ip"), "context.ip", 64), ctx.ip_mode),
-        _text(context.get("userAgent"), "context.userAgent", 1024),
+        anonymise_ip(full_ip, ctx.ip_mode),  # after enrichment used the full address
+        user_agent,
         _library(context.get("library")),
         properties,  # ClickHouse stores non-string values as their JSON text (see store.clickhouse.INSERT_SETTINGS)
         traits,
         traffic_class,
         traffic_source,
+        group_id,
+        category,
+        _text(context.get("locale"), "context.locale", 64) if context.get("locale").__class__ is str else "",
+        _text(context.get("timezone"), "context.timezone", 64) if context.get("timezone").__class__ is str else "",
+        _app(context.get("app")),
+        kept_context,
+        integrations,
+        *enriched,
     )
 
 

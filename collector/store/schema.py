@@ -10,6 +10,10 @@ TOUCHPOINT_COLUMNS: tuple[str, ...] = (
     "campaign", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "store_id",
     "order_id", "source", "page_url", "referrer", "ip", "user_agent", "library", "properties", "traits",
     "traffic_class", "traffic_source",
+    # migrations/0012_enrichment.sql: Segment fields kept, then the enrichments (collector.enrich.pipeline)
+    "group_id", "category", "locale", "timezone", "app", "context", "integrations",
+    "browser", "browser_version", "os", "os_version", "device_type", "device_brand", "device_model",
+    "country", "region", "city", "bot", "machine", "flag_reasons", "in_journey",
 )  # fmt: skip
 
 DEAD_LETTER_COLUMNS: tuple[str, ...] = (

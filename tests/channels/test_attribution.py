@@ -79,7 +79,8 @@ def test_page_views_are_attributed_at_ingest(channels: Collector) -> None:
         ({"url": SHOP, "referrer": "https://www.instagram.com/"}, None),
         ({"url": SHOP, "referrer": "https://www.google.de/search?q=x"}, None),
         ({"url": SHOP}, None),
-        ({"url": SHOP, "referrer": "https://www.instagram.com/"}, "web"),  # explicit channel: kept as sent
+        ({"url": SHOP, "referrer": "https://www.instagram.com/"}, "ads"),  # explicit channel: kept as sent
+        ({"url": SHOP, "referrer": "https://www.instagram.com/"}, "web"),  # a library's word: attributed (issue 14)
     ]
     batch = [{"type": "page", "anonymousId": anon, "timestamp": f"2026-03-0{i + 1}T00:00:00Z",
               "context": {"page": page}, **({"channel": channel} if channel else {})}
@@ -87,12 +88,12 @@ def test_page_views_are_attributed_at_ingest(channels: Collector) -> None:
     batch.append({"type": "track", "event": "Product Viewed", "anonymousId": anon, "timestamp": "2026-03-09T00:00:00Z",
                   "context": {"page": {"url": SHOP, "referrer": "https://www.instagram.com/"}}})
     assert channels.post("/v1/batch", {"batch": batch}).body["rejected"] == []
-    channels.wait_for("SELECT count() FROM touchpoints WHERE anonymous_id = {a:String}", 6, {"a": anon})
+    channels.wait_for("SELECT count() FROM touchpoints WHERE anonymous_id = {a:String}", 7, {"a": anon})
     rows = channels.query("SELECT channel, traffic_class, traffic_source, campaign, utm_medium, stage FROM touchpoints"
                           " WHERE anonymous_id = {a:String} ORDER BY timestamp", {"a": anon})
     assert [(r["channel"], r["traffic_class"], r["traffic_source"]) for r in rows] == [
         ("email", "email", "nl"), ("social", "social", "instagram"), ("web", "search", "google"),
-        ("web", "direct", ""), ("web", "", ""), ("other", "", "")]
+        ("web", "direct", ""), ("ads", "", ""), ("social", "social", "instagram"), ("other", "", "")]
     assert rows[0]["campaign"] == "spring" and rows[0]["utm_medium"] == "email"
     assert rows[0]["stage"] == "awareness"  # page views keep their stage rule
 
