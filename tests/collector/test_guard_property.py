@@ -19,7 +19,7 @@ TABLES = {
     "dead_letters": ["source", "reason", "customer_id"],
     "identity_links": ["anonymous_id", "customer_id"],
 }
-AGGREGATES = ["count()", "uniqExact({c})", "any({c})", "countIf({c} != '')", "max(toString({c}))"]
+AGGREGATES = ["count()", "uniqExact({c})", "any({c})", "countIf(toString({c}) != '')", "max(toString({c}))"]
 FORBIDDEN_SCALARS = ["file('/proc/self/environ')", "file('/etc/passwd', 'RawBLOB')", "dictGet('d', 'a', 1)",
                      "joinGet('j', 'v', 1)", "hasColumnInTable('system', 'processes', 'query')",
                      "getServerSetting('path')", "showCertificate()", "addressToSymbol(1)",
