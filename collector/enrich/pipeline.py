@@ -99,6 +99,8 @@ class Enricher:
             found = self.mail.reasons(ua=ua, ip=ip)
             if behaviour:
                 found.append(behaviour)
+            if properties and properties.get("machine_open") is True:  # the e-mail service said so (SendGrid)
+                found.append("provider:machine_open")
             if timing is not None:
                 if timing:
                     found.append(timing)

@@ -56,6 +56,11 @@ def test_sendgrid_events_become_email_touchpoints(sources: Collector) -> None:
     machine = sources.scalar("SELECT properties['machine_open'] FROM touchpoints WHERE message_id = {m:String}",
                              {"m": f"sendgrid:{t}-machine-open"})
     assert machine == "true"
+    # SendGrid's own verdict flags the open as a machine's (left out of the journey), the human open stays
+    flagged = {m: sources.scalar("SELECT (machine, has(flag_reasons, 'provider:machine_open')) FROM touchpoints "
+                                 "WHERE message_id = {m:String}", {"m": m})
+               for m in (f"sendgrid:{t}-machine-open", f"sendgrid:{t}-open")}
+    assert flagged == {f"sendgrid:{t}-machine-open": [1, 1], f"sendgrid:{t}-open": [0, 0]}, flagged
 
 
 def test_sendgrid_bad_signature_is_401_and_a_dead_letter(sources: Collector) -> None:
