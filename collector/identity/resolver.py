@@ -25,6 +25,7 @@ from collector.store.clickhouse import Store, heredoc_json
 from collector.store.schema import DEAD_LETTER_COLUMNS, LINK_COLUMNS
 
 __all__ = [
+    "KEYED_IDS_CTE",
     "Link",
     "Resolution",
     "components",
@@ -42,8 +43,9 @@ STATE_COLUMNS = (
 )
 
 # Lists of ids travel as one heredoc parameter each (store.heredoc_json): a segment may link 100k ids.
-# One round trip: each id's key (an id nobody linked is its own key) and the ids of every key found
-CUSTOMERS_SQL = """
+# The ids of the heredoc parameter $ids$ (``wanted``) and the key of each one that was ever linked (``keyed``):
+# the head of every query that resolves ids to customers (here and collector.triggers.view)
+KEYED_IDS_CTE = """
 WITH
     wanted AS (SELECT arrayJoin(ids) AS id FROM format(JSONCompactEachRow, 'ids Array(String)', $ids$)),
     keyed AS (
@@ -52,7 +54,9 @@ WITH
         WHERE journey_id IN (SELECT id FROM wanted)
         GROUP BY journey_id
     )
-SELECT 0 AS is_member, journey_id, key FROM keyed
+"""
+# One round trip: each id's key (an id nobody linked is its own key) and the ids of every key found
+CUSTOMERS_SQL = KEYED_IDS_CTE + """SELECT 0 AS is_member, journey_id, key FROM keyed
 UNION ALL
 SELECT 1, customer_id, member_id
 FROM identity_members

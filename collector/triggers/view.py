@@ -9,20 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from collector.identity.resolver import KEYED_IDS_CTE
 from collector.store.clickhouse import Store, heredoc_json
 
 __all__ = ["Contact", "CustomerView", "read_customers"]
 
-STATE_SQL = """
-WITH
-    wanted AS (SELECT arrayJoin(ids) AS id FROM format(JSONCompactEachRow, 'ids Array(String)', $ids$)),
-    keyed AS (
-        SELECT journey_id, argMax(customer_id, version) AS key
-        FROM identity_keys
-        WHERE journey_id IN (SELECT id FROM wanted)
-        GROUP BY journey_id
-    )
-SELECT
+STATE_SQL = KEYED_IDS_CTE + """SELECT
     customer_id,
     arraySort(groupUniqArrayArray(ids)) AS all_ids,
     max(stage_key) AS stage_key,
