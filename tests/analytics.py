@@ -3,8 +3,12 @@
 Customers come under chains of one to three ids (anonymous browser -> loyalty card -> customer id, linked by
 ``identify`` and ``alias`` calls), buy on several channels, return part of some orders (negative revenue),
 and have contacts exactly at the lookback edge and just past it, and contacts exactly one session gap apart.
-The recount reads the stored contact rows (``touchpoints``: what the collector derived from each event) and
-resolves their ids with the dataset's own links, in Python.
+Crawlers and mail machines (Apple Mail Privacy Protection opens, opens the e-mail service calls machine opens)
+act under their ids too: page views, e-mail opens and even purchases, before a customer's first contact, inside
+purchases' lookback windows and between contacts closer than the session gap; they are no contacts. The
+recount reads the stored contact rows (``touchpoints``: what the collector derived from each event), leaves out
+the events the generator made as a crawler or a machine, and resolves ids with the dataset's own links, in
+Python.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ TRACKS = [("Ad Impression", "ads"), ("Post Viewed", "social"), ("Product Viewed"
 # page views naming no channel: the collector attributes them (direct, search, e-mail)
 PAGES = [({}, ""), ({"referrer": "https://www.google.com/"}, ""), ({}, "utm_medium=email&utm_campaign=autumn")]
 BUY_CHANNELS = ("web", "pos", "app")
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+APPLE_MPP = "Mozilla/5.0"  # Apple Mail Privacy Protection's image fetcher
 
 
 @dataclass
@@ -39,18 +45,48 @@ class AnalyticsData:
     gap_minutes: int
     events: list[dict[str, Any]] = field(default_factory=list)
     links: dict[str, str] = field(default_factory=dict)
+    flagged: set[str] = field(default_factory=set)  # message ids of the crawlers' and mail machines' events
+
+
+def _flagged_event(rng: random.Random, prefix: str, n: int, who: dict[str, str]) -> dict[str, Any]:
+    """A crawler's page view or purchase, or a mail machine's open, under a customer's id."""
+    kind = rng.random()
+    if kind < 0.35:
+        return {"type": "page", "name": "Product", **who,
+                "context": {"userAgent": GOOGLEBOT, "page": {"url": f"https://shop.example/bot{rng.randint(1, 3)}"}}}
+    if kind < 0.55:
+        return {"type": "track", "event": "Order Completed", "channel": "web", **who,
+                "context": {"userAgent": GOOGLEBOT},
+                "properties": {"order_id": f"{prefix}-bot{n}-{rng.randint(1, 10**9)}", "revenue": 999,
+                               "currency": "EUR", "campaign": "bot"}}
+    if kind < 0.8:
+        return {"type": "track", "event": "Email Opened", "channel": "email", **who,
+                "context": {"userAgent": APPLE_MPP}, "properties": {"campaign": "mpp"}}
+    return {"type": "track", "event": "Email Opened", "channel": "email", **who,
+            "properties": {"campaign": "scanner", "machine_open": True}}
 
 
 def generate(customers: int, seed: int, prefix: str, *, lookback_days: int, gap_minutes: int,
              start: datetime = datetime(2026, 7, 6, tzinfo=UTC)) -> AnalyticsData:
-    """Customers over about ten weeks from ``start``, each under a chain of ids."""
+    """Customers over about ten weeks from ``start``, each under a chain of ids.
+
+    The crawlers and machines draw from a random generator of their own, so the people's events are the same
+    with or without them.
+    """
     rng = random.Random(seed)
+    machines = random.Random(seed + 1)
     data = AnalyticsData(lookback_days=lookback_days, gap_minutes=gap_minutes)
     lookback_ms, gap_ms = lookback_days * DAY_MS, gap_minutes * 60_000
 
     def add(event: dict[str, Any], at_ms: int) -> None:
         event.update(timestamp=iso(start + timedelta(milliseconds=at_ms)), messageId=f"{prefix}-m{len(data.events)}")
         data.events.append(event)
+        who = {k: event[k] for k in ("userId", "anonymousId") if k in event and event["type"] in CONTACT_TYPES}
+        if who and event["messageId"] not in data.flagged and machines.random() < 0.3:
+            # before it (as the first touch, in a purchase's window) or after it, within the session gap
+            offset = machines.choice([-DAY_MS, -machines.randint(1, gap_ms - 1), machines.randint(1, gap_ms - 1)])
+            data.flagged.add(f"{prefix}-m{len(data.events)}")
+            add(_flagged_event(machines, prefix, len(data.events), who), at_ms + offset)
 
     for n in range(customers):
         ids = [f"{prefix}-a{n}", f"{prefix}-k{n}", f"{prefix}-u{n}"][3 - rng.randint(1, 3):]

@@ -1,8 +1,9 @@
 """The analyst's depth for ``reise report`` and the dashboard: attribution, time between stages, paths, cohorts.
 
-Every figure comes from the analytics views (migrations/0011_analytics.sql). Attribution takes the filters of
-the overview: purchases in the date range, of customers picked as the overview picks them (a contact in the
-range, on the channel, from the campaign); durations, paths and cohorts cover every customer.
+Every figure comes from the analytics views (migrations/0011_analytics.sql, rewritten in 0016_analytics_speed.sql).
+Attribution takes the filters of the overview: purchases in the date range, of customers picked as the overview
+picks them (a contact in the range, on the channel, from the campaign); durations, paths and cohorts cover every
+customer.
 """
 
 from __future__ import annotations
@@ -33,14 +34,31 @@ _MATCHES = ("arrayExists((t, ch, cp) -> t >= {since:DateTime64(3, 'UTC')} AND t 
             " AND ({campaign:String} = '' OR cp = {campaign:String}), contact_times, contact_channels,"
             " contact_campaigns)")
 
+# The sums of attribution_credits per model, channel and campaign for the purchases picked, summed per credited
+# contact (attribution_contact_credits, migrations/0016) and unrolled by model after grouping, as the attribution
+# view does: a model has a row for a channel and campaign only where it credited one of their contacts.
 ATTRIBUTION_SQL = f"""
-SELECT model, channel, campaign, sum(credit) AS purchases, sum(credited_revenue) AS revenue
-FROM attribution_credits
-WHERE purchased_at >= {{since:DateTime64(3, 'UTC')}} AND purchased_at < {{until:DateTime64(3, 'UTC')}}
-  AND (({_UNFILTERED}) OR customer_id IN (
-      SELECT customer_id FROM customer_state WHERE NOT ({_UNFILTERED})
-      GROUP BY customer_id HAVING max(hidden) = 0 AND max({_MATCHES})))
-GROUP BY model, channel, campaign
+SELECT model, channel, campaign, credited[k] AS purchases, credited_revenue[k] AS revenue
+FROM
+(
+    SELECT
+        channel,
+        campaign,
+        [sum(first_touch), sum(last_touch), sum(last_non_direct), sum(linear), sum(position_based),
+         sum(time_decay)] AS credited,
+        [sum(first_touch * toFloat64(revenue)), sum(last_touch * toFloat64(revenue)),
+         sum(last_non_direct * toFloat64(revenue)), sum(linear * toFloat64(revenue)),
+         sum(position_based * toFloat64(revenue)), sum(time_decay * toFloat64(revenue))] AS credited_revenue,
+        [max(first_touch) > 0, max(last_touch) > 0, max(last_non_direct) > 0, true, true, true] AS given
+    FROM attribution_contact_credits
+    WHERE purchased_at >= {{since:DateTime64(3, 'UTC')}} AND purchased_at < {{until:DateTime64(3, 'UTC')}}
+      AND (({_UNFILTERED}) OR customer_id IN (
+          SELECT customer_id FROM customer_state WHERE NOT ({_UNFILTERED})
+          GROUP BY customer_id HAVING max(hidden) = 0 AND max({_MATCHES})))
+    GROUP BY channel, campaign
+)
+ARRAY JOIN {list(MODELS)!r} AS model, arrayEnumerate(credited) AS k
+WHERE given[k]
 ORDER BY model, purchases DESC, channel, campaign
 """
 

@@ -2,7 +2,8 @@
 
 The collector runs with a 14-day lookback and a 20-minute session gap (not the defaults), so the test also shows
 that the settings reach the views. The dataset has multi-hop identities, returns, purchases on several channels,
-purchases without contacts, contacts at the lookback edge and contacts exactly one session gap apart.
+purchases without contacts, contacts at the lookback edge, contacts exactly one session gap apart, and crawlers'
+and mail machines' events (no contacts) among the people's.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ LOOKBACK_DAYS = 14
 GAP_MINUTES = 20
 
 RAW_SQL = """
-SELECT journey_id, timestamp, toString(channel) AS channel, campaign,
+SELECT message_id, journey_id, timestamp, toString(channel) AS channel, campaign,
        toString(traffic_class) AS traffic_class, stage_rank, revenue, order_id, page_url
 FROM touchpoints WHERE type IN ('track', 'page', 'screen')
 """
@@ -57,7 +58,8 @@ def loaded(analytics_collector: Collector) -> tuple[AnalyticsData, dict[str, lis
     stored_settings = "SELECT groupArray((key, value)) FROM (SELECT key, argMax(value, version) AS value" \
                       " FROM analytics_settings GROUP BY key ORDER BY key)"
     assert analytics_collector.wait_for(stored_settings, [list(kv) for kv in sorted(settings.items())])  # written
-    return data, recount.contacts_by_customer(analytics_collector.query(RAW_SQL), data.links)
+    people = [r for r in analytics_collector.query(RAW_SQL) if r["message_id"] not in data.flagged]
+    return data, recount.contacts_by_customer(people, data.links)
 
 
 def test_the_dataset_has_what_the_views_must_handle(loaded: tuple[AnalyticsData, dict[str, list[Contact]]]) -> None:
@@ -73,6 +75,27 @@ def test_the_dataset_has_what_the_views_must_handle(loaded: tuple[AnalyticsData,
     assert any(a.ms - b.ms == gap_ms for cs in customers.values() for a, b in zip(cs[1:], cs[:-1], strict=True))
     ids = [str(e.get("userId") or e.get("anonymousId")) for e in data.events if e["type"] in ("track", "page")]
     assert set(customers) == {data.links.get(i, i) for i in ids}
+
+
+def test_the_dataset_has_crawlers_and_mail_machines_that_would_change_every_view(
+        analytics_collector: Collector, loaded: tuple[AnalyticsData, dict[str, list[Contact]]]) -> None:
+    """The collector flags exactly the generator's crawler and machine events, and counting them would show."""
+    data, customers = loaded
+    flagged = analytics_collector.query("SELECT message_id, bot, machine, flag_reasons FROM touchpoints"
+                                        " WHERE in_journey = 0")
+    assert {r["message_id"] for r in flagged} == data.flagged
+    assert any(r["bot"] for r in flagged) and any(r["machine"] for r in flagged)
+    assert {"provider:machine_open", "ua:mpp:apple"} <= {reason for r in flagged for reason in r["flag_reasons"]}
+    by_id = {e["messageId"]: e for e in data.events}
+    assert any(by_id[m]["type"] == "track" and by_id[m]["event"] == "Order Completed" for m in data.flagged)
+    everyone = recount.contacts_by_customer(analytics_collector.query(RAW_SQL), data.links)
+    assert recount.attribution(recount.attribution_credits(everyone, LOOKBACK_DAYS)) != recount.attribution(
+        recount.attribution_credits(customers, LOOKBACK_DAYS))
+    assert recount.sessions(everyone, GAP_MINUTES) != recount.sessions(customers, GAP_MINUTES)
+    assert recount.journey_paths(everyone) != recount.journey_paths(customers)
+    assert recount.stage_durations(everyone) != recount.stage_durations(customers)
+    today = datetime.now(UTC).date()
+    assert recount.cohorts(everyone, today) != recount.cohorts(customers, today)
 
 
 def test_attribution_equals_recount(analytics_collector: Collector,
