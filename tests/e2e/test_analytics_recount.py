@@ -19,7 +19,7 @@ import pytest
 
 from tests import analytics as recount
 from tests.analytics import AnalyticsData, Contact, generate
-from tests.helpers import Collector
+from tests.helpers import Collector, http
 from tests.journeys import parse
 
 PREFIX = "an"
@@ -183,3 +183,35 @@ def test_cohorts_equal_recount(analytics_collector: Collector,
         got[(week, r.pop("stage"))] = r
     assert got == recount.cohorts(customers, datetime.now(UTC).date())
     assert len({week for week, _stage in got}) >= 8
+
+
+def test_views_stay_exact_after_unlink_and_forget(analytics_collector: Collector,
+                                                  loaded: tuple[AnalyticsData, dict[str, list[Contact]]]) -> None:
+    """Split a three-id buyer back into its ids and forget another buyer: every view equals the new recount.
+
+    Runs last in this module: it changes the collector's data (the tests above read it unchanged).
+    """
+    data, customers = loaded
+    chains: dict[str, list[str]] = {}
+    for id_, key in data.links.items():
+        chains.setdefault(key, []).append(id_)
+    buyers = [key for key, ids in sorted(chains.items())
+              if len(ids) == 2 and any(c.rank == 3 for c in customers.get(key, []))]
+    split, forgotten = buyers[0], buyers[1]
+    middle = next(i for i in chains[split] if "-k" in i)
+    reply = http("POST", analytics_collector.url + "/v1/admin/unlink", {"id": middle}, key=analytics_collector.admin_key)
+    assert reply.status == 200, reply.body
+    reply = http("POST", analytics_collector.url + "/v1/admin/forget", {"customer_id": forgotten},
+                 key=analytics_collector.admin_key)
+    assert reply.status == 200, reply.body
+    analytics_collector.wait_settled()
+    links = {i: k for i, k in data.links.items() if k != split}  # every link of the middle id is gone
+    people = [r for r in analytics_collector.query(RAW_SQL) if r["message_id"] not in data.flagged]
+    after = recount.contacts_by_customer(people, links)
+    assert forgotten not in after and len([k for k in after if k in (split, *chains[split])]) == 3
+    now = (data, after)
+    test_attribution_equals_recount(analytics_collector, now)
+    test_sessions_equal_recount(analytics_collector, now)
+    test_journey_paths_equal_recount(analytics_collector, now)
+    test_stage_durations_equal_recount(analytics_collector, now)
+    test_cohorts_equal_recount(analytics_collector, now)
