@@ -199,7 +199,8 @@ def test_views_stay_exact_after_unlink_and_forget(analytics_collector: Collector
               if len(ids) == 2 and any(c.rank == 3 for c in customers.get(key, []))]
     split, forgotten = buyers[0], buyers[1]
     middle = next(i for i in chains[split] if "-k" in i)
-    reply = http("POST", analytics_collector.url + "/v1/admin/unlink", {"id": middle}, key=analytics_collector.admin_key)
+    reply = http("POST", analytics_collector.url + "/v1/admin/unlink", {"id": middle},
+                 key=analytics_collector.admin_key)
     assert reply.status == 200, reply.body
     reply = http("POST", analytics_collector.url + "/v1/admin/forget", {"customer_id": forgotten},
                  key=analytics_collector.admin_key)
