@@ -81,7 +81,8 @@ def generate(customers: int, seed: int, prefix: str, *, lookback_days: int, gap_
     def add(event: dict[str, Any], at_ms: int) -> None:
         event.update(timestamp=iso(start + timedelta(milliseconds=at_ms)), messageId=f"{prefix}-m{len(data.events)}")
         data.events.append(event)
-        who = {k: event[k] for k in ("userId", "anonymousId") if k in event and event["type"] in CONTACT_TYPES}
+        who: dict[str, str] = {k: str(event[k]) for k in ("userId", "anonymousId")
+                               if k in event and event["type"] in CONTACT_TYPES}
         if who and event["messageId"] not in data.flagged and machines.random() < 0.3:
             # before it (as the first touch, in a purchase's window) or after it, within the session gap
             offset = machines.choice([-DAY_MS, -machines.randint(1, gap_ms - 1), machines.randint(1, gap_ms - 1)])

@@ -49,7 +49,7 @@ def _rows_of(store: Store, key: str) -> int:
                            {"k": key}).rows[0][0])
 
 
-def _answers(store: Store) -> dict[str, list[Any]]:
+def _answers(store: Store) -> dict[str, Any]:
     return {name: store.query(sql).rows for name, sql in QUESTIONS.items()}
 
 
