@@ -10,8 +10,8 @@
 -- * attribution unrolled 3 + 3 x contacts tuples of strings per purchase before grouping: it now sums each
 --   model's credit per credited contact (one row per contact in a purchase's window) and unrolls the models
 --   on the grouped result.
--- * Contacts at the same millisecond are now ordered by their other fields (channel, campaign, stage, ...),
---   not in an undefined order.
+-- * Contacts at the same millisecond stay in no defined order (attribution and paths now sort them by their other
+--   fields, sessions by their position).
 
 -- The settings the views read, as in 0011 (a view uses its default while a key has no row).
 
