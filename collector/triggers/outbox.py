@@ -217,6 +217,10 @@ class Outbox:
         rows = self._conn().execute("SELECT state, count(*) FROM outbox GROUP BY state")
         return {str(state): int(n) for state, n in rows}
 
+    def parked_count(self) -> int:
+        """How many deliveries are parked (read through the state index: the delivered ones are not counted)."""
+        return int(self._conn().execute("SELECT count(*) FROM outbox WHERE state = 'parked'").fetchone()[0])
+
     def members(self, segments: Sequence[str]) -> list[str]:
         """Customer keys currently in any of these segments."""
         if not segments:
