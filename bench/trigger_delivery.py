@@ -51,6 +51,19 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds by thread name of this process (Python's threads are all "python"), from /proc."""
+    found: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip().rstrip("0123456789_")
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
 def _cpu() -> float:
     times = os.times()
     return times.user + times.system
@@ -91,13 +104,15 @@ async def main(args: argparse.Namespace) -> int:
                                                 limits=Limits(args.concurrency, 0.0)))
     try:
         await _wait_port(port)
-        cpu, started = _cpu(), time.perf_counter()
+        cpu, threads, started = _cpu(), _thread_cpu(), time.perf_counter()
         await deliverer.start()
         while deliverer.pending:
             await asyncio.sleep(0.02)
         delivered_in = time.perf_counter() - started
         await deliverer.close()  # commits the last results and copies the last records
         seconds, used = time.perf_counter() - started, _cpu() - cpu
+        by_thread = {name: round((cpu_s - threads.get(name, 0.0)) * 1e6 / args.items, 1)
+                     for name, cpu_s in _thread_cpu().items() if cpu_s - threads.get(name, 0.0) >= 0.05}
     finally:
         pool.shutdown()
         receiver.terminate()
@@ -107,7 +122,7 @@ async def main(args: argparse.Namespace) -> int:
     figures = {"items": args.items, "delivered": counts.get("delivered", 0), "attempts_in_clickhouse": attempts,
                "deliveries_per_s": round(args.items / delivered_in, 1),
                "seconds_with_records": round(seconds, 2),
-               "cpu_us_per_delivery": round(used * 1e6 / args.items, 1)}
+               "cpu_us_per_delivery": round(used * 1e6 / args.items, 1), "cpu_us_by_thread": by_thread}
     print(json.dumps(figures) if args.json else "\n".join(f"{k:>24}: {v}" for k, v in figures.items()))
     return 0 if counts.get("delivered", 0) == args.items else 1
 

@@ -46,6 +46,20 @@ def _cpu_seconds(pid: int) -> float:
     return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+def _thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds by thread name (chDB's own threads summed under their names) of a process, from /proc."""
+    found: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended
+        name = name.rstrip("0123456789_") or name
+        found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
@@ -95,6 +109,7 @@ async def main(args: argparse.Namespace) -> int:
     auth = {"Authorization": "Basic " + base64.b64encode(b"wk_bench:").decode(), "Content-Type": "application/json"}
     accepted: dict[str, float] = {}
     cpu_used = 0.0
+    threads: dict[str, float] = {}
     try:
         async with aiohttp.ClientSession() as session:
             for _ in range(600):
@@ -107,6 +122,7 @@ async def main(args: argparse.Namespace) -> int:
                 await asyncio.sleep(0.1)
             run = uuid.uuid4().hex[:8]
             cpu_before = _cpu_seconds(process.pid)
+            threads_before = _thread_cpu(process.pid)
             per_tick = max(1, int(args.rate * 0.05))
             total = int(args.rate * args.seconds)
             started = time.monotonic()
@@ -132,6 +148,9 @@ async def main(args: argparse.Namespace) -> int:
             while len(arrived) < len(accepted) and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
             cpu_used = _cpu_seconds(process.pid) - cpu_before
+            threads = {name: round(cpu - threads_before.get(name, 0.0), 2)
+                       for name, cpu in _thread_cpu(process.pid).items()}
+            threads = dict(sorted(((k, v) for k, v in threads.items() if v >= 0.05), key=lambda kv: -kv[1]))
     finally:
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
@@ -155,6 +174,7 @@ async def main(args: argparse.Namespace) -> int:
         "delivered_p50_p95_s": [round(_percentile(to_arrive, q), 3) for q in (0.5, 0.95)],
         "collector_cpu_s": round(cpu_used, 2),
         "collector_cpu_ms_per_transition": round(cpu_used * 1000 / len(latencies), 3) if latencies else None,
+        "collector_cpu_s_by_thread": threads,
     }
     print(json.dumps(figures) if args.json else "\n".join(f"{k:>26}: {v}" for k, v in figures.items()))
     return 0 if len(latencies) == len(accepted) else 1
