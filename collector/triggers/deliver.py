@@ -225,6 +225,31 @@ class Deliverer:
             destination.add(item)
         self._metrics.pending.set(self.pending)
 
+    def drop(self, customers: set[str]) -> int:
+        """Stop holding the items of these customer keys (they were forgotten); how many were dropped.
+
+        A request already in flight still ends, but its result is not recorded (the outbox has no item for it).
+        """
+        dropped = 0
+        for dest in self._destinations.values():
+            for customer in customers & dest.queues.keys():
+                queue = dest.queues.pop(customer)
+                dropped += len(queue)
+                self._held.difference_update(item.seq for item in queue)
+            dest.ready = [entry for entry in dest.ready if entry[2] not in customers]
+            heapq.heapify(dest.ready)
+        self._metrics.pending.set(len(self._held))
+        return dropped
+
+    def drop_threadsafe(self, customers: set[str], timeout: float = 30.0) -> int:
+        """``drop`` from another thread (the writer thread, forgetting a person); waits until it is done."""
+        if self._loop is None or self._loop.is_closed():
+            return 0
+
+        async def job() -> int:
+            return self.drop(customers)
+        return asyncio.run_coroutine_threadsafe(job(), self._loop).result(timeout)
+
     async def _run(self, dest: _Destination) -> None:
         """Start every request the destination's limits allow; sleep until the next may go or something changes."""
         while True:
@@ -309,8 +334,10 @@ class Deliverer:
                 observe = self._observers[item.trigger] = self._metrics.latency.labels(item.trigger).observe
             observe(now - item.queued_at)
         dest.in_flight -= 1
-        queue = dest.queues[item.customer]
-        if state == "pending":
+        queue = dest.queues.get(item.customer)
+        if not queue or queue[0] is not item:
+            pass  # dropped while in flight (its customer was forgotten): nothing more to do
+        elif state == "pending":
             item.attempts, item.due = attempt, due
             heapq.heappush(dest.ready, (due, item.seq, item.customer))
         else:

@@ -101,6 +101,13 @@ class TriggerEngine:
         ids.update(link_ids)
         return self.process(read_customers(self._store, ids), causes)
 
+    def reset(self, ids: Iterable[str], keeper: str) -> int:
+        """After an unlink split a customer: new marks for all its ids, and the parts judged afresh now (writer
+        thread); how many transitions were queued."""
+        wanted = sorted(set(ids))
+        self._outbox.reset_marks(wanted, keeper)
+        return self.process(read_customers(self._store, wanted), {})
+
     def scan(self, now_ms: int | None = None) -> int:
         """Look at what time alone changes: buyers going quiet, and members of last-seen segments."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
