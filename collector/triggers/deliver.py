@@ -161,6 +161,7 @@ class Deliverer:
         self._sending: set[asyncio.Task[None]] = set()  # requests in flight (held, so they are not collected)
         self._counters: dict[tuple[str, str], Callable[[], None]] = {}
         self._observers: dict[str, Callable[[float], None]] = {}
+        self._verdicts: dict[str, str] = {}  # host -> "" (allowed) or why it is refused
         self._loop: asyncio.AbstractEventLoop | None = None
         self._resolver: SafeResolver | None = None
         limits: dict[str, Limits] = {}
@@ -286,7 +287,7 @@ class Deliverer:
         try:
             if target is None:
                 raise DestinationRefused(f"the trigger {item.trigger!r} is no longer in REISE_TRIGGERS")
-            check_destination(target.host, self._policy.hosts, allow_private=self._policy.allow_private)
+            self._check(target.host)
             pool = dest.pools.get((target.scheme, target.host, target.port))
             if pool is None:
                 assert self._resolver is not None
@@ -350,6 +351,23 @@ class Deliverer:
                 del dest.queues[item.customer]
         self._metrics.pending.set(len(self._held))
         dest.wake.set()
+
+    def _check(self, host: str) -> None:
+        """DestinationRefused unless the host is on the allow-list (and, an address, public unless allowed).
+
+        The verdict depends on the host and the settings alone, so it is worked out once per host. A name is
+        resolved and its addresses checked when a connection is opened (collector.triggers.http.Pool).
+        """
+        verdict = self._verdicts.get(host)
+        if verdict is None:
+            try:
+                check_destination(host, self._policy.hosts, allow_private=self._policy.allow_private)
+                verdict = ""
+            except DestinationRefused as exc:
+                verdict = str(exc)
+            self._verdicts[host] = verdict
+        if verdict:
+            raise DestinationRefused(verdict)
 
     def _count(self, trigger: str, outcome: str) -> None:
         """Count an attempt (the labelled counter looked up once per trigger and outcome)."""

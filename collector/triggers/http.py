@@ -53,6 +53,7 @@ class _Connection(asyncio.Protocol):
         self._error: Exception | None = None
         self.reusable = False
         self.answered = False  # some bytes of an answer to the current request arrived
+        self._timed_out = False
         self.used_at = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -93,8 +94,19 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def expire(self) -> None:
+        """The request's time is up: the waiting read raises TimeoutError and the connection is dropped."""
+        self._timed_out = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(TimeoutError("no answer within the timeout"))
+        self._closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
     async def _more(self) -> None:
-        """Wait until more bytes arrived; HttpError when the peer closed instead."""
+        """Wait until more bytes arrived; HttpError when the peer closed instead (TimeoutError when expired)."""
+        if self._timed_out:
+            raise TimeoutError("no answer within the timeout")
         if self._closed:
             raise HttpError(f"connection closed by the destination{f': {self._error}' if self._error else ''}")
         self._waiter = self._loop.create_future()
@@ -139,6 +151,8 @@ class _Connection(asyncio.Protocol):
             while len(self._buffer) < MAX_BODY and not self._closed:
                 await self._more()
             body = bytes(self._buffer[:MAX_BODY])
+        if self._timed_out:  # expired while a body delimited by the close was read
+            raise TimeoutError("no answer within the timeout")
         self.reusable = keep and not self._buffer
         return Reply(status, headers, body)
 
@@ -231,27 +245,33 @@ class Pool:
         key anyway.
         """
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(timeout):
-            while self._idle:
-                conn = self._idle.pop()
-                if not conn.open or loop.time() - conn.used_at > IDLE_SECONDS:
-                    conn.close()
-                    continue
-                try:
-                    return await self._exchange(conn, data)
-                except HttpError:
-                    if conn.answered:
-                        raise
-                    continue  # closed while idle, before answering: try another (or a new) connection
-            return await self._exchange(await self._connect(), data)
+        deadline = loop.time() + timeout
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.open or loop.time() - conn.used_at > IDLE_SECONDS:
+                conn.close()
+                continue
+            try:
+                return await self._exchange(conn, data, deadline)
+            except HttpError:
+                if conn.answered:
+                    raise
+                continue  # closed while idle, before answering: try another (or a new) connection
+        async with asyncio.timeout_at(deadline):
+            conn = await self._connect()
+        return await self._exchange(conn, data, deadline)
 
-    async def _exchange(self, conn: _Connection, data: bytes) -> Reply:
+    async def _exchange(self, conn: _Connection, data: bytes, deadline: float) -> Reply:
+        loop = asyncio.get_running_loop()
+        timer = loop.call_at(deadline, conn.expire)  # cheaper than a timeout context for every request
         try:
             reply = await conn.request(data)
         except BaseException:
             conn.close()
             raise
-        conn.used_at = asyncio.get_running_loop().time()
+        finally:
+            timer.cancel()
+        conn.used_at = loop.time()
         if conn.reusable and len(self._idle) < self._size:
             self._idle.append(conn)
         else:
