@@ -131,7 +131,8 @@ class _Connection(asyncio.Protocol):
         if status in (204, 304):
             body = b""
         elif "chunked" in headers.get("transfer-encoding", "").lower():
-            body = await self._chunked()
+            body, complete = await self._chunked()
+            keep = keep and complete
         elif "content-length" in headers:
             try:
                 length = int(headers["content-length"])
@@ -182,8 +183,12 @@ class _Connection(asyncio.Protocol):
             headers["connection"] = "close"
         return int(code), headers, end + 4
 
-    async def _chunked(self) -> bytes:
-        """A chunked body (its first MAX_BODY bytes kept), trailers skipped."""
+    async def _chunked(self) -> tuple[bytes, bool]:
+        """A chunked body (its first MAX_BODY bytes) and whether it was read to its end (trailers skipped).
+
+        Chunks are consumed as they arrive, never held whole: once MAX_BODY bytes are kept the rest is not
+        read (the connection is then not reused), so a destination cannot make the collector buffer more.
+        """
         body = bytearray()
         while True:
             while (eol := self._buffer.find(b"\r\n")) < 0:
@@ -195,6 +200,8 @@ class _Connection(asyncio.Protocol):
                 size = int(size_text, 16)
             except ValueError:
                 raise HttpError("a malformed chunk size") from None
+            if size < 0:
+                raise HttpError("a malformed chunk size")
             del self._buffer[:eol + 2]
             if size == 0:
                 while (end := self._buffer.find(b"\r\n")) != 0:  # trailers, then the empty line
@@ -205,12 +212,21 @@ class _Connection(asyncio.Protocol):
                             raise HttpError("trailers over 64 KiB")
                         await self._more()
                 del self._buffer[:2]
-                return bytes(body)
-            while len(self._buffer) < size + 2:
+                return bytes(body), True
+            while size:
+                if not self._buffer:
+                    await self._more()
+                take = min(size, len(self._buffer))
+                body += self._buffer[:min(take, MAX_BODY - len(body))]
+                del self._buffer[:take]
+                size -= take
+                if len(body) >= MAX_BODY:
+                    return bytes(body), False
+            while len(self._buffer) < 2:
                 await self._more()
-            if len(body) < MAX_BODY:
-                body += self._buffer[:min(size, MAX_BODY - len(body))]
-            del self._buffer[:size + 2]
+            if self._buffer[:2] != b"\r\n":
+                raise HttpError("a chunk not ended by CRLF")
+            del self._buffer[:2]
 
 
 class Pool:

@@ -14,7 +14,7 @@ from collector.store.clickhouse import Store
 from collector.triggers.config import Limits, parse_trigger_config
 from collector.triggers.deliver import Deliverer, DeliveryPolicy
 from collector.triggers.destinations import SafeResolver
-from collector.triggers.http import HttpError, Pool
+from collector.triggers.http import MAX_BODY, HttpError, Pool
 from collector.triggers.metrics import TriggerMetrics
 from collector.triggers.outbox import Outbox
 from tests.triggers.conftest import SECRET
@@ -90,6 +90,22 @@ async def test_chunked_and_interim_answers_are_read_and_the_connection_kept() ->
     assert (first.status, first.body, first.headers["retry-after"]) == (503, b"hello world", "7")
     second = await pool.post(pool.request_bytes("/", {}, b"{}"), 5)
     assert (second.status, second.body, pool.opened) == (201, b"", 1)
+    pool.close()
+    server.close()
+
+
+async def test_a_huge_chunked_answer_is_not_buffered() -> None:
+    """A chunk said to hold 256 MiB: the first 64 KiB are kept, the rest not waited for, the connection dropped."""
+    async def huge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000\r\n" + b"x" * 200_000)
+        await reader.read()  # then nothing more: a client waiting for the whole chunk would time out
+
+    server, port = await _serve(huge)
+    pool = _pool(port)
+    reply = await pool.post(pool.request_bytes("/", {}, b"{}"), 5)
+    assert (reply.status, len(reply.body)) == (200, MAX_BODY)
+    assert (await pool.post(pool.request_bytes("/", {}, b"{}"), 5)).status == 200 and pool.opened == 2
     pool.close()
     server.close()
 
