@@ -192,6 +192,9 @@ class Deliverer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        for send in list(self._sending):  # requests in flight: their items stay pending, sent again after a start
+            send.cancel()
+        await asyncio.gather(*self._sending, return_exceptions=True)
         await self._flush_results()
         for dest in self._destinations.values():
             for pool in dest.pools.values():

@@ -7,6 +7,10 @@ import sqlite3
 import time
 from pathlib import Path
 
+from collector.triggers.config import parse_trigger_config
+from collector.triggers.detect import Marks, detect, reset_marks
+from collector.triggers.outbox import Outbox, Result
+from collector.triggers.view import Contact, CustomerView
 from tests.helpers import Collector, http
 from tests.triggers.conftest import started, trigger_env, trigger_file
 from tests.triggers.receiver import Receiver
@@ -118,3 +122,41 @@ def test_unlink_resets_the_marks_so_the_parts_are_judged_afresh(tmp_path: Path, 
     assert fired == [("u-cust", "purchase", 10), ("u-anon", "purchase", 10), ("u-cust", "purchase", 7)], payloads
     assert len({p["idempotency_key"] for p in payloads}) == 3
     assert payloads[1]["ids"] == ["u-anon"] and payloads[2]["previous_stage"] == "awareness"
+
+
+def test_an_attempt_of_a_forgotten_item_is_not_recorded(tmp_path: Path) -> None:
+    """The outbox forgets a customer in one go; a result that comes back afterwards (a request in flight) leaves
+    no record to copy to ClickHouse."""
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    change = {"segment": "s", "customer_id": "gone", "change": "enter", "reason": "condition", "at": 1.0, "seq": 1}
+    items = outbox.commit_detection([("k1", "t", "h:1", "gone", b"{}"), ("k2", "t", "h:1", "kept", b"{}")],
+                                    {"gone": Marks(fired={"t"}), "kept": Marks(fired={"t"})},
+                                    [("segment_changes", change)], [("s", "gone", True)])
+    deleted = outbox.forget(["gone", "never-seen"])
+    assert deleted == {"trigger_outbox": 1, "trigger_marks": 1, "trigger_members": 1, "trigger_records": 1}
+    outbox.record_results([Result(item.seq, "delivered", 1, 0.0, "", {"customer_id": item.customer})
+                           for item in items])
+    _first, _last, tables = outbox.records()
+    assert [r["customer_id"] for r in tables["trigger_attempts"]] == ["kept"]
+    assert set(outbox.marks(["gone", "kept"])) == {"kept"} and outbox.counts() == {"delivered": 1}
+
+
+def test_reset_marks_judge_afresh_with_new_keys_but_no_past_contacts() -> None:
+    """After a reset, a first-time trigger fires again under a new key; an every-time trigger does not fire for
+    contacts seen before; the kept key keeps its segment membership."""
+    config = parse_trigger_config(
+        [{"name": "first", "when": {"enters_stage": "purchase", "first_time": True}, "url": "https://h/x",
+          "secret": "s" * 16},
+         {"name": "each", "when": {"enters_stage": "purchase"}, "url": "https://h/x", "secret": "s" * 16}],
+        [{"name": "buyers", "where": {"purchases_at_least": 1}}], hosts=("h",))
+    bought = Contact(1_000, "web", "", 3)
+    view = CustomerView(key="k", ids=("a", "k"), stage_key=1_000 * 8 + 3, furthest=3,
+                        reached=(None, None, 1_000, None, None), contacts=1, purchases=1, revenue=5.0,
+                        last_seen=1_000, history=(bought,))
+    fired, _changes, marks = detect(config, view, Marks(), 2_000)
+    assert sorted(t.trigger.name for t in fired) == ["each", "first"]
+    reset = reset_marks({"k": marks}, ["a", "k"], keeper="k")
+    assert reset["k"].member("buyers") and not reset["a"].member("buyers") and reset["a"].epoch == 1
+    again, changes, _after = detect(config, view, reset["k"], 3_000)
+    assert [t.trigger.name for t in again] == ["first"] and changes == []
+    assert again[0].key != next(t.key for t in fired if t.trigger.name == "first")
