@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
@@ -39,6 +40,26 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process (and its reaped children) used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds by thread name (chDB's own threads summed under their names) of a process, from /proc."""
+    found: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended
+        name = name.rstrip("0123456789_") or name
+        found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
@@ -47,10 +68,14 @@ def _percentile(values: list[float], share: float) -> float:
 async def main(args: argparse.Namespace) -> int:
     """Run the benchmark; the exit status."""
     arrived: dict[str, float] = {}
+    detected: dict[str, float] = {}
 
     async def hook(request: web.Request) -> web.Response:
         payload = json.loads(await request.read())
-        arrived.setdefault(payload["touchpoint"]["message_id"], time.time())
+        message = payload["touchpoint"]["message_id"]
+        if message not in arrived:
+            arrived[message] = time.time()
+            detected[message] = datetime.fromisoformat(payload["detected_at"].replace("Z", "+00:00")).timestamp()
         return web.Response(text="ok")
 
     app = web.Application()
@@ -74,9 +99,17 @@ async def main(args: argparse.Namespace) -> int:
     log = (work / "collector.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "collector", "serve", "--port", str(port)], cwd=ROOT, env=env,
                                stdout=log, stderr=subprocess.STDOUT)
+    profiler = None
+    if args.profile:
+        profiler = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(process.pid),
+                                     "--threads", "--format", "speedscope" if args.profile.endswith(".json") else
+                                     "flamegraph", "-o", args.profile, "--rate", "100", "--nonblocking", "--gil"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     auth = {"Authorization": "Basic " + base64.b64encode(b"wk_bench:").decode(), "Content-Type": "application/json"}
     accepted: dict[str, float] = {}
+    cpu_used = own_used = 0.0
+    threads: dict[str, float] = {}
     try:
         async with aiohttp.ClientSession() as session:
             for _ in range(600):
@@ -88,6 +121,8 @@ async def main(args: argparse.Namespace) -> int:
                     pass
                 await asyncio.sleep(0.1)
             run = uuid.uuid4().hex[:8]
+            cpu_before, own_before = _cpu_seconds(process.pid), time.process_time()
+            threads_before = _thread_cpu(process.pid)
             per_tick = max(1, int(args.rate * 0.05))
             total = int(args.rate * args.seconds)
             started = time.monotonic()
@@ -112,11 +147,21 @@ async def main(args: argparse.Namespace) -> int:
             deadline = time.monotonic() + args.timeout
             while len(arrived) < len(accepted) and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
+            cpu_used = _cpu_seconds(process.pid) - cpu_before
+            own_used = time.process_time() - own_before
+            threads = {name: round(cpu - threads_before.get(name, 0.0), 2)
+                       for name, cpu in _thread_cpu(process.pid).items()}
+            threads = dict(sorted(((k, v) for k, v in threads.items() if v >= 0.05), key=lambda kv: -kv[1]))
     finally:
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(60)
         process.send_signal(signal.SIGTERM)
         process.wait(60)
         await runner.cleanup()
     latencies = [arrived[i] - accepted[i] for i in accepted if i in arrived]
+    to_detect = [detected[i] - accepted[i] for i in accepted if i in arrived]
+    to_arrive = [arrived[i] - detected[i] for i in accepted if i in arrived]
     first = min(accepted.values()) if accepted else 0
     last = max(arrived.values()) if arrived else 0
     figures = {
@@ -126,6 +171,12 @@ async def main(args: argparse.Namespace) -> int:
         "p50_s": round(_percentile(latencies, 0.50), 3), "p95_s": round(_percentile(latencies, 0.95), 3),
         "p99_s": round(_percentile(latencies, 0.99), 3),
         "mean_s": round(statistics.fmean(latencies), 3) if latencies else None,
+        "detected_p50_p95_s": [round(_percentile(to_detect, q), 3) for q in (0.5, 0.95)],
+        "delivered_p50_p95_s": [round(_percentile(to_arrive, q), 3) for q in (0.5, 0.95)],
+        "collector_cpu_s": round(cpu_used, 2),
+        "collector_cpu_ms_per_transition": round(cpu_used * 1000 / len(latencies), 3) if latencies else None,
+        "collector_cpu_s_by_thread": threads,
+        "bench_cpu_s": round(own_used, 2),
     }
     print(json.dumps(figures) if args.json else "\n".join(f"{k:>26}: {v}" for k, v in figures.items()))
     return 0 if len(latencies) == len(accepted) else 1
@@ -139,4 +190,5 @@ if __name__ == "__main__":
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the last webhooks")
     parser.add_argument("--collector-env", action="append", default=[], metavar="REISE_X=v")
     parser.add_argument("--json", action="store_true", help="one JSON line")
+    parser.add_argument("--profile", metavar="OUT", help="record the collector with py-spy into OUT (.svg or .json)")
     sys.exit(asyncio.run(main(parser.parse_args())))

@@ -14,13 +14,14 @@ from aiohttp import web
 
 from collector.edge.access import authentication_failed, check_address, read_as, require_admin, require_reader
 from collector.edge.answers import error_body, json_response
-from collector.edge.appkeys import BATCHER, INGESTOR, READ_STORE, READERS, SETTINGS, STORE
+from collector.edge.appkeys import BATCHER, INGESTOR, READ_STORE, READERS, SETTINGS, STORE, TRIGGERS
 from collector.edge.auth import basic_user, find_write_key
 from collector.edge.body import parse_json, read_body
 from collector.edge.clientip import client_address, is_prefetch
 from collector.edge.metrics import METRICS
 from collector.enrich.recompute import enricher_of, parse_since, recompute_flags
 from collector.errors import ConfigError, RequestRejected, StoreError, TryLater
+from collector.identity.rebuild import Unlinked
 from collector.identity.rebuild import unlink as unlink_id
 from collector.ingest.suppression import unsuppress as unsuppress_ids
 from collector.journey.analyst import CUSTOMER_SQL
@@ -188,11 +189,15 @@ async def forget(request: web.Request) -> web.Response:
     if not isinstance(suppress, bool):
         raise RequestRejected(400, "suppress: expected true or false")
     store, policy, ingestor = request.app[STORE], request.app[SETTINGS].link_policy, request.app[INGESTOR]
-    done = await _after_flush(request, lambda: forget_person(store, customer_id, policy, suppress=suppress))
+    triggers = request.app.get(TRIGGERS)
+    outbox = triggers.forget if triggers is not None else None  # their webhooks, marks and records first
+    done = await _after_flush(request, lambda: forget_person(store, customer_id, policy, suppress=suppress,
+                                                             before_delete=outbox))
     ingestor.dedup.forget(done.keys)  # a message id of theirs sent again is no duplicate now
     if suppress:  # events accepted before this collector knew the ids are caught by a second pass
         await ingestor.suppression.reload()
-        again = await _after_flush(request, lambda: forget_person(store, customer_id, policy, also=done.ids))
+        again = await _after_flush(request, lambda: forget_person(store, customer_id, policy, also=done.ids,
+                                                                  before_delete=outbox))
         ingestor.dedup.forget(again.keys)
         deleted = {table: n + again.deleted.get(table, 0) for table, n in done.deleted.items()}
         done = replace(done, deleted=deleted)
@@ -214,8 +219,18 @@ async def unsuppress(request: web.Request) -> web.Response:
 async def unlink(request: web.Request) -> web.Response:
     """Undo a wrong link (admin key): ``{"id": "..."}`` leaves its customer, whose journey splits back."""
     id_ = await _id_in_body(request, "id")
-    store = request.app[STORE]
-    done = await _after_flush(request, lambda: unlink_id(store, id_))
+    store, triggers = request.app[STORE], request.app.get(TRIGGERS)
+
+    def job() -> Unlinked:
+        done = unlink_id(store, id_)
+        if triggers is not None:  # the parts are judged afresh: marks reset, transitions detected now
+            try:
+                triggers.unlinked([m for members in done.customers.values() for m in members], done.customer_id)
+            except Exception:  # the marks stay reset: the parts are judged when next touched
+                log.exception("judging the parts of an unlinked customer failed", id=id_)
+        return done
+
+    done = await _after_flush(request, job)
     request.app[BATCHER].forget_resolved_links()
     log.info("unlinked an id", customers=len(done.customers))
     return json_response(asdict(done))

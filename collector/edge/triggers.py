@@ -8,6 +8,7 @@ from aiohttp import web
 
 from collector.edge.access import read_as, require_admin
 from collector.edge.answers import json_response
+from collector.edge.appkeys import TRIGGERS
 from collector.edge.body import parse_json, read_body
 from collector.edge.dashboard import _require_session as require_session
 from collector.edge.handlers import readonly_runner
@@ -16,7 +17,6 @@ from collector.triggers.service import TriggerService
 
 __all__ = ["TRIGGERS", "trigger_routes"]
 
-TRIGGERS = web.AppKey("triggers", TriggerService)
 DELIVERIES_SQL = """
 SELECT trigger,
        countIf(outcome = 'delivered') AS delivered,

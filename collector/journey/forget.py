@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -33,6 +33,9 @@ _DELETES = (
     ("identity_keys", f"journey_id IN {_IDS} OR customer_id IN {_IDS}"),
     ("identity_members", f"customer_id IN {_IDS} OR member_id IN {_IDS}"),
     ("identity_unlinks", f"id IN {_IDS} OR customer_id IN {_IDS}"),
+    # triggers (docs/triggers.md): attempts name the customer key, changes the key (segment_members is a view)
+    ("trigger_attempts", f"customer_id IN {_IDS}"),
+    ("segment_changes", f"customer_id IN {_IDS}"),
 )
 _STATE_IDS = "SELECT DISTINCT arrayJoin(ids) FROM customer_state WHERE customer_id = {key:String}"
 # The idempotency keys of the person's touchpoints (message ids, order keys), as event_keys keeps them.
@@ -100,7 +103,7 @@ def _delete(store: Store, table: str, condition: str, params: dict[str, Any]) ->
 
 def forget_person(
     store: Store, customer_id: str, policy: LinkPolicy = DEFAULT_POLICY, *, suppress: bool = False,
-    also: Iterable[str] = (),
+    also: Iterable[str] = (), before_delete: Callable[[list[str]], dict[str, int]] | None = None,
 ) -> Forgotten:
     """Delete a person (found by any of their ids, with every id of theirs) from every table.
 
@@ -109,8 +112,10 @@ def forget_person(
     a duplicate. With ``suppress`` their ids go on the suppression list first, so later events of theirs
     are not stored (see collector.ingest.suppression). Placeholder ids the policy never links ("guest",
     "0" ...) are shared by strangers and are neither deleted by name nor suppressed. ``also``: more ids of
-    theirs (those a first pass found, when a second pass sweeps up what arrived meanwhile). Blocking: call
-    it on the writer thread, after the spool was flushed, so no insert races it.
+    theirs (those a first pass found, when a second pass sweeps up what arrived meanwhile). ``before_delete``
+    gets the ids before any row is deleted and answers counts of its own (the collector's trigger outbox:
+    cleaned first, so it copies nothing of them to ClickHouse afterwards). Blocking: call it on the writer
+    thread, after the spool was flushed, so no insert races it.
     """
     key_of, customers = customers_of(store, [customer_id])
     key = key_of[customer_id]
@@ -119,7 +124,8 @@ def forget_person(
     ids = sorted(i for i in found if policy.usable(i))
     suppressed = suppress_ids(store, key, ids) if suppress else 0
     keys = [str(row[0]) for row in store.query(_EVENT_KEYS, {"ids": ids}).rows] if ids else []
-    deleted = {"event_keys": _delete(store, "event_keys", _KEYS, {"$keys$": heredoc_json(keys)}) if keys else 0}
+    deleted = before_delete(ids) if before_delete is not None else {}
+    deleted["event_keys"] = _delete(store, "event_keys", _KEYS, {"$keys$": heredoc_json(keys)}) if keys else 0
     for table, condition in _DELETES:
         deleted[table] = _delete(store, table, condition, {"ids": ids})
     condition, params = _dead_letters(ids)

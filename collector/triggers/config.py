@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -76,9 +77,9 @@ class Trigger:
     secret: str
     limits: Limits | None = None  # None: the defaults (REISE_TRIGGER_CONCURRENCY, REISE_TRIGGER_RATE)
 
-    @property
+    @cached_property
     def destination(self) -> str:
-        """``host:port`` of the URL: the unit the delivery limits apply to."""
+        """``host:port`` of the URL: the unit the delivery limits apply to (worked out once)."""
         parts = urlsplit(self.url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         return f"{(parts.hostname or '').lower()}:{port}"

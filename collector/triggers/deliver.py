@@ -7,8 +7,10 @@ before it is delivered or parked, so each customer's webhooks arrive in order. A
 pauses the whole destination that long. Failures are retried with exponential backoff (with jitter) until
 ``max_attempts``, then parked. A 3xx is never followed: the delivery is refused and parked at once.
 
-Results are committed to the outbox in small groups on the triggers thread, each attempt with a record
-that is copied to ClickHouse's ``trigger_attempts``.
+Requests go through collector.triggers.http: keep-alive connections pooled per destination (at most
+``concurrency``), each request written as one ``bytes``. Results are committed to the outbox in small groups
+on the triggers thread (one transaction each), each attempt with a record that is copied to ClickHouse's
+``trigger_attempts`` in batches.
 """
 
 from __future__ import annotations
@@ -16,26 +18,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
-import ipaddress
 import random
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
-import aiohttp
 import structlog
 
 from collector.errors import StoreError
 from collector.store.clickhouse import Store
 from collector.triggers.config import Limits, Trigger, TriggerConfig
-from collector.triggers.destinations import DestinationRefused, PrivateAddress, SafeResolver, check_destination
+from collector.triggers.destinations import DestinationRefused, SafeResolver, check_destination
+from collector.triggers.http import Pool
 from collector.triggers.metrics import TriggerMetrics
 from collector.triggers.outbox import Item, Outbox, Result
-from collector.triggers.signing import SIGNATURE_HEADER, sign
+from collector.triggers.signing import SIGNATURE_HEADER, Signer
 
 __all__ = ["Deliverer", "DeliveryPolicy", "retry_after_seconds"]
 
@@ -92,6 +93,7 @@ class _Destination:
         self.tokens = float(max(1.0, limits.rate / 10)) if limits.rate else 0.0
         self.refilled = time.monotonic()
         self.wake = asyncio.Event()
+        self.pools: dict[tuple[str, str, int], Pool] = {}  # keep-alive connections, by scheme, host and port
 
     def add(self, item: Item) -> None:
         queue = self.queues.get(item.customer)
@@ -117,6 +119,29 @@ class _Destination:
 
 
 
+@dataclass(frozen=True)
+class _Target:
+    """What every request of a trigger shares: where it goes, the fixed headers, the signer."""
+
+    trigger: Trigger
+    scheme: str
+    host: str
+    port: int
+    path: str  # the request target: path and query
+    headers: dict[str, str]
+    signer: Signer
+
+    @classmethod
+    def of(cls, trigger: Trigger) -> _Target:
+        """Prepare a trigger's requests."""
+        parts = urlsplit(trigger.url)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return cls(trigger, parts.scheme, (parts.hostname or "").lower(),
+                   parts.port or (443 if parts.scheme == "https" else 80), path,
+                   {"Content-Type": "application/json", "User-Agent": "reise-triggers",
+                    "Reise-Trigger": trigger.name}, Signer(trigger.secret))
+
+
 class Deliverer:
     """Delivers outbox items; ``add`` (or ``add_threadsafe`` from the writer thread) hands it new ones."""
 
@@ -128,12 +153,15 @@ class Deliverer:
         self._policy = policy
         self._metrics = metrics
         self._pool = pool
-        self._triggers: dict[str, Trigger] = {t.name: t for t in config.triggers}
+        self._targets: dict[str, _Target] = {t.name: _Target.of(t) for t in config.triggers}
         self._destinations: dict[str, _Destination] = {}
         self._results: list[Result] = []
         self._held: set[int] = set()  # outbox seqs queued in memory (an item is never queued twice)
         self._tasks: list[asyncio.Task[None]] = []
-        self._session: aiohttp.ClientSession | None = None
+        self._sending: set[asyncio.Task[None]] = set()  # requests in flight (held, so they are not collected)
+        self._counters: dict[tuple[str, str], Callable[[], None]] = {}
+        self._observers: dict[str, Callable[[float], None]] = {}
+        self._verdicts: dict[str, str] = {}  # host -> "" (allowed) or why it is refused
         self._loop: asyncio.AbstractEventLoop | None = None
         self._resolver: SafeResolver | None = None
         limits: dict[str, Limits] = {}
@@ -149,9 +177,6 @@ class Deliverer:
         """Load what the outbox still holds and start delivering."""
         self._loop = asyncio.get_running_loop()
         self._resolver = SafeResolver(allow_private=self._policy.allow_private)
-        connector = aiohttp.TCPConnector(resolver=self._resolver, limit=0, ttl_dns_cache=60)
-        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                              headers={"User-Agent": "reise-triggers"})
         pending = await self._loop.run_in_executor(self._pool, self._outbox.pending)
         self.add(pending)
         self._tasks.append(asyncio.create_task(self._commit_results(), name="reise-trigger-results"))
@@ -167,9 +192,15 @@ class Deliverer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        for send in list(self._sending):  # requests in flight: their items stay pending, sent again after a start
+            send.cancel()
+        await asyncio.gather(*self._sending, return_exceptions=True)
         await self._flush_results()
-        if self._session is not None:
-            await self._session.close()
+        for dest in self._destinations.values():
+            for pool in dest.pools.values():
+                pool.close()
+        if self._resolver is not None:
+            await self._resolver.close()
         with contextlib.suppress(StoreError):
             await asyncio.get_running_loop().run_in_executor(self._pool, self._copy_once)
 
@@ -198,6 +229,31 @@ class Deliverer:
             destination.add(item)
         self._metrics.pending.set(self.pending)
 
+    def drop(self, customers: set[str]) -> int:
+        """Stop holding the items of these customer keys (they were forgotten); how many were dropped.
+
+        A request already in flight still ends, but its result is not recorded (the outbox has no item for it).
+        """
+        dropped = 0
+        for dest in self._destinations.values():
+            for customer in customers & dest.queues.keys():
+                queue = dest.queues.pop(customer)
+                dropped += len(queue)
+                self._held.difference_update(item.seq for item in queue)
+            dest.ready = [entry for entry in dest.ready if entry[2] not in customers]
+            heapq.heapify(dest.ready)
+        self._metrics.pending.set(len(self._held))
+        return dropped
+
+    def drop_threadsafe(self, customers: set[str], timeout: float = 30.0) -> int:
+        """``drop`` from another thread (the writer thread, forgetting a person); waits until it is done."""
+        if self._loop is None or self._loop.is_closed():
+            return 0
+
+        async def job() -> int:
+            return self.drop(customers)
+        return asyncio.run_coroutine_threadsafe(job(), self._loop).result(timeout)
+
     async def _run(self, dest: _Destination) -> None:
         """Start every request the destination's limits allow; sleep until the next may go or something changes."""
         while True:
@@ -217,41 +273,46 @@ class Deliverer:
                 heapq.heappop(dest.ready)
                 dest.in_flight += 1
                 item = dest.queues[customer][0]
-                task = asyncio.create_task(self._send(dest, item))
-                task.add_done_callback(lambda _t: None)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(dest.wake.wait(), timeout)
+                self._sending.add(task := asyncio.create_task(self._send(dest, item)))
+                task.add_done_callback(self._sending.discard)
+            timer = None if timeout is None else asyncio.get_running_loop().call_later(timeout, dest.wake.set)
+            await dest.wake.wait()
+            if timer is not None:
+                timer.cancel()
 
     async def _send(self, dest: _Destination, item: Item) -> None:
         """One attempt; then the item is done (delivered or parked) or due again later."""
         attempt = item.attempts + 1
-        trigger = self._triggers.get(item.trigger)
+        target = self._targets.get(item.trigger)
         status, error, outcome, retry_after = 0, "", "retry", None
         started = time.perf_counter()
         attempted_at = time.time()
         try:
-            if trigger is None:
+            if target is None:
                 raise DestinationRefused(f"the trigger {item.trigger!r} is no longer in REISE_TRIGGERS")
-            await self._check(trigger.url)
-            assert self._session is not None
-            headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(trigger.secret, item.body),
-                       "Reise-Idempotency-Key": item.key, "Reise-Trigger": trigger.name}
-            async with self._session.post(trigger.url, data=item.body, headers=headers, allow_redirects=False,
-                                          timeout=aiohttp.ClientTimeout(total=self._policy.timeout)) as reply:
-                status = reply.status
-                await reply.content.read(64 * 1024)
-                if 200 <= status < 300:
-                    outcome = "delivered"
-                elif 300 <= status < 400:
-                    outcome, error = "refused", f"redirect refused: {status} to {reply.headers.get('Location', '')!r}"
-                else:
-                    error = f"HTTP {status}"
-                    retry_after = retry_after_seconds(reply.headers.get("Retry-After"), time.time())
+            self._check(target.host)
+            pool = dest.pools.get((target.scheme, target.host, target.port))
+            if pool is None:
+                assert self._resolver is not None
+                pool = dest.pools[(target.scheme, target.host, target.port)] = Pool(
+                    scheme=target.scheme, host=target.host, port=target.port, resolver=self._resolver,
+                    size=dest.limits.concurrency)
+            headers = {**target.headers, SIGNATURE_HEADER: target.signer(item.body),
+                       "Reise-Idempotency-Key": item.key}
+            reply = await pool.post(pool.request_bytes(target.path, headers, item.body), self._policy.timeout)
+            status = reply.status
+            if 200 <= status < 300:
+                outcome = "delivered"
+            elif 300 <= status < 400:
+                outcome, error = "refused", f"redirect refused: {status} to {reply.headers.get('location', '')!r}"
+            else:
+                error = f"HTTP {status}"
+                retry_after = retry_after_seconds(reply.headers.get("retry-after"), time.time())
         except DestinationRefused as exc:
             outcome, error = "refused", str(exc)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
-            if "destination refused" in error:
+        except (TimeoutError, OSError) as exc:  # a refused connect, a reset, a malformed answer, the timeout
+            error = f"{type(exc).__name__}: {exc}"[:500] if str(exc) else type(exc).__name__
+            if "destination refused" in error:  # SafeResolver: the name resolves only to private addresses
                 outcome = "refused"
         latency = time.perf_counter() - started
         now = time.time()
@@ -266,16 +327,21 @@ class Deliverer:
             "status": status, "outcome": outcome, "latency_ms": round(latency * 1000, 3),
             "since_queued_ms": round((now - item.queued_at) * 1000, 3), "error": error,
             "destination": dest.name, "attempted_at": attempted_at}))
-        self._metrics.deliveries.labels(item.trigger, outcome).inc()
+        self._count(item.trigger, outcome)
         if outcome != "delivered":
             self._metrics.failures.labels(item.trigger).inc()
             log.warning("webhook attempt failed", trigger=item.trigger, key=item.key, attempt=attempt,
                         outcome=outcome, error=error)
         else:
-            self._metrics.latency.labels(item.trigger).observe(now - item.queued_at)
+            observe = self._observers.get(item.trigger)
+            if observe is None:
+                observe = self._observers[item.trigger] = self._metrics.latency.labels(item.trigger).observe
+            observe(now - item.queued_at)
         dest.in_flight -= 1
-        queue = dest.queues[item.customer]
-        if state == "pending":
+        queue = dest.queues.get(item.customer)
+        if not queue or queue[0] is not item:
+            pass  # dropped while in flight (its customer was forgotten): nothing more to do
+        elif state == "pending":
             item.attempts, item.due = attempt, due
             heapq.heappush(dest.ready, (due, item.seq, item.customer))
         else:
@@ -286,23 +352,32 @@ class Deliverer:
                 heapq.heappush(dest.ready, (nxt.due, nxt.seq, item.customer))
             else:
                 del dest.queues[item.customer]
-        self._metrics.pending.set(self.pending)
+        self._metrics.pending.set(len(self._held))
         dest.wake.set()
 
-    async def _check(self, url: str) -> None:
-        """DestinationRefused unless the URL's host is allowed and (unless allowed) resolves to public addresses."""
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        check_destination(host, self._policy.hosts, allow_private=self._policy.allow_private)
-        if self._policy.allow_private or self._resolver is None:
-            return
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            try:  # the connector's resolver checks again at connect time (a name re-pointed in between)
-                await self._resolver.resolve(host, parts.port or 0)
-            except PrivateAddress as exc:
-                raise DestinationRefused(str(exc)) from None
+    def _check(self, host: str) -> None:
+        """DestinationRefused unless the host is on the allow-list (and, an address, public unless allowed).
+
+        The verdict depends on the host and the settings alone, so it is worked out once per host. A name is
+        resolved and its addresses checked when a connection is opened (collector.triggers.http.Pool).
+        """
+        verdict = self._verdicts.get(host)
+        if verdict is None:
+            try:
+                check_destination(host, self._policy.hosts, allow_private=self._policy.allow_private)
+                verdict = ""
+            except DestinationRefused as exc:
+                verdict = str(exc)
+            self._verdicts[host] = verdict
+        if verdict:
+            raise DestinationRefused(verdict)
+
+    def _count(self, trigger: str, outcome: str) -> None:
+        """Count an attempt (the labelled counter looked up once per trigger and outcome)."""
+        inc = self._counters.get((trigger, outcome))
+        if inc is None:
+            inc = self._counters[(trigger, outcome)] = self._metrics.deliveries.labels(trigger, outcome).inc
+        inc()
 
     async def _commit_results(self) -> None:
         while True:
@@ -327,8 +402,7 @@ class Deliverer:
 
     def _copy_once(self) -> bool:
         """Copy one batch of records (blocking, triggers thread); True when a full batch was copied."""
-        counts = self._outbox.counts()
-        self._metrics.parked.set(counts.get("parked", 0))
+        self._metrics.parked.set(self._outbox.parked_count())
         first, last, tables = self._outbox.records()
         if not tables:
             return False

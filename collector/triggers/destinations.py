@@ -1,9 +1,11 @@
 """Safe destinations: allow-listed hosts only, and no private, loopback or link-local address unless allowed.
 
-The host is checked against REISE_TRIGGER_HOSTS at start (collector.triggers.config) and again before every
-request. Names are resolved by ``SafeResolver``, the HTTP client's resolver, which drops every address that
-is not public (unless REISE_TRIGGER_ALLOW_PRIVATE), so a name cannot be re-pointed at an internal address
-between a check and the connection. Redirects are never followed (the deliverer parks a 3xx answer).
+The host is checked against REISE_TRIGGER_HOSTS at start (collector.triggers.config) and by the deliverer
+before requests (the verdict of a host, which depends on the settings alone, is kept). Names are resolved
+by ``SafeResolver`` when the HTTP client (collector.triggers.http) opens a connection, which drops every
+address that is not public (unless REISE_TRIGGER_ALLOW_PRIVATE); the connection goes to an address it
+kept, so a name cannot be re-pointed at an internal address between a check and the connection. Redirects
+are never followed (the deliverer parks a 3xx answer).
 """
 
 from __future__ import annotations

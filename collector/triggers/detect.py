@@ -20,7 +20,8 @@ from typing import Any
 from collector.triggers.config import STAGES, Segment, Trigger, TriggerConfig
 from collector.triggers.view import Contact, CustomerView
 
-__all__ = ["Marks", "SegmentChange", "Transition", "detect", "idempotency_key", "in_segment", "merge_marks"]
+__all__ = ["Marks", "SegmentChange", "Transition", "detect", "idempotency_key", "in_segment", "merge_marks",
+           "reset_marks"]
 
 DAY_MS = 86_400_000
 
@@ -34,17 +35,19 @@ class Marks:
     dormant: dict[str, int] = field(default_factory=dict)  # trigger -> last contact (ms) it fired for
     segments: dict[str, int] = field(default_factory=dict)  # segment -> changes so far (odd: member)
     merged_into: str = ""  # set once this key's customer was merged into another key
+    epoch: int = 0  # how often an unlink reset the marks; part of the keys of what fires after a reset
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {"s": self.stage_key, "f": sorted(self.fired), "d": self.dormant, "g": self.segments,
-                "m": self.merged_into}
+        doc = {"s": self.stage_key, "f": sorted(self.fired), "d": self.dormant, "g": self.segments,
+               "m": self.merged_into}
+        return {**doc, "e": self.epoch} if self.epoch else doc
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Marks:
         """The marks a ``to_json`` dict describes."""
         return cls(stage_key=int(doc.get("s", 0)), fired=set(doc.get("f", ())), dormant=dict(doc.get("d", {})),
-                   segments=dict(doc.get("g", {})), merged_into=str(doc.get("m", "")))
+                   segments=dict(doc.get("g", {})), merged_into=str(doc.get("m", "")), epoch=int(doc.get("e", 0)))
 
     def member(self, segment: str) -> bool:
         """True when the marks say the customer is in the segment."""
@@ -56,6 +59,7 @@ def merge_marks(parts: Iterable[Marks]) -> Marks:
     merged = Marks()
     for part in parts:
         merged.stage_key = max(merged.stage_key, part.stage_key)
+        merged.epoch = max(merged.epoch, part.epoch)
         merged.fired |= part.fired
         for name, last in part.dormant.items():
             merged.dormant[name] = max(merged.dormant.get(name, 0), last)
@@ -96,6 +100,25 @@ def idempotency_key(*parts: object) -> str:
     return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:32]
 
 
+def reset_marks(marks: dict[str, Marks], ids: Iterable[str], keeper: str) -> dict[str, Marks]:
+    """The marks of a customer's ids after an unlink split it: a new epoch, nothing fired, no quiet spell.
+
+    Each part is then judged afresh; what fires again gets a new key (the epoch is part of it). The latest
+    staged contact seen stays, so every-time stage triggers do not fire again for past contacts, and the key
+    that stays with a part (``keeper``) keeps its segment memberships, as segment_changes record them.
+    """
+    known = [marks[i] for i in ids if i in marks]
+    epoch = max((m.epoch for m in known), default=0) + 1
+    stage_key = max((m.stage_key for m in known), default=0)
+    kept = dict(marks[keeper].segments) if keeper in marks else {}
+    return {i: Marks(stage_key=stage_key, epoch=epoch, segments=kept if i == keeper else {}) for i in ids}
+
+
+def _key(epoch: int, *parts: object) -> str:
+    """``idempotency_key`` of the parts, with the epoch after an unlink reset the marks (keys before unchanged)."""
+    return idempotency_key(*parts, "epoch", epoch) if epoch else idempotency_key(*parts)
+
+
 def in_segment(segment: Segment, view: CustomerView, now_ms: int) -> bool:
     """Whether a customer meets every clause of a segment at ``now_ms``."""
     return all(_clause(name, value, view, now_ms) for name, value in segment.clauses)
@@ -124,7 +147,8 @@ def detect(config: TriggerConfig, view: CustomerView, before: Marks, now_ms: int
     """The transitions and segment changes since ``before`` (the merged marks of the customer's ids), and the
     customer's new marks."""
     after = Marks(stage_key=max(before.stage_key, view.stage_key), fired=set(before.fired),
-                  dormant=dict(before.dormant), segments=dict(before.segments))
+                  dormant=dict(before.dormant), segments=dict(before.segments), epoch=before.epoch)
+    epoch = before.epoch
     transitions: list[Transition] = []
     by_kind: dict[str, list[Trigger]] = {}
     for trigger in config.triggers:
@@ -137,7 +161,7 @@ def detect(config: TriggerConfig, view: CustomerView, before: Marks, now_ms: int
         if trigger.name not in after.fired and view.purchases == 0 and view.contacts >= count:
             after.fired.add(trigger.name)
             cause = view.history[count - 1] if len(view.history) >= count else None
-            transitions.append(Transition(trigger, idempotency_key(trigger.name, view.key, "contacts", count), view,
+            transitions.append(Transition(trigger, _key(epoch, trigger.name, view.key, "contacts", count), view,
                                           view.stage, previous, cause.at if cause else now_ms, cause))
     for trigger in by_kind.get("dormant", []):
         quiet_since = view.last_seen
@@ -158,7 +182,7 @@ def detect(config: TriggerConfig, view: CustomerView, before: Marks, now_ms: int
         changes.append(SegmentChange(segment.name, view.key, change, "condition", now_ms))
         for trigger in by_kind.get(f"{'enters' if member else 'leaves'}_segment", []):
             if trigger.condition.segment == segment.name:
-                transitions.append(Transition(trigger, idempotency_key(trigger.name, view.key, segment.name, count),
+                transitions.append(Transition(trigger, _key(epoch, trigger.name, view.key, segment.name, count),
                                               view, view.stage, view.stage, now_ms, None, segment.name))
     return transitions, changes, after
 
@@ -173,7 +197,7 @@ def _enters_stage(trigger: Trigger, view: CustomerView, before: Marks, after: Ma
         cause = next((c for c in view.history if c.at == reached and c.rank >= stage), None)
         at_key = cause.at * 8 + cause.rank if cause else reached * 8 + stage
         previous = max((c.at * 8 + c.rank for c in view.history if c.rank and c.at * 8 + c.rank < at_key), default=0)
-        return [Transition(trigger, idempotency_key(trigger.name, view.key, "first", stage), view, stage,
+        return [Transition(trigger, _key(before.epoch, trigger.name, view.key, "first", stage), view, stage,
                            previous % 8, reached, cause)]
     # every time the current stage becomes this stage: walk the staged contacts after the last one seen
     found = []

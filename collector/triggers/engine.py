@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -75,7 +74,7 @@ def touched_by(segment: SpoolSegment) -> tuple[set[str], dict[tuple[str, int, in
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
 class TriggerEngine:
@@ -102,6 +101,13 @@ class TriggerEngine:
         ids.update(link_ids)
         return self.process(read_customers(self._store, ids), causes)
 
+    def reset(self, ids: Iterable[str], keeper: str) -> int:
+        """After an unlink split a customer: new marks for all its ids, and the parts judged afresh now (writer
+        thread); how many transitions were queued."""
+        wanted = sorted(set(ids))
+        self._outbox.reset_marks(wanted, keeper)
+        return self.process(read_customers(self._store, wanted), {})
+
     def scan(self, now_ms: int | None = None) -> int:
         """Look at what time alone changes: buyers going quiet, and members of last-seen segments."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
@@ -127,6 +133,7 @@ class TriggerEngine:
             return 0
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         stored = self._outbox.marks({i for v in views for i in (*v.ids, v.key)})
+        detected_at = _iso(now_ms)
         items: list[tuple[str, str, str, str, bytes]] = []
         marks: dict[str, Marks] = {}
         changes: list[SegmentChange] = []
@@ -148,7 +155,7 @@ class TriggerEngine:
             # a leave of a key that was a member only through a merged key is that key's merge leave, above
             changes += [c for c in found if c.change == "enter" or own.member(c.segment)]
             marks[view.key] = after
-            items += [self._item(t, causes, now_ms) for t in transitions]
+            items += [self._item(t, causes, detected_at) for t in transitions]
         seq = time.time_ns()
         records = [("segment_changes", {"segment": c.segment, "customer_id": c.customer, "change": c.change,
                                         "reason": c.reason, "at": c.at / 1000, "seq": seq + i})
@@ -164,7 +171,7 @@ class TriggerEngine:
         return len(queued)
 
     def _item(self, transition: Transition, causes: dict[tuple[str, int, int], Cause],
-              now_ms: int) -> tuple[str, str, str, str, bytes]:
+              detected_at: str) -> tuple[str, str, str, str, bytes]:
         trigger, view, contact = transition.trigger, transition.customer, transition.cause
         touchpoint: dict[str, Any] | None = None
         if contact is not None:
@@ -185,7 +192,7 @@ class TriggerEngine:
             "previous_stage": stage_name(transition.previous_stage),
             "segment": transition.segment or None,
             "at": _iso(transition.at),
-            "detected_at": _iso(now_ms),
+            "detected_at": detected_at,
             "touchpoint": touchpoint,
             "contacts": view.contacts,
             "purchases": view.purchases,

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from collector.triggers.detect import Marks
+from collector.triggers.detect import Marks, reset_marks
 
 __all__ = ["Item", "Outbox", "Result"]
 
@@ -162,12 +162,61 @@ class Outbox:
         now = time.time()
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # an item forgotten meanwhile (``forget``) is gone: its attempts are not recorded either
+            present = self._present(conn, [r.seq for r in results])
+            results = [r for r in results if r.seq in present]
             conn.executemany(
                 "UPDATE outbox SET state = ?, attempts = ?, due = ?, last_error = ?, done_at = ? WHERE seq = ?",
                 [(r.state, r.attempts, r.due, r.error, now if r.state != "pending" else None, r.seq)
                  for r in results])
             conn.executemany("INSERT INTO records (tbl, row) VALUES ('trigger_attempts', ?)",
                              [(orjson.dumps(r.record).decode(),) for r in results])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _present(conn: sqlite3.Connection, seqs: Sequence[int]) -> set[int]:
+        """Which of these outbox seqs still exist."""
+        found: set[int] = set()
+        for start in range(0, len(seqs), 500):
+            chunk = seqs[start:start + 500]
+            found.update(int(r[0]) for r in conn.execute(
+                f"SELECT seq FROM outbox WHERE seq IN ({','.join('?' * len(chunk))})", chunk))
+        return found
+
+    def forget(self, ids: Sequence[str]) -> dict[str, int]:
+        """Delete everything of these customer ids, in one transaction: their transitions (whatever their state),
+        marks, segment memberships and the records not yet copied to ClickHouse; how many rows of each."""
+        conn = self._conn()
+        wanted = sorted(set(ids))
+        deleted = {"trigger_outbox": 0, "trigger_marks": 0, "trigger_members": 0, "trigger_records": 0}
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for name, sql in (("trigger_outbox", f"DELETE FROM outbox WHERE customer IN ({marks})"),
+                                  ("trigger_marks", f"DELETE FROM marks WHERE key IN ({marks})"),
+                                  ("trigger_members", f"DELETE FROM members WHERE key IN ({marks})"),
+                                  ("trigger_records", "DELETE FROM records WHERE json_extract(row, '$.customer_id') "
+                                                      f"IN ({marks})")):
+                    deleted[name] += int(conn.execute(sql, chunk).rowcount)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return deleted
+
+    def reset_marks(self, ids: Sequence[str], keeper: str) -> None:
+        """After an unlink split a customer: a new epoch of marks for all its ids (detect.reset_marks)."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            fresh = reset_marks(self.marks(ids), ids, keeper)
+            conn.executemany("INSERT OR REPLACE INTO marks (key, data) VALUES (?, ?)",
+                             [(k, orjson.dumps(m.to_json()).decode()) for k, m in fresh.items()])
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -216,6 +265,10 @@ class Outbox:
         """Items by state."""
         rows = self._conn().execute("SELECT state, count(*) FROM outbox GROUP BY state")
         return {str(state): int(n) for state, n in rows}
+
+    def parked_count(self) -> int:
+        """How many deliveries are parked (read through the state index: the delivered ones are not counted)."""
+        return int(self._conn().execute("SELECT count(*) FROM outbox WHERE state = 'parked'").fetchone()[0])
 
     def members(self, segments: Sequence[str]) -> list[str]:
         """Customer keys currently in any of these segments."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -93,6 +94,24 @@ class TriggerService:
             except Exception:  # a fault here must not stop the scans for good
                 log.exception("trigger scan failed")
             await asyncio.sleep(self._scan_interval if defined else 1.0)
+
+    def forget(self, ids: Sequence[str]) -> dict[str, int]:
+        """Forget a person's ids (blocking: the writer thread, before their ClickHouse rows are deleted).
+
+        Their held items are dropped, then their outbox items, marks, memberships and uncopied records are
+        deleted on the triggers thread (so no copy of records to ClickHouse is under way meanwhile); an attempt
+        in flight finishes but is not recorded. How many rows of each were deleted.
+        """
+        customers = set(ids)
+        self.deliverer.drop_threadsafe(customers)
+        deleted = self._pool.submit(self.outbox.forget, sorted(customers)).result()
+        self.deliverer.drop_threadsafe(customers)  # anything a replay put back meanwhile
+        return deleted
+
+    def unlinked(self, ids: Sequence[str], keeper: str) -> int:
+        """After an unlink split the customer of these ids: reset their marks and judge the parts afresh (writer
+        thread); how many transitions were queued."""
+        return self.engine.reset(ids, keeper)
 
     async def close(self) -> None:
         """Stop scanning and delivering (what is left stays in the outbox for the next start)."""

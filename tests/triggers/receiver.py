@@ -22,6 +22,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    peer: str = ""  # the client's address and port: one per connection
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -31,12 +32,16 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Answers ``status`` (200 by default) to every POST; ``down()`` closes the port, ``up()`` opens it again."""
+    """Answers ``status`` (200 by default) to every POST, after ``delay`` seconds; ``down()`` closes the port,
+    ``up()`` opens it again. ``most_at_once`` is the most requests it was answering at the same time."""
 
     port: int = field(default_factory=free_port)
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
+    delay: float = 0.0
+    most_at_once: int = 0
+    _at_once: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
     _runner: web.AppRunner | None = None
     _site: web.TCPSite | None = None
@@ -47,7 +52,16 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}"
 
     async def _handle(self, request: web.Request) -> web.Response:
-        self.received.append(Received(time.time(), request.path, dict(request.headers), await request.read()))
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        self.received.append(Received(time.time(), request.path, dict(request.headers), await request.read(),
+                                      f"{peer[0]}:{peer[1]}" if peer else ""))
+        self._at_once += 1
+        self.most_at_once = max(self.most_at_once, self._at_once)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+        finally:
+            self._at_once -= 1
         return web.Response(status=self.status, headers=self.headers, text="ok")
 
     def start(self) -> Receiver:
