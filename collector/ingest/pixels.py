@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from operator import methodcaller
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -44,6 +45,7 @@ _UTM = {"utm_source": "source", "utm_medium": "medium", "utm_campaign": "name", 
         "utm_content": "content"}
 _IGNORED = frozenset({"writeKey", "k", "cb", "_", "rnd", "url", "ref"})
 _LIBRARY = {"name": "reise-pixel", "version": "1"}
+_PARTITION = methodcaller("partition", "=")
 
 Hit = tuple[str, str, str, int, str, str]  # raw query, User-Agent, Referer, received at (epoch ms), client IP,
 # behaviour ("HEAD", "prefetch" or "")
@@ -55,18 +57,16 @@ def query_params(raw: str) -> dict[str, str]:
     A query with nothing escaped (no ``%`` or ``+``), the common case, is split without unquoting.
     Raises ValueError past MAX_PARAMS fields.
     """
-    params: dict[str, str] = {}
     if "%" in raw or "+" in raw:
+        params: dict[str, str] = {}
         for name, value in parse_qsl(raw, keep_blank_values=False, max_num_fields=MAX_PARAMS):
             params.setdefault(name, value)
         return params
-    if raw.count("&") >= MAX_PARAMS:
+    fields = raw.split("&")
+    if len(fields) > MAX_PARAMS:
         raise ValueError("Max number of fields exceeded")
-    for field in raw.split("&"):
-        name, _, value = field.partition("=")
-        if value and name not in params:
-            params[name] = value
-    return params
+    # the first value of a name wins: assigned last, walking the fields backwards
+    return {name: value for name, _, value in map(_PARTITION, reversed(fields)) if value}
 
 
 def pixel_event(params: dict[str, str], *, page_url: str = "", user_agent: str = "", ip: str = "") -> dict[str, Any]:
@@ -138,6 +138,7 @@ class PixelHits:
         ingestor.batcher.check_capacity()
         limiter, keys = ingestor.limiter, ingestor.settings.write_keys
         contexts: dict[tuple[str, int, str], IngestContext] = {}
+        found: dict[str | None, WriteKey | None] = {}
         valid: list[Row] = []
         dead: list[Row] = []
         reasons: list[str] = []
@@ -153,7 +154,11 @@ class PixelHits:
             except ValueError as exc:  # more than MAX_PARAMS fields, undecodable query
                 self._dead_letter(dead, "", raw[:MAX_QUERY_CHARS], f"query: {exc}", received_ms)
                 continue
-            key = find_write_key(keys, params.get("writeKey") or params.get("k"))
+            candidate = params.get("writeKey") or params.get("k")
+            if candidate in found:
+                key = found[candidate]
+            else:  # each key given in the group compared once (in constant time) against every key
+                key = found[candidate] = find_write_key(keys, candidate)
             if key is None or not key.public:
                 reason = "write key: unknown or missing" if key is None else \
                     "write key: the pixel takes a public key (pk_)"
