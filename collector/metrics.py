@@ -1,4 +1,4 @@
-"""Prometheus metrics: one registry per application (its HTTP middleware and handler: collector.edge.metrics).
+"""Prometheus metrics: one registry per application (its HTTP side: collector.edge.metrics).
 
 The batcher and the spool report through small methods (``observe_insert``, ``store_error``,
 ``watch_spool``) so they need not know about prometheus-client.

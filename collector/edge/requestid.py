@@ -1,7 +1,7 @@
 """A request id on every log line of a request, taken from ``X-Request-ID`` when sane, returned in the answer.
 
 The id lives in a ContextVar of its own (``collector.logs.REQUEST_ID``, one set and one reset per request) that
-the log processor ``collector.logs.add_request_id`` reads; the middleware that sets it is collector.edge.middleware.
+the log processor ``collector.logs.add_request_id`` reads; the route wrapper that sets it is collector.edge.middleware.
 """
 
 from __future__ import annotations
