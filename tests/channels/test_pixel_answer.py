@@ -7,6 +7,7 @@ client or a proxy may send: HTTP/1.1 and 1.0, keep-alive or close, GET and HEAD,
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from collections.abc import AsyncIterator
 
@@ -14,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from collector.edge.pixel import GIF, NO_CACHE, GifAnswer
-from collector.edge.requestid import REQUEST_ID_HEADER
+from collector.edge.requestid import REQUEST_ID_HEADER, request_id
 from collector.edge.snippet import CORS_HEADERS
 
 REQUESTS = [
@@ -84,3 +85,10 @@ async def test_the_prebuilt_answer_is_aiohttps_own(server: int, method: str, ver
     status, headers, body, _closed = mine
     assert status.endswith("200 OK") and headers["Content-Type"] == "image/gif"
     assert body == (b"" if method == "HEAD" else GIF)
+
+
+def test_only_a_plain_request_id_is_echoed_into_the_prebuilt_answer() -> None:
+    """The id goes into the answer's bytes as it is, so a trailing newline must not pass as plain."""
+    assert request_id("mail-42") == "mail-42"
+    for unsafe in ("mail-42\n", "mail 42", "x" * 129, "é"):
+        assert re.fullmatch(r"[0-9a-f]{32}", request_id(unsafe)), unsafe
