@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from operator import methodcaller
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -45,7 +44,6 @@ _UTM = {"utm_source": "source", "utm_medium": "medium", "utm_campaign": "name", 
         "utm_content": "content"}
 _IGNORED = frozenset({"writeKey", "k", "cb", "_", "rnd", "url", "ref"})
 _LIBRARY = {"name": "reise-pixel", "version": "1"}
-_PARTITION = methodcaller("partition", "=")
 
 Hit = tuple[str, str, str, int, str, str]  # raw query, User-Agent, Referer, received at (epoch ms), client IP,
 # behaviour ("HEAD", "prefetch" or "")
@@ -57,16 +55,18 @@ def query_params(raw: str) -> dict[str, str]:
     A query with nothing escaped (no ``%`` or ``+``), the common case, is split without unquoting.
     Raises ValueError past MAX_PARAMS fields.
     """
+    params: dict[str, str] = {}
     if "%" in raw or "+" in raw:
-        params: dict[str, str] = {}
         for name, value in parse_qsl(raw, keep_blank_values=False, max_num_fields=MAX_PARAMS):
             params.setdefault(name, value)
         return params
-    fields = raw.split("&")
-    if len(fields) > MAX_PARAMS:
+    if raw.count("&") >= MAX_PARAMS:
         raise ValueError("Max number of fields exceeded")
-    # the first value of a name wins: assigned last, walking the fields backwards
-    return {name: value for name, _, value in map(_PARTITION, reversed(fields)) if value}
+    for field in raw.split("&"):
+        name, _, value = field.partition("=")
+        if value and name not in params:
+            params[name] = value
+    return params
 
 
 def pixel_event(params: dict[str, str], *, page_url: str = "", user_agent: str = "", ip: str = "") -> dict[str, Any]:
