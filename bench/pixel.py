@@ -14,6 +14,8 @@ the spool, not a duplicate. It prints req/s of both per round, the medians and t
 each server's CPU time per request (all its threads, and its event loop's thread alone, from /proc:
 steadier than req/s on a busy machine),
 and the rows the collector took (``/readyz``: inserted plus spooled) as a check that the hits were recorded.
+With ``--profile FILE`` a last pixel run (at least 15 s) is sampled with py-spy (a dev dependency: the event
+loop's thread while it holds the GIL, raw collapsed stacks in FILE) and the top functions by own time are printed.
 
 wrk must be installed: as root on Debian or Ubuntu the script installs it with ``apt-get install -y wrk``
 (``--no-install`` turns that off); otherwise install it yourself (``apt-get install wrk``, ``brew install
@@ -38,7 +40,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,6 +201,40 @@ def accepted_events(base: str) -> int:
         return -1
 
 
+def top_functions(raw: str, thread: str = "MainThread", count: int = 15) -> list[tuple[float, str]]:
+    """The functions with the most own samples in py-spy's raw (collapsed) output, for one thread: (share, name)."""
+    own: dict[str, int] = {}
+    total = 0
+    for line in raw.splitlines():
+        stack, _, samples = line.rpartition(" ")
+        frames = stack.split(";")
+        if not samples.isdigit() or thread not in frames[0] or len(frames) < 2:
+            continue
+        name, _, where = frames[-1].partition(" (")
+        own_key = f"{name} ({where.split(':')[0].rsplit('/', 1)[-1]}" + (")" if where else "")
+        own[own_key] = own.get(own_key, 0) + int(samples)
+        total += int(samples)
+    ranked = sorted(own.items(), key=lambda item: -item[1])[:count]
+    return [(samples / max(total, 1), name) for name, samples in ranked]
+
+
+def profile_run(pid: int, out: Path, load: Callable[[], WrkResult]) -> None:
+    """Sample the collector with py-spy (GIL holder only, every thread) during one more pixel run; print the top."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        sys.exit("bench: --profile needs py-spy (a dev dependency: pip install py-spy)")
+    with subprocess.Popen([spy, "record", "--pid", str(pid), "--gil", "--threads", "--nonblocking", "--rate", "250",
+                           "--format", "raw", "--output", str(out)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as spying:
+        time.sleep(1)
+        result = load()
+        spying.send_signal(signal.SIGINT)
+        spying.wait(timeout=60)
+    print(f"profile: {result.rate:,.0f} req/s while sampled; {out}; top functions of the event loop by own time:")
+    for share, name in top_functions(out.read_text() if out.exists() else ""):
+        print(f"  {share:6.1%}  {name}")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run (default 10)")
@@ -214,6 +250,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="an extra environment variable for the collector (repeatable)")
     parser.add_argument("--no-install", action="store_true", help="never install wrk with apt-get")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (data, logs)")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="sample a last pixel run with py-spy into FILE (collapsed stacks) and print its top "
+                             "functions")
     return parser
 
 
@@ -279,6 +318,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"round {round_}: " + "   ".join(line)
                       + f"   ratio {rates['pixel'][-1] / rates['bare'][-1]:.3f}", flush=True)
             accepted = accepted_events(pixel_base) - before
+            if args.profile is not None:
+                profile_run(pixel_pid, args.profile, lambda: run_wrk(
+                    wrk, pixel_url, threads=args.threads, connections=args.connections,
+                    duration=max(args.duration, 15.0), script=lua))
     finally:
         if args.keep:
             print(f"kept {temp}")

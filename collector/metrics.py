@@ -1,4 +1,4 @@
-"""Prometheus metrics: one registry per application (its HTTP middleware and handler: collector.edge.metrics).
+"""Prometheus metrics: one registry per application (its HTTP side: collector.edge.metrics).
 
 The batcher and the spool report through small methods (``observe_insert``, ``store_error``,
 ``watch_spool``) so they need not know about prometheus-client.
@@ -7,12 +7,15 @@ The batcher and the spool report through small methods (``observe_insert``, ``st
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
-__all__ = ["Metrics", "reason_label"]
+__all__ = ["Metrics", "RequestMetrics", "reason_label"]
 
 _REASON = re.compile(r"^[A-Za-z][A-Za-z0-9_. ]{0,39}$")
 MAX_REASONS = 64
@@ -27,16 +30,68 @@ def reason_label(reason: str) -> str:
     return head if _REASON.match(head) else "other"
 
 
+class RequestMetrics:
+    """HTTP requests by route, method and status, and their durations by route, exposed as the counter
+    ``reise_http_requests`` and the histogram ``reise_http_request_duration_seconds`` (what prometheus-client's
+    Counter and Histogram would show, ``_created`` included).
+
+    Counted in plain lists, on the event loop only, and turned into metric families at scrape time: a request
+    costs a dict lookup and two additions, not a labelled child's lookup and four locks.
+    """
+
+    _REQUESTS = ("reise_http_requests", "HTTP requests answered, by route, method and status")
+    _SECONDS = ("reise_http_request_duration_seconds", "Time to answer a request, by route")
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str, int], list[float]] = {}  # (route, method, status) -> [count, created]
+        # route -> [count per bucket (the last one past the highest bound), sum, created]
+        self._durations: dict[str, list[float]] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request and its duration."""
+        counted = self._counts.get((route, method, status))
+        if counted is None:
+            counted = self._counts[(route, method, status)] = [0.0, time.time()]
+        counted[0] += 1
+        timed = self._durations.get(route)
+        if timed is None:
+            timed = self._durations[route] = [0.0] * (len(REQUEST_BUCKETS) + 2) + [time.time()]
+        timed[bisect_left(REQUEST_BUCKETS, seconds)] += 1
+        timed[-2] += seconds
+
+    def describe(self) -> list[Metric]:
+        """The two metric families, empty (the registry checks their names with this)."""
+        return [CounterMetricFamily(*self._REQUESTS, labels=("route", "method", "status")),
+                HistogramMetricFamily(*self._SECONDS, labels=("route",))]
+
+    def collect(self) -> Iterator[Metric]:
+        """The two metric families with their samples, read at scrape time."""
+        requests = CounterMetricFamily(*self._REQUESTS, labels=("route", "method", "status"))
+        for (route, method, status), (count, created) in list(self._counts.items()):
+            requests.add_metric((route, method, str(status)), count, created=created)
+        yield requests
+        seconds = HistogramMetricFamily(*self._SECONDS, labels=("route",))
+        created_samples = []
+        for route, timed in list(self._durations.items()):
+            cumulative, buckets = 0.0, []
+            for bound, count in zip((*REQUEST_BUCKETS, float("inf")), timed, strict=False):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else repr(float(bound)), cumulative))
+            seconds.add_metric((route,), buckets, timed[-2])
+            created_samples.append((route, timed[-1]))
+        for route, created in created_samples:
+            seconds.add_sample(f"{self._SECONDS[0]}_created", {"route": route}, created)
+        yield seconds
+
+
 class Metrics:
     """The collector's metrics in a registry of their own (one per application, never module-global)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
-        self.requests = Counter("reise_http_requests", "HTTP requests answered, by route, method and status",
-                                ["route", "method", "status"], registry=registry)
-        self.request_seconds = Histogram("reise_http_request_duration_seconds", "Time to answer a request, by route",
-                                         ["route"], buckets=REQUEST_BUCKETS, registry=registry)
+        self.requests = RequestMetrics()  # reise_http_requests, reise_http_request_duration_seconds
+        registry.register(self.requests)
         self.events = Counter("reise_events", "Events received, by outcome: accepted, duplicate, rejected, "
                               "rate_limited (pixel hits past their key's limit: answered, not kept), or "
                               "suppressed (events and dead letters of suppressed ids: not kept)",
@@ -84,8 +139,6 @@ class Metrics:
                                      "outcome: accepted, duplicate, rejected, without_consent", ["source", "outcome"],
                                      registry=registry)
         self._reasons: set[str] = set()
-        # labelled children looked up once: a label lookup costs more than the increment on the hot path
-        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._outcomes = {outcome: self.events.labels(outcome)
                           for outcome in ("accepted", "duplicate", "rejected", "rate_limited", "suppressed")}
 
@@ -168,13 +221,8 @@ class Metrics:
         self.spool_bytes.set_function(size)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        """Count one answered request (the labelled children are looked up once per route, method and status)."""
-        children = self._request_children.get((route, method, status))
-        if children is None:
-            children = self._request_children[(route, method, status)] = (
-                self.requests.labels(route, method, str(status)), self.request_seconds.labels(route))
-        children[0].inc()
-        children[1].observe(seconds)
+        """Count one answered request and its duration (collector.edge.middleware, collector.edge.pixel)."""
+        self.requests.observe(route, method, status, seconds)
 
     def render(self) -> bytes:
         """The registry in the Prometheus text format."""

@@ -1,1 +1,1 @@
-"""The HTTP edge: the aiohttp application, its handlers and middlewares; the only package that imports aiohttp."""
+"""The HTTP edge: the aiohttp application, its handlers and their wrapper; the only package that imports aiohttp."""

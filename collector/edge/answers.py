@@ -85,7 +85,7 @@ def error_answer(exc: ReiseError) -> tuple[int, float | None, str] | None:
 def refusal_answer(exc: ReiseError) -> web.Response | None:
     """The JSON answer for a refusal, with its status and headers; None for an error that is a bug (a 500).
 
-    The request middleware (collector.edge.middleware) answers every domain error through this.
+    The routes' wrapper (collector.edge.middleware) answers every domain error through this.
     """
     answer = error_answer(exc)
     if answer is None:

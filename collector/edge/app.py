@@ -22,7 +22,7 @@ from collector.edge.deadletters import dead_letter_routes
 from collector.edge.handlers import routes
 from collector.edge.hooks import hook_routes
 from collector.edge.metrics import METRICS, metrics_handler
-from collector.edge.middleware import http_middleware
+from collector.edge.middleware import fallback_route, with_http
 from collector.edge.queryslots import QuerySlots
 from collector.edge.snowplow import snowplow_routes
 from collector.edge.sourcelist import source_list_routes
@@ -165,7 +165,8 @@ def create_app(settings: Settings) -> web.Application:
     # headers may be long enough for a pixel hit with a long query or Referer to still get its GIF
     app = web.Application(handler_args={"auto_decompress": False, "max_line_size": MAX_REQUEST_LINE,
                                         "max_field_size": MAX_HEADER_FIELD},
-                          middlewares=[http_middleware],  # request id, errors, CORS, metrics
+                          # no middleware: each route is wrapped instead (request id, errors, CORS, metrics:
+                          # collector.edge.middleware), the pixel does that itself (collector.edge.pixel)
                           client_max_size=max(MAX_BATCH_BYTES * 2, settings.max_body_bytes + 64 * 1024))
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
@@ -177,15 +178,16 @@ def create_app(settings: Settings) -> web.Application:
     trigger_config = load_trigger_config(settings.triggers, settings.segments, hosts=settings.trigger_hosts)
     enricher = build_enricher(settings)  # its rules load before the spool is locked and the port opens
     install_channels(app)  # pixel, click links, browser snippet, CORS (collector/edge/channels.py)
-    app.add_routes(routes())
-    app.add_routes(dashboard_routes())
-    app.add_routes(dead_letter_routes())
-    app.add_routes(trigger_routes())
-    app.add_routes(hook_routes())  # signed webhooks of REISE_SOURCES (collector/edge/hooks.py)
-    app.add_routes(snowplow_routes())  # the Snowplow tracker protocol (collector/edge/snowplow.py)
-    app.add_routes(ajs_routes())  # analytics.js settings and Segment's short paths (collector/edge/ajs.py)
-    app.add_routes(source_list_routes())  # the dashboard's source list (collector/edge/sourcelist.py)
-    app.router.add_get("/metrics", metrics_handler)
+    app.add_routes(with_http(routes()))
+    app.add_routes(with_http(dashboard_routes()))
+    app.add_routes(with_http(dead_letter_routes()))
+    app.add_routes(with_http(trigger_routes()))
+    app.add_routes(with_http(hook_routes()))  # signed webhooks of REISE_SOURCES (collector/edge/hooks.py)
+    app.add_routes(with_http(snowplow_routes()))  # the Snowplow tracker protocol (collector/edge/snowplow.py)
+    app.add_routes(with_http(ajs_routes()))  # analytics.js settings and Segment's short paths (collector/edge/ajs.py)
+    app.add_routes(with_http(source_list_routes()))  # the dashboard's source list (collector/edge/sourcelist.py)
+    app.add_routes(with_http([web.get("/metrics", metrics_handler)]))
+    app.add_routes([fallback_route()])  # last: JSON 404 and 405 for what no route above takes
     app.cleanup_ctx.append(lambda started: _store_ctx(started, rules, attribution, trigger_config, enricher))
     app.cleanup_ctx.append(_view_settings_ctx)
     return app

@@ -1,7 +1,7 @@
 """A request id on every log line of a request, taken from ``X-Request-ID`` when sane, returned in the answer.
 
 The id lives in a ContextVar of its own (``collector.logs.REQUEST_ID``, one set and one reset per request) that
-the log processor ``collector.logs.add_request_id`` reads; the middleware that sets it is collector.edge.middleware.
+the log processor ``collector.logs.add_request_id`` reads; the route wrapper that sets it is collector.edge.middleware.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from aiohttp import web
 __all__ = ["REQUEST_ID_HEADER", "log_refusal", "request_id"]
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_SANE = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
+_SANE = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")  # the whole id (fullmatch: no trailing newline either)
 # Fresh ids: a random prefix per process and a counter, 32 hex digits (unique, not secret; no syscall per request)
 _PREFIX = os.urandom(8).hex()
 _COUNTER = itertools.count(1)
@@ -26,7 +26,7 @@ log = structlog.get_logger("reise.http")
 
 def request_id(incoming: str | None) -> str:
     """The caller's id when it is short and plain (letters, digits, ``._:/+=@-``), else a fresh one."""
-    if incoming and _SANE.match(incoming):
+    if incoming and _SANE.fullmatch(incoming):
         return incoming
     return f"{_PREFIX}{next(_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
 

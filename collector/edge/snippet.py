@@ -34,7 +34,7 @@ async def snippet(request: web.Request) -> web.Response:
 
 
 async def preflight(request: web.Request) -> web.Response:
-    """``OPTIONS`` on an ingestion endpoint: the CORS preflight answer (headers: the request middleware)."""
+    """``OPTIONS`` on an ingestion endpoint: the CORS preflight answer (headers: the routes' wrapper)."""
     if request.path not in CORS_PATHS:
         raise web.HTTPNotFound()
     return web.Response(status=204)

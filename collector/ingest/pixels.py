@@ -138,6 +138,7 @@ class PixelHits:
         ingestor.batcher.check_capacity()
         limiter, keys = ingestor.limiter, ingestor.settings.write_keys
         contexts: dict[tuple[str, int, str], IngestContext] = {}
+        found: dict[str | None, WriteKey | None] = {}
         valid: list[Row] = []
         dead: list[Row] = []
         reasons: list[str] = []
@@ -153,7 +154,11 @@ class PixelHits:
             except ValueError as exc:  # more than MAX_PARAMS fields, undecodable query
                 self._dead_letter(dead, "", raw[:MAX_QUERY_CHARS], f"query: {exc}", received_ms)
                 continue
-            key = find_write_key(keys, params.get("writeKey") or params.get("k"))
+            candidate = params.get("writeKey") or params.get("k")
+            if candidate in found:
+                key = found[candidate]
+            else:  # each key given in the group compared once (in constant time) against every key
+                key = found[candidate] = find_write_key(keys, candidate)
             if key is None or not key.public:
                 reason = "write key: unknown or missing" if key is None else \
                     "write key: the pixel takes a public key (pk_)"
