@@ -72,6 +72,7 @@ class Enricher:
             return _device_columns(device), reason
 
         self._agent = agent
+        self._where = None if self.places is None else self.places.lookup  # place of a non-empty address
 
     def device(self, ua: str, context: Mapping[str, Any]) -> Device:
         """The device module alone: the user agent's device, else the one the context states."""
@@ -102,25 +103,17 @@ class Enricher:
 
         ``place`` False looks no place up; ``timing`` given (``reise enrich``) replaces the live click-timing check.
         """
-        if not self.enabled:
-            return NOT_ENRICHED
         behaviour = "request:HEAD" if method == "HEAD" else "request:prefetch" if prefetch else ""
-        return self._columns(type_, channel, event, ua, ip, context, journey_id, campaign, url, at_ms, properties,
-                             behaviour, place, timing)
+        return self.live(type_, channel, event, ua, ip, context, journey_id, campaign, url, at_ms, properties,
+                         behaviour, place, timing)
 
     def live(self, type_: str, channel: str, event: str, ua: str, ip: str, context: Mapping[str, Any],
              journey_id: str, campaign: str, url: str, at_ms: int, properties: Mapping[str, Any] | None,
-             behaviour: str) -> tuple[Any, ...]:
-        """``columns`` of an event at ingest, positional (the hot path); ``behaviour`` is the request's
+             behaviour: str, place: bool = True, timing: str | None = None) -> tuple[Any, ...]:
+        """``columns`` with positional arguments (the ingest hot path); ``behaviour`` is the request's
         ``request:HEAD`` or ``request:prefetch`` reason, or ""."""
         if not self.enabled:
             return NOT_ENRICHED
-        return self._columns(type_, channel, event, ua, ip, context, journey_id, campaign, url, at_ms, properties,
-                             behaviour, True, None)
-
-    def _columns(self, type_: str, channel: str, event: str, ua: str, ip: str, context: Mapping[str, Any],
-                 journey_id: str, campaign: str, url: str, at_ms: int, properties: Mapping[str, Any] | None,
-                 behaviour: str, place: bool, timing: str | None) -> tuple[Any, ...]:
         email = channel == "email"
         if ua:
             device, reason = self._agent(ua, email)
@@ -128,8 +121,11 @@ class Enricher:
             device, reason = _NO_DEVICE_COLUMNS, ""
         else:
             stated = from_context(context)
-            device = _device_columns(stated)
-            reason = "device:spider" if self.bots is not None and stated.type == "bot" else ""
+            if stated is NO_DEVICE:
+                device, reason = _NO_DEVICE_COLUMNS, ""
+            else:
+                device = _device_columns(stated)
+                reason = "device:spider" if self.bots is not None and stated.type == "bot" else ""
         reasons = [reason] if reason else []
         bot = bool(reason)
         machine = False
@@ -153,6 +149,6 @@ class Enricher:
             if found:
                 machine = True
                 reasons.extend(found)
-        country, region, city = self.places.place(ip) if self.places is not None and place else NO_PLACE
+        where = self._where(ip) if ip and place and self._where is not None else NO_PLACE
         journey = in_journey(bot, machine, self.exclude) if bot or machine else 1
-        return (*device, country, region, city, int(bot), int(machine), reasons, journey)
+        return device + where + (int(bot), int(machine), reasons, journey)

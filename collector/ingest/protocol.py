@@ -169,9 +169,20 @@ def _named_channel(
 
     Top-level ``channel`` (a library word is no choice; anything else unknown is rejected), then
     ``properties.channel`` when it is a Reise channel, then ``context.channel`` when it is one and no library word.
+    The answer depends on the three values only: short strings (and missing ones) are answered from a memo.
     """
+    raw, in_properties, in_context = event.get("channel"), properties.get("channel"), context.get("channel")
+    short = _CACHED_WORD_CHARS
+    if (raw is None or (raw.__class__ is str and len(raw) <= short)) \
+            and (in_properties is None or (in_properties.__class__ is str and len(in_properties) <= short)) \
+            and (in_context is None or (in_context.__class__ is str and len(in_context) <= short)):
+        return _channel_of_words(raw, in_properties, in_context)
+    return _channel_of(raw, in_properties, in_context)
+
+
+def _channel_of(raw: Any, in_properties: Any, in_context: Any) -> tuple[str | None, str]:
+    """``_named_channel`` over the three values (top level, properties, context)."""
     hint = ""
-    raw = event.get("channel")
     if raw is not None:
         if not isinstance(raw, str):
             raise EventRejected("channel: expected a string")
@@ -182,15 +193,20 @@ def _named_channel(
             return word, hint
         else:
             raise EventRejected(f"channel: must be one of {', '.join(sorted(CHANNELS))}, got {raw[:40]!r}")
-    named = properties.get("channel")
+    named = in_properties
     if named.__class__ is str and named.lower() in CHANNELS:
         return named.lower(), hint
-    named = context.get("channel")
+    named = in_context
     if named.__class__ is str and named.lower() in CHANNELS and named.lower() not in LIBRARY_CHANNELS:
         return named.lower(), hint
     if not hint and named.__class__ is str:
         hint = LIBRARY_CHANNELS.get(named.lower(), "")
     return None, hint
+
+
+_CACHED_WORD_CHARS = 64  # channel values up to this long are remembered (longer ones: worked out each time)
+# Senders repeat a handful of channel words: each combination is resolved once (a refusal is never remembered).
+_channel_of_words = lru_cache(maxsize=1024)(_channel_of)
 
 
 def _app(value: Any) -> str:
@@ -208,15 +224,15 @@ def anonymise_ip(ip: str, mode: str) -> str:
         return ip
     if mode == "drop":
         return ""
-    return _truncated(ip) if len(ip) <= _CACHED_IP_CHARS else _truncate(ip)
-
-
-def _truncate(ip: str) -> str:
-    """The address with its host part zeroed (IPv4 /24, IPv6 /48); "" when it is no address."""
     network, dot, host = ip.rpartition(".")
     if dot and network.count(".") == 2 and host.isdigit() and network.replace(".", "").isdigit() \
             and ".." not in network and not network.startswith("."):
         return f"{network}.0"  # dotted IPv4, the common case: no need for the (slow) ipaddress module
+    return _truncated(ip) if len(ip) <= _CACHED_IP_CHARS else _truncate(ip)
+
+
+def _truncate(ip: str) -> str:
+    """The address with its host part zeroed (IPv4 /24, IPv6 /48), through ``ipaddress``; "" for no address."""
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
@@ -226,8 +242,8 @@ def _truncate(ip: str) -> str:
 
 
 _CACHED_IP_CHARS = 64  # context.ip's limit: longer text (dead-letter payloads) is truncated uncached
-# A visitor's events carry the same address: each distinct one is truncated once (IPv6 goes through ipaddress).
-_truncated = lru_cache(maxsize=65_536)(_truncate)
+# A visitor's events carry the same address: each distinct IPv6 one goes through ipaddress once.
+_truncated = lru_cache(maxsize=16_384)(_truncate)
 
 
 def _first(*values: Any) -> Any:
@@ -466,7 +482,7 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
     value = cget("app")
     app = _app(value) if value is not None else ""
 
-    return (
+    return (  # noqa: RUF005 - then the enrichment columns: one tuple concatenation is cheaper than unpacking
         message_id,
         type_,
         name,
@@ -507,8 +523,7 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
         app,
         kept_context,
         integrations,
-        *enriched,
-    )
+    ) + enriched
 
 
 def dead_letter_row(
