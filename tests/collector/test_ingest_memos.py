@@ -37,7 +37,6 @@ RULES = StageRules.load(DEFAULT_RULES_PATH)
 GMAIL_PROXY = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
 SHOP = "https://shop.example/p"
 NO_UTM = ("", "", "", "", "")
-COLUMN = {name: i for i, name in enumerate(TOUCHPOINT_COLUMNS)}
 
 
 def _row(event: dict[str, Any], ctx: IngestContext) -> dict[str, Any]:
