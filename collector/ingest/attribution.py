@@ -37,14 +37,20 @@ class Attribution:
     utm: Utm
 
 
-@lru_cache(maxsize=MEMO_SIZE)
 def _host(url: str) -> str:
-    """The lower-case host of a URL without ``www.``, or '' when there is none (remembered per URL)."""
+    """The lower-case host of a URL without ``www.``, or '' when there is none (remembered for short URLs)."""
+    return _remembered_host(url) if len(url) <= MEMO_CHARS else _host_of(url)
+
+
+def _host_of(url: str) -> str:
     try:
         host = urlsplit(url).hostname or ""
     except ValueError:
         return ""
     return host[4:] if host.startswith("www.") else host
+
+
+_remembered_host = lru_cache(maxsize=MEMO_SIZE)(_host_of)
 
 
 def _query_pairs(url: str) -> list[tuple[str, str]]:
