@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 from collections import OrderedDict
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -22,6 +23,25 @@ __all__ = ["DEFAULT_WINDOW_SECONDS", "MailMachines", "is_click", "sent_ms"]
 DATA = Path(__file__).with_name("mail_machines.json")
 DEFAULT_WINDOW_SECONDS = 10.0
 MAX_MESSAGES = 100_000  # recent clicks remembered per (recipient, message), oldest forgotten first
+
+
+def _number(ip: str) -> tuple[int, int] | None:
+    """An address's IP version and number, None for anything that is no address (as ``ipaddress`` reads it).
+
+    A dotted IPv4 address in its one canonical spelling is read natively (``inet_pton``, a tenth of the cost of
+    ``ipaddress``, which runs for every e-mail event's new address); everything else goes through ``ipaddress``.
+    """
+    try:
+        packed = socket.inet_pton(socket.AF_INET, ip)
+    except (OSError, ValueError):
+        packed = b""
+    if packed and socket.inet_ntop(socket.AF_INET, packed) == ip:
+        return 4, int.from_bytes(packed, "big")
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    return address.version, int(address)
 
 
 def is_click(event: str) -> bool:
@@ -64,11 +84,10 @@ class MailMachines:
 
         @lru_cache(maxsize=65_536)
         def network_reason(ip: str) -> str:
-            try:
-                address = ipaddress.ip_address(ip)
-            except ValueError:
+            found = _number(ip)
+            if found is None:
                 return ""
-            version, number = address.version, int(address)
+            version, number = found
             for net_version, first, last, reason in networks:  # integer ranges: no ipaddress objects per check
                 if net_version == version and first <= number <= last:
                     return f"net:{reason}"

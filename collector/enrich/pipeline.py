@@ -8,6 +8,7 @@ journey (REISE_JOURNEY_EXCLUDE, default bots and mail machines): customer_state_
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,18 @@ ENRICHED_COLUMNS = (
     "country", "region", "city", "bot", "machine", "flag_reasons", "in_journey",
 )  # fmt: skip
 NOT_ENRICHED: tuple[Any, ...] = ("", "", "", "", "", "", "", "", "", "", 0, 0, [], 1)
+
+
+AGENT_CACHE_SIZE = 65_536  # user agents whose device and bot answers are remembered together
+
+
+def _device_columns(device: Device) -> tuple[str, ...]:
+    """A device as its seven columns (ENRICHED_COLUMNS order)."""
+    return (device.browser, device.browser_version, device.os, device.os_version, device.type, device.brand,
+            device.model)
+
+
+_NO_DEVICE_COLUMNS = _device_columns(NO_DEVICE)
 
 
 def in_journey(bot: bool, machine: bool, exclude: Collection[str]) -> int:
@@ -48,6 +61,18 @@ class Enricher:
         self.bots = BotDetector() if "bot" in self.enabled else None
         self.mail = MailMachines(mail_window_seconds) if "mail" in self.enabled else None
         self.places = PlaceLookup(geoip_db) if "place" in self.enabled else None
+        devices, bots = self.devices, self.bots
+
+        @lru_cache(maxsize=AGENT_CACHE_SIZE)
+        def agent(ua: str, email: bool) -> tuple[tuple[str, ...], str]:
+            """A user agent's device columns and bot reason ("" if none), on e-mail or not: one lookup an event."""
+            device = NO_DEVICE if devices is None else devices.parse(ua)
+            reason = "" if bots is None else bots.ua_reason(ua, email=email) or (
+                "device:spider" if device.type == "bot" else "")
+            return _device_columns(device), reason
+
+        self._agent = agent
+        self._where = None if self.places is None else self.places.lookup  # place of a non-empty address
 
     def device(self, ua: str, context: Mapping[str, Any]) -> Device:
         """The device module alone: the user agent's device, else the one the context states."""
@@ -78,24 +103,36 @@ class Enricher:
 
         ``place`` False looks no place up; ``timing`` given (``reise enrich``) replaces the live click-timing check.
         """
+        behaviour = "request:HEAD" if method == "HEAD" else "request:prefetch" if prefetch else ""
+        return self.live(type_, channel, event, ua, ip, context, journey_id, campaign, url, at_ms, properties,
+                         behaviour, place, timing)
+
+    def live(self, type_: str, channel: str, event: str, ua: str, ip: str, context: Mapping[str, Any],
+             journey_id: str, campaign: str, url: str, at_ms: int, properties: Mapping[str, Any] | None,
+             behaviour: str, place: bool = True, timing: str | None = None) -> tuple[Any, ...]:
+        """``columns`` with positional arguments (the ingest hot path); ``behaviour`` is the request's
+        ``request:HEAD`` or ``request:prefetch`` reason, or ""."""
         if not self.enabled:
             return NOT_ENRICHED
-        device = self.device(ua, context)
-        reasons: list[str] = []
         email = channel == "email"
-        bot = machine = False
-        behaviour = "request:HEAD" if method == "HEAD" else "request:prefetch" if prefetch else ""
-        if self.bots is not None:
-            reason = self.bots.ua_reason(ua, email=email)
-            if not reason and device.type == "bot":
-                reason = "device:spider"
-            if reason:
-                bot = True
-                reasons.append(reason)
-            if behaviour and not email:
-                bot = True
-                reasons.append(behaviour)
-        if self.mail is not None and email:
+        if ua:
+            device, reason = self._agent(ua, email)
+        elif self.devices is None:
+            device, reason = _NO_DEVICE_COLUMNS, ""
+        else:
+            stated = from_context(context)
+            if stated is NO_DEVICE:
+                device, reason = _NO_DEVICE_COLUMNS, ""
+            else:
+                device = _device_columns(stated)
+                reason = "device:spider" if self.bots is not None and stated.type == "bot" else ""
+        reasons = [reason] if reason else []
+        bot = bool(reason)
+        machine = False
+        if behaviour and not email and self.bots is not None:
+            bot = True
+            reasons.append(behaviour)
+        if email and self.mail is not None:
             found = self.mail.reasons(ua=ua, ip=ip)
             if behaviour:
                 found.append(behaviour)
@@ -112,7 +149,6 @@ class Enricher:
             if found:
                 machine = True
                 reasons.extend(found)
-        country, region, city = self.places.place(ip) if self.places is not None and place else NO_PLACE
-        return (device.browser, device.browser_version, device.os, device.os_version, device.type, device.brand,
-                device.model, country, region, city, int(bot), int(machine), reasons,
-                in_journey(bot, machine, self.exclude))
+        where = self._where(ip) if ip and place and self._where is not None else NO_PLACE
+        journey = in_journey(bot, machine, self.exclude) if bot or machine else 1
+        return device + where + (int(bot), int(machine), reasons, journey)

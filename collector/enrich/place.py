@@ -7,6 +7,7 @@ delegations, looked up natively in well under a microsecond). An operator's MaxM
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,9 @@ class PlaceLookup:
 
     def __init__(self, database: Path | None = None) -> None:
         self.source = "iptocc"
+        self.lookup: Callable[[str], Place]  # the place of a non-empty address (``place`` without the check)
         if database is None:
-            self._lookup = self._country
+            self.lookup = self._country
             return
         import maxminddb
 
@@ -65,7 +67,7 @@ class PlaceLookup:
                 return NO_PLACE
             return found if found[0] else self._country(ip)
 
-        self._lookup = city
+        self.lookup = city
 
     @staticmethod
     def _country(ip: str) -> Place:
@@ -77,4 +79,4 @@ class PlaceLookup:
 
     def place(self, ip: str) -> Place:
         """Country, region and city of an address ("" where unknown, and for private or invalid ones)."""
-        return self._lookup(ip) if ip else NO_PLACE
+        return self.lookup(ip) if ip else NO_PLACE

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -20,6 +21,8 @@ CLASSES: frozenset[str] = frozenset({"email", "social", "ads", "sms", "search", 
 _CLASS_CHANNEL = {"email": "email", "social": "social", "ads": "ads", "sms": "sms"}
 _UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 MAX_QUERY_CHARS = 4096
+MEMO_SIZE = 4096  # page views remembered per rules: a site's pages and referrers repeat
+MEMO_CHARS = 1024  # page views whose URL and referrer are longer together are worked out every time
 
 Utm = tuple[str, str, str, str, str]  # source, medium, campaign, term, content
 
@@ -35,12 +38,19 @@ class Attribution:
 
 
 def _host(url: str) -> str:
-    """The lower-case host of a URL without ``www.``, or '' when there is none."""
+    """The lower-case host of a URL without ``www.``, or '' when there is none (remembered for short URLs)."""
+    return _remembered_host(url) if len(url) <= MEMO_CHARS else _host_of(url)
+
+
+def _host_of(url: str) -> str:
     try:
         host = urlsplit(url).hostname or ""
     except ValueError:
         return ""
     return host[4:] if host.startswith("www.") else host
+
+
+_remembered_host = lru_cache(maxsize=MEMO_SIZE)(_host_of)
 
 
 def _query_pairs(url: str) -> list[tuple[str, str]]:
@@ -77,6 +87,11 @@ class AttributionRules:
     mediums: Mapping[str, str]  # utm_medium (lower case) -> class
     sources: Mapping[str, str]  # source name (lower case) -> class
     click_ids: Mapping[str, str]  # query parameter -> ad network
+    # attribute() remembered by its arguments (the rules never change): set in __post_init__
+    _memo: Callable[[str, str, Utm], Attribution] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_memo", lru_cache(maxsize=MEMO_SIZE)(self._attribute))
 
     @classmethod
     def load(cls, path: Path | None = None) -> AttributionRules:
@@ -144,7 +159,15 @@ class AttributionRules:
         return None
 
     def attribute(self, page_url: str, referrer: str, utm: Utm) -> Attribution:
-        """Classify one page view; ``utm`` is what the event's context carried (URL parameters fill gaps)."""
+        """Classify one page view; ``utm`` is what the event's context carried (URL parameters fill gaps).
+
+        The answer depends on these three and the rules only, so it is remembered (MEMO_SIZE page views).
+        """
+        if len(page_url) + len(referrer) <= MEMO_CHARS:
+            return self._memo(page_url, referrer, utm)
+        return self._attribute(page_url, referrer, utm)
+
+    def _attribute(self, page_url: str, referrer: str, utm: Utm) -> Attribution:
         pairs = _query_pairs(page_url)
         from_url = _utm_of(pairs)
         utm = tuple(given or found for given, found in zip(utm, from_url, strict=True))  # type: ignore[assignment]

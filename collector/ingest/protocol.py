@@ -6,7 +6,7 @@ import ipaddress
 import math
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -80,6 +80,19 @@ class IngestContext:
     batch_context: Mapping[str, Any] | None = None  # a batch's own context: each event's fields win over it
     batch_integrations: Mapping[str, Any] | None = None  # a batch's own integrations, likewise
     enricher: Enricher | None = None  # device, bot, mail machine and place (None: not enriched)
+    # Derived once per request from the fields above (not arguments), so no event pays for them again.
+    kept_client_ip: str = field(init=False, repr=False, compare=False, default="")  # client_ip under ip_mode
+    may_attribute: bool = field(init=False, repr=False, compare=False, default=True)  # the key may write web
+    single_channel: bool = field(init=False, repr=False, compare=False, default=False)  # the key writes one
+    behaviour: str = field(init=False, repr=False, compare=False, default="")  # request:HEAD / request:prefetch
+
+    def __post_init__(self) -> None:
+        channels = self.channels
+        object.__setattr__(self, "kept_client_ip", anonymise_ip(self.client_ip, self.ip_mode))
+        object.__setattr__(self, "may_attribute", channels is None or "web" in channels)
+        object.__setattr__(self, "single_channel", channels is not None and len(channels) == 1)
+        object.__setattr__(self, "behaviour", "request:HEAD" if self.method == "HEAD"
+                           else "request:prefetch" if self.prefetch else "")
 
 
 def parse_time_ms(value: Any, field: str) -> int:
@@ -156,9 +169,20 @@ def _named_channel(
 
     Top-level ``channel`` (a library word is no choice; anything else unknown is rejected), then
     ``properties.channel`` when it is a Reise channel, then ``context.channel`` when it is one and no library word.
+    The answer depends on the three values only: short strings (and missing ones) are answered from a memo.
     """
+    raw, in_properties, in_context = event.get("channel"), properties.get("channel"), context.get("channel")
+    short = _CACHED_WORD_CHARS
+    if (raw is None or (raw.__class__ is str and len(raw) <= short)) \
+            and (in_properties is None or (in_properties.__class__ is str and len(in_properties) <= short)) \
+            and (in_context is None or (in_context.__class__ is str and len(in_context) <= short)):
+        return _channel_of_words(raw, in_properties, in_context)
+    return _channel_of(raw, in_properties, in_context)
+
+
+def _channel_of(raw: Any, in_properties: Any, in_context: Any) -> tuple[str | None, str]:
+    """``_named_channel`` over the three values (top level, properties, context)."""
     hint = ""
-    raw = event.get("channel")
     if raw is not None:
         if not isinstance(raw, str):
             raise EventRejected("channel: expected a string")
@@ -169,15 +193,20 @@ def _named_channel(
             return word, hint
         else:
             raise EventRejected(f"channel: must be one of {', '.join(sorted(CHANNELS))}, got {raw[:40]!r}")
-    named = properties.get("channel")
+    named = in_properties
     if named.__class__ is str and named.lower() in CHANNELS:
         return named.lower(), hint
-    named = context.get("channel")
+    named = in_context
     if named.__class__ is str and named.lower() in CHANNELS and named.lower() not in LIBRARY_CHANNELS:
         return named.lower(), hint
     if not hint and named.__class__ is str:
         hint = LIBRARY_CHANNELS.get(named.lower(), "")
     return None, hint
+
+
+_CACHED_WORD_CHARS = 64  # channel values up to this long are remembered (longer ones: worked out each time)
+# Senders repeat a handful of channel words: each combination is resolved once (a refusal is never remembered).
+_channel_of_words = lru_cache(maxsize=1024)(_channel_of)
 
 
 def _app(value: Any) -> str:
@@ -199,12 +228,22 @@ def anonymise_ip(ip: str, mode: str) -> str:
     if dot and network.count(".") == 2 and host.isdigit() and network.replace(".", "").isdigit() \
             and ".." not in network and not network.startswith("."):
         return f"{network}.0"  # dotted IPv4, the common case: no need for the (slow) ipaddress module
+    return _truncated(ip) if len(ip) <= _CACHED_IP_CHARS else _truncate(ip)
+
+
+def _truncate(ip: str) -> str:
+    """The address with its host part zeroed (IPv4 /24, IPv6 /48), through ``ipaddress``; "" for no address."""
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
         return ""  # not an address: keep nothing rather than something unexpected
     prefix = 24 if address.version == 4 else 48
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
+
+
+_CACHED_IP_CHARS = 64  # context.ip's limit: longer text (dead-letter payloads) is truncated uncached
+# A visitor's events carry the same address: each distinct IPv6 one goes through ipaddress once.
+_truncated = lru_cache(maxsize=16_384)(_truncate)
 
 
 def _first(*values: Any) -> Any:
@@ -220,13 +259,21 @@ _NO_UTM = ("", "", "", "", "")
 
 def _utm(value: Any) -> tuple[str, str, str, str, str]:
     """UTM fields from ``context.campaign``: source, medium, name, term, content."""
-    utm = _object(value, "context.campaign")
+    utm = value if value.__class__ is dict else _object(value, "context.campaign")
+    get = utm.get
+    source, medium, name, term, content = get("source"), get("medium"), get("name"), get("term"), get("content")
+    if (source is None or (source.__class__ is str and len(source) <= MAX_NAME_CHARS)) \
+            and (medium is None or (medium.__class__ is str and len(medium) <= MAX_NAME_CHARS)) \
+            and (name is None or (name.__class__ is str and len(name) <= MAX_NAME_CHARS)) \
+            and (term is None or (term.__class__ is str and len(term) <= MAX_NAME_CHARS)) \
+            and (content is None or (content.__class__ is str and len(content) <= MAX_NAME_CHARS)):
+        return (source or "", medium or "", name or "", term or "", content or "")  # plain strings or none
     return (
-        _text(utm.get("source"), "context.campaign.source"),
-        _text(utm.get("medium"), "context.campaign.medium"),
-        _text(utm.get("name"), "context.campaign.name"),
-        _text(utm.get("term"), "context.campaign.term"),
-        _text(utm.get("content"), "context.campaign.content"),
+        _text(source, "context.campaign.source"),
+        _text(medium, "context.campaign.medium"),
+        _text(name, "context.campaign.name"),
+        _text(term, "context.campaign.term"),
+        _text(content, "context.campaign.content"),
     )
 
 
@@ -234,39 +281,62 @@ def _library(value: Any) -> str:
     """``name/version`` of the sending library, from ``context.library``."""
     if value is None:
         return ""
-    library = _object(value, "context.library")
-    name = _text(library.get("name"), "context.library.name")
-    return f"{name}/{_text(library.get('version'), 'context.library.version')}" if name else ""
+    library = value if value.__class__ is dict else _object(value, "context.library")
+    name = library.get("name")
+    if name.__class__ is not str or len(name) > MAX_NAME_CHARS:
+        name = _text(name, "context.library.name")
+    if not name:
+        return ""
+    version = library.get("version")
+    if version.__class__ is not str or len(version) > MAX_NAME_CHARS:
+        version = _text(version, "context.library.version")
+    return f"{name}/{version}"
 
 
 def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple[Any, ...]:
     """Validate one event and return its touchpoint row (in TOUCHPOINT_COLUMNS order).
 
     Times in the row are epoch seconds with millisecond fractions, as ClickHouse reads them from JSON.
+    This runs for every event on the event loop: a field is read once, plain short strings take the inline
+    fast path of ``_text`` (anything else goes through it, in the same order, with the same errors), and what
+    is the same for the whole request was worked out when its IngestContext was made.
     """
     if not isinstance(event, dict):
         raise EventRejected("event: expected a JSON object")
-    type_ = default_type or event.get("type")
+    get = event.get
+    type_ = default_type or get("type")
     if not isinstance(type_, str) or type_ not in EVENT_TYPES:
         raise EventRejected(f"type: must be one of {', '.join(sorted(EVENT_TYPES))}")
-    properties = _object(event.get("properties"), "properties")
-    traits = _object(event.get("traits"), "traits")
-    context = _object(event.get("context"), "context")
+    value = get("properties")
+    properties = value if value.__class__ is dict else _object(value, "properties")
+    value = get("traits")
+    traits = value if value.__class__ is dict else _object(value, "traits")
+    value = get("context")
+    context = value if value.__class__ is dict else _object(value, "context")
     if ctx.batch_context:
         context = {**ctx.batch_context, **context}
-    integrations = _object(event.get("integrations"), "integrations")
+    value = get("integrations")
+    integrations = value if value.__class__ is dict else _object(value, "integrations")
     if ctx.batch_integrations:
         integrations = {**ctx.batch_integrations, **integrations}
-    if refused_in(event, context):
+    if ("consent" in context or "consent" in event or "consentManagement" in context) and refused_in(event, context):
         raise EventWithoutConsent("consent: the person did not consent; not stored")
+    cget = context.get
+    pget = properties.get
 
-    customer_id = _text(_first(event.get("userId"), event.get("customer_id")), "userId", MAX_ID_CHARS)
+    value = get("userId")
+    if value is None or value == "":
+        value = get("customer_id")
+    customer_id = value if value.__class__ is str and len(value) <= MAX_ID_CHARS else \
+        _text(value, "userId", MAX_ID_CHARS)
     if type_ == "alias":
-        anonymous_id = _text(event.get("previousId"), "previousId", MAX_ID_CHARS)
+        anonymous_id = _text(get("previousId"), "previousId", MAX_ID_CHARS)
         if not customer_id or not anonymous_id:
             raise EventRejected("previousId and userId: alias needs both")
     else:
-        anonymous_id = _text(event.get("anonymousId"), "anonymousId", MAX_ID_CHARS)
+        value = get("anonymousId")
+        anonymous_id = value if value.__class__ is str and len(value) <= MAX_ID_CHARS else \
+            _text(value, "anonymousId", MAX_ID_CHARS)
     if not customer_id and not anonymous_id:
         raise EventRejected("userId or anonymousId: one of them is required")
     if ctx.verify_secret:
@@ -274,20 +344,26 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
                        anonymous_id=anonymous_id)
 
     if type_ == "track":
-        name = _text(event.get("event"), "event")
+        value = get("event")
+        name = value if value.__class__ is str and len(value) <= MAX_NAME_CHARS else _text(value, "event")
         if not name:
             raise EventRejected("event: a track call needs an event name")
     else:
-        name = _text(_first(event.get("name"), properties.get("name")), "name")
+        value = get("name")
+        if value is None or value == "":
+            value = pget("name")
+        name = value if value.__class__ is str and len(value) <= MAX_NAME_CHARS else _text(value, "name")
 
-    message_id = _text(event.get("messageId"), "messageId", MAX_ID_CHARS) or uuid.uuid4().hex
+    value = get("messageId")
+    message_id = (value if value.__class__ is str and len(value) <= MAX_ID_CHARS else
+                  _text(value, "messageId", MAX_ID_CHARS)) or uuid.uuid4().hex
     received = ctx.received_ms
-    raw_time = event.get("timestamp")
+    raw_time = get("timestamp")
     time_field = "timestamp"
-    if raw_time is None and event.get("originalTimestamp") is not None:
+    if raw_time is None and get("originalTimestamp") is not None:
         raw_time, time_field = event["originalTimestamp"], "originalTimestamp"
     original = parse_time_ms(raw_time, time_field) if raw_time is not None else received
-    raw_sent = event.get("sentAt", ctx.sent_at)
+    raw_sent = get("sentAt", ctx.sent_at)
     if raw_sent is None:
         sent_at = None
     else:
@@ -300,57 +376,113 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
 
     # A page view naming no channel is attributed from its URL and referrer, when its key may write web.
     named, hint = _named_channel(event, properties, context)
-    attributed = type_ == "page" and named is None and (ctx.channels is None or "web" in ctx.channels)
+    attributed = type_ == "page" and named is None and ctx.may_attribute
     if attributed:
         channel = "web"
     elif named is not None:
         channel = named
     else:
-        single = ctx.channels is not None and len(ctx.channels) == 1
-        channel = ctx.default_channel if single else hint or ctx.default_channel
-    if ctx.channels is not None and channel not in ctx.channels:
-        allowed = ", ".join(sorted(ctx.channels))
+        channel = ctx.default_channel if ctx.single_channel else hint or ctx.default_channel
+    channels = ctx.channels
+    if channels is not None and channel not in channels:
+        allowed = ", ".join(sorted(channels))
         raise EventRejected(f"channel: this write key may not write {channel!r} (only {allowed})")
-    explicit_stage = event.get("stage")
+    explicit_stage = get("stage")
     if explicit_stage is not None and explicit_stage != "":
         if not isinstance(explicit_stage, str) or explicit_stage not in STAGE_RANK:
             raise EventRejected(f"stage: must be one of {', '.join(STAGES)}")
     else:
         explicit_stage = None
-    utm = _utm(context.get("campaign")) if context.get("campaign") is not None else _NO_UTM
-    page = _object(context.get("page"), "context.page")
-    page_url = _text(_first(page.get("url"), properties.get("url")), "context.page.url", 4096)
-    referrer = _text(_first(page.get("referrer"), properties.get("referrer")), "context.page.referrer", 4096)
+    value = cget("campaign")
+    utm = _utm(value) if value is not None else _NO_UTM
+    value = cget("page")
+    page = value if value.__class__ is dict else _object(value, "context.page")
+    value = page.get("url")
+    if value is None or value == "":
+        value = pget("url")
+    page_url = value if value.__class__ is str and len(value) <= 4096 else _text(value, "context.page.url", 4096)
+    value = page.get("referrer")
+    if value is None or value == "":
+        value = pget("referrer")
+    referrer = value if value.__class__ is str and len(value) <= 4096 else \
+        _text(value, "context.page.referrer", 4096)
     traffic_class = traffic_source = ""
     if attributed:
         found = ctx.attribution.attribute(page_url, referrer, utm)
         channel, utm, traffic_class, traffic_source = (found.channel, found.utm, found.traffic_class,
                                                        found.traffic_source)
     stage = explicit_stage or ctx.rules.stage_for(type_, name, channel)
-    revenue = signed_revenue(name, _revenue(
-        _first(event.get("revenue"), properties.get("revenue"), properties.get("total")), "properties.revenue"))
-    check_scope(ctx.scope, stage, revenue)
-    currency = _text(_first(event.get("currency"), properties.get("currency")), "properties.currency", 8)
+    value = get("revenue")
+    if value is None or value == "":
+        value = pget("revenue")
+        if value is None or value == "":
+            value = pget("total")
+    revenue = 0.0 if value is None or value == "" else \
+        signed_revenue(name, _revenue(value, "properties.revenue"))
+    scope = ctx.scope
+    if (stage and stage not in scope.stages) or (revenue and not scope.revenue):
+        check_scope(scope, stage, revenue)
+    value = get("currency")
+    if value is None or value == "":
+        value = pget("currency")
+    currency = value if value.__class__ is str and len(value) <= 8 else _text(value, "properties.currency", 8)
     utm_source, utm_medium, utm_campaign, utm_term, utm_content = utm
-    campaign = _text(_first(event.get("campaign"), properties.get("campaign"), utm_campaign), "properties.campaign")
-    store_id = _text(_first(event.get("store_id"), properties.get("store_id"), context.get("store_id")),
-                     "properties.store_id", MAX_ID_CHARS)
-    order_id = _text(_first(event.get("order_id"), properties.get("order_id"), properties.get("orderId")),
-                     "properties.order_id", MAX_ID_CHARS)
-    group_id = _text(_first(event.get("groupId"), context.get("groupId")), "groupId", MAX_ID_CHARS)
-    category = _text(_first(event.get("category"), properties.get("category")), "category") \
-        if type_ in ("page", "screen") else ""
-    full_ip = _text(context.get("ip"), "context.ip", 64) or ctx.client_ip
-    user_agent = _text(context.get("userAgent"), "context.userAgent", 1024)
+    value = get("campaign")
+    if value is None or value == "":
+        value = pget("campaign")
+        if value is None or value == "":
+            value = utm_campaign
+    campaign = value if value.__class__ is str and len(value) <= MAX_NAME_CHARS else \
+        _text(value, "properties.campaign")
+    value = get("store_id")
+    if value is None or value == "":
+        value = pget("store_id")
+        if value is None or value == "":
+            value = cget("store_id")
+    store_id = value if value.__class__ is str and len(value) <= MAX_ID_CHARS else \
+        _text(value, "properties.store_id", MAX_ID_CHARS)
+    value = get("order_id")
+    if value is None or value == "":
+        value = pget("order_id")
+        if value is None or value == "":
+            value = pget("orderId")
+    order_id = value if value.__class__ is str and len(value) <= MAX_ID_CHARS else \
+        _text(value, "properties.order_id", MAX_ID_CHARS)
+    value = get("groupId")
+    if value is None or value == "":
+        value = cget("groupId")
+    group_id = value if value.__class__ is str and len(value) <= MAX_ID_CHARS else \
+        _text(value, "groupId", MAX_ID_CHARS)
+    if type_ == "page" or type_ == "screen":
+        value = get("category")
+        if value is None or value == "":
+            value = pget("category")
+        category = value if value.__class__ is str and len(value) <= MAX_NAME_CHARS else _text(value, "category")
+    else:
+        category = ""
+    value = cget("ip")
+    context_ip = value if value.__class__ is str and len(value) <= 64 else _text(value, "context.ip", 64)
+    value = cget("userAgent")
+    user_agent = value if value.__class__ is str and len(value) <= 1024 else \
+        _text(value, "context.userAgent", 1024)
     journey_id = ctx.identity.journey_id(customer_id, anonymous_id)
+    full_ip = context_ip or ctx.client_ip
     enricher = ctx.enricher
-    enriched = _NOT_ENRICHED if enricher is None else enricher.columns(
-        type_=type_, channel=channel, event=name, ua=user_agent, ip=full_ip, context=context, journey_id=journey_id,
-        campaign=campaign, url=page_url, at_ms=corrected, properties=properties, method=ctx.method,
-        prefetch=ctx.prefetch)
+    enriched = _NOT_ENRICHED if enricher is None else enricher.live(
+        type_, channel, name, user_agent, full_ip, context, journey_id, campaign, page_url, corrected, properties,
+        ctx.behaviour)
+    # after enrichment used the full address; the connection's address was truncated once for the request
+    kept_ip = anonymise_ip(context_ip, ctx.ip_mode) if context_ip else ctx.kept_client_ip
     kept_context = {k: v for k, v in context.items() if k not in _TYPED_CONTEXT} if context else context
+    library = _library(cget("library"))
+    value = cget("locale")
+    locale = _text(value, "context.locale", 64) if value.__class__ is str else ""
+    value = cget("timezone")
+    timezone = _text(value, "context.timezone", 64) if value.__class__ is str else ""
+    value = cget("app")
+    app = _app(value) if value is not None else ""
 
-    return (
+    return (  # noqa: RUF005 - then the enrichment columns: one tuple concatenation is cheaper than unpacking
         message_id,
         type_,
         name,
@@ -377,22 +509,21 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
         ctx.source,
         page_url,
         referrer,
-        anonymise_ip(full_ip, ctx.ip_mode),  # after enrichment used the full address
+        kept_ip,
         user_agent,
-        _library(context.get("library")),
+        library,
         properties,  # ClickHouse stores non-string values as their JSON text (see store.clickhouse.INSERT_SETTINGS)
         traits,
         traffic_class,
         traffic_source,
         group_id,
         category,
-        _text(context.get("locale"), "context.locale", 64) if context.get("locale").__class__ is str else "",
-        _text(context.get("timezone"), "context.timezone", 64) if context.get("timezone").__class__ is str else "",
-        _app(context.get("app")),
+        locale,
+        timezone,
+        app,
         kept_context,
         integrations,
-        *enriched,
-    )
+    ) + enriched
 
 
 def dead_letter_row(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import orjson
@@ -16,6 +18,7 @@ STAGE_RANK: dict[str, int] = {name: rank for rank, name in enumerate(STAGES, sta
 CHANNELS: frozenset[str] = frozenset({"web", "pos", "email", "social", "ads", "sms", "app", "support", "other"})
 
 _RULE_FIELDS = frozenset({"event", "type", "channel", "stage"})
+MEMO_SIZE = 4096  # (type, event, channel) answers remembered per rules: event names repeat
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,11 @@ class StageRules:
 
     by_event: dict[tuple[str, str | None], str]
     by_type: dict[tuple[str, str | None], str]
+    # stage_for remembered by its arguments (the rules never change): set in __post_init__
+    _memo: Callable[[str, str, str], str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_memo", lru_cache(maxsize=MEMO_SIZE)(self._stage_for))
 
     @classmethod
     def load(cls, path: Path) -> StageRules:
@@ -55,7 +63,10 @@ class StageRules:
         return cls(by_event=by_event, by_type=by_type)
 
     def stage_for(self, type_: str, event: str, channel: str) -> str:
-        """The stage a rule gives this touchpoint, or '' when no rule matches."""
+        """The stage a rule gives this touchpoint, or '' when no rule matches (remembered: MEMO_SIZE answers)."""
+        return self._memo(type_, event, channel)
+
+    def _stage_for(self, type_: str, event: str, channel: str) -> str:
         name = event.casefold()
         return (
             self.by_event.get((name, channel))
