@@ -201,6 +201,18 @@ def accepted_events(base: str) -> int:
         return -1
 
 
+def settled_events(base: str, pause: float = 0.2, tries: int = 50) -> int:
+    """``accepted_events`` once two reads a pause apart agree: the warm-up's last hits are recorded."""
+    last = accepted_events(base)
+    for _ in range(tries):
+        time.sleep(pause)
+        now = accepted_events(base)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
 def top_functions(raw: str, thread: str = "MainThread", count: int = 15) -> list[tuple[float, str]]:
     """The functions with the most own samples in py-spy's raw (collapsed) output, for one thread: (share, name)."""
     own: dict[str, int] = {}
@@ -294,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name, url in (("bare", bare_url), ("pixel", pixel_url)):
                 run_wrk(wrk, url, threads=args.threads, connections=args.connections, duration=args.warmup,
                         script=lua if name == "pixel" else None)
-            before = accepted_events(pixel_base)
+            before = settled_events(pixel_base)
             sent = 0
             print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s, {args.rounds} rounds "
                   f"({'one URL' if args.same_id else 'unique messageIds'})", flush=True)
@@ -317,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 + (f" ({problems})" if problems else ""))
                 print(f"round {round_}: " + "   ".join(line)
                       + f"   ratio {rates['pixel'][-1] / rates['bare'][-1]:.3f}", flush=True)
-            accepted = accepted_events(pixel_base) - before
+            accepted = settled_events(pixel_base) - before
             if args.profile is not None:
                 profile_run(pixel_pid, args.profile, lambda: run_wrk(
                     wrk, pixel_url, threads=args.threads, connections=args.connections,
