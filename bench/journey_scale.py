@@ -111,6 +111,7 @@ def queries(store: Store, customers: int) -> dict[str, Callable[[], Any]]:
         return lambda: run(sql, params).rows
 
     return {
+        "round trip floor (SELECT 1)": one("SELECT 1"),
         "customer_journey WHERE customer_id = X": one(
             "SELECT * FROM customer_journey WHERE customer_id = {id:String}", id=f"cust{probe}"),
         "customer_journey_of(id = browser id)": one(
