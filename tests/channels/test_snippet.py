@@ -9,11 +9,9 @@ from __future__ import annotations
 import http.client
 import shutil
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 from tests.channels.conftest import PUBLIC_KEY, get_raw
-from tests.helpers import Collector, free_port
+from tests.helpers import Collector
+from tests.sources.browser import shop_site
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
@@ -55,29 +54,14 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chro
 @pytest.fixture(scope="module")
 def shop(channels: Collector) -> Iterator[str]:
     """A shop on another loopback origin whose pages load the collector's snippet."""
-    def page(title: str, consent: str) -> bytes:
-        return (f'<!doctype html><html><head><title>{title}</title>'
+    def page(path: str) -> str:
+        consent = ' data-consent="required"' if path.startswith("/consent") else ""
+        return (f'<!doctype html><html><head><title>{path}</title>'
                 f'<script async src="{channels.url}/t.js" data-key="{PUBLIC_KEY}"{consent}></script>'
-                f'</head><body><a id="next" href="/shoes">shoes</a></body></html>').encode()
+                f'</head><body><a id="next" href="/shoes">shoes</a></body></html>')
 
-    class Shop(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            consent = ' data-consent="required"' if self.path.startswith("/consent") else ""
-            body = page(self.path, consent)
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Shop)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with shop_site(page) as url:
+        yield url
 
 
 def wait_loaded(driver: webdriver.Chrome, path: str = "") -> None:

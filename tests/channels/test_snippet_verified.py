@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import reise
 from selenium import webdriver
 
 from tests.channels.test_snippet import browser, wait_loaded
-from tests.helpers import Collector, free_port
+from tests.helpers import Collector
+from tests.sources.browser import shop_site
 
 __all__ = ["browser"]  # the headless Chromium fixture, shared with the snippet's other tests
 
@@ -31,23 +30,9 @@ def verifying(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
 def verified_shop(verifying: Collector) -> Iterator[str]:
     """A shop page loading the snippet with the verifying key."""
     body = (f'<!doctype html><html><head><title>shop</title><script async src="{verifying.url}/t.js" '
-            'data-key="pk_verified"></script></head><body></body></html>').encode()
-
-    class Shop(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Shop)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+            'data-key="pk_verified"></script></head><body></body></html>')
+    with shop_site(lambda path: body) as url:
+        yield url
 
 
 def test_identify_sends_the_user_hash_with_every_event(browser: webdriver.Chrome, verified_shop: str,

@@ -61,11 +61,12 @@ def chromium(profile: Path) -> Iterator[webdriver.Chrome]:
 
 
 @contextmanager
-def shop_site(modules: Path, page: Callable[[str], str]) -> Iterator[str]:
-    """A shop on its own loopback origin: ``/node_modules/...`` from the cache, any other path is ``page(path)``."""
+def shop_site(page: Callable[[str], str], modules: Path | None = None) -> Iterator[str]:
+    """A shop on its own loopback origin: ``/node_modules/...`` from the cache (when given), any other path is
+    ``page(path)``."""
     class Shop(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path.startswith("/node_modules/"):
+            if modules is not None and self.path.startswith("/node_modules/"):
                 file = (modules / self.path.split("?")[0][len("/node_modules/"):]).resolve()
                 if not file.is_relative_to(modules.resolve()) or not file.is_file():
                     self.send_error(404)

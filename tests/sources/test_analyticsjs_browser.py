@@ -52,7 +52,7 @@ def test_segment_analytics_next(sources: Collector, tmp_path: Path) -> None:
   analytics.identify("{user}");
 </script></head><body>spring</body></html>"""
 
-    with shop_site(modules, page) as shop, chromium(tmp_path / "profile") as browser:
+    with shop_site(page, modules) as shop, chromium(tmp_path / "profile") as browser:
         browser.get(f"{shop}/spring?utm_source=instagram&utm_medium=social&utm_campaign=spring-sale")
         wait_for(sources, user, 3)
     found = journey(sources, user)
@@ -85,7 +85,7 @@ def test_rudderstack_analytics_js(sources: Collector, tmp_path: Path) -> None:
   analytics.identify("{user}");
 </script></head><body>spring</body></html>"""
 
-    with shop_site(modules, page) as shop, chromium(tmp_path / "profile") as browser:
+    with shop_site(page, modules) as shop, chromium(tmp_path / "profile") as browser:
         browser.get(f"{shop}/spring?utm_source=newsletter&utm_medium=email&utm_campaign=spring-sale")
         wait_for(sources, user, 3)
         browser.get(f"{shop}/denied?user=1")  # the same calls, consent denied: sent, and not stored

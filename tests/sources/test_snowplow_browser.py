@@ -28,7 +28,7 @@ def test_browser_tracker_page_view_and_structured_event(sources: Collector, tmp_
   sp.trackStructEvent({{category: "shop", action: "Product Viewed", label: "shoe-42"}});
 </script></head><body>shoes</body></html>"""
 
-    with shop_site(modules, page) as shop, chromium(tmp_path / "profile") as browser:
+    with shop_site(page, modules) as shop, chromium(tmp_path / "profile") as browser:
         browser.get(f"{shop}/shoes?utm_source=instagram&utm_medium=social&utm_campaign=spring")
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and sources.scalar(
