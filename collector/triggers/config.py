@@ -268,6 +268,9 @@ def _trigger(index: int, entry: Any, segments: set[str], hosts: Sequence[str], e
         parts.port  # noqa: B018 - a bad port raises
     except ValueError:
         raise ConfigError(f'{where}: "url" has an invalid port: {url!r}') from None
+    if any(not "!" <= char <= "~" for char in parts.path + parts.query):  # the request line is written as is
+        raise ConfigError(f'{where}: "url" must have its path and query percent-encoded (no spaces or non-ASCII '
+                          f'characters), got {url!r}')
     if not hosts:
         raise ConfigError(f"{where}: REISE_TRIGGER_HOSTS is empty; list the hosts triggers may send to")
     if not host_allowed(parts.hostname, hosts):

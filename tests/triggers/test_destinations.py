@@ -40,6 +40,8 @@ def test_a_host_outside_the_allow_list_is_refused_at_start() -> None:
     ({"name": "t", "when": {"enters_segment": "nope"}, "url": "https://h/", "secret": SECRET}, "no segment"),
     ({"name": "t", "when": {}, "url": "https://h/", "secret": SECRET}, "exactly one of"),
     ({"name": "t", "when": WHEN, "url": "https://h/", "secret": SECRET, "colour": 1}, "unknown field"),
+    ({"name": "t", "when": WHEN, "url": "https://h/a b", "secret": SECRET}, "percent-encoded"),
+    ({"name": "t", "when": WHEN, "url": "https://h/?q=\u00e9", "secret": SECRET}, "percent-encoded"),
 ])
 def test_mistakes_in_the_file_are_named(entry: dict[str, object], message: str) -> None:
     """Each mistake is a ConfigError saying which field is wrong."""
