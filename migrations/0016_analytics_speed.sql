@@ -15,6 +15,30 @@
 
 -- The settings the views read, as in 0011 (a view uses its default while a key has no row).
 
+-- Each live customer's contacts (customer_state's contact_details, unsorted) with their purchases and first
+-- purchase: a customer with one row is read as it is, only the customers with several rows are merged (a set of
+-- their keys, built from the key column alone); merged-away keys (hidden) stay out. attribution_windows, sessions
+-- and journey_paths read it; a question reads only the columns it names.
+CREATE OR REPLACE VIEW customer_contacts AS
+SELECT customer_id, toUInt64(customer_state.purchases) AS purchases,
+       CAST(reached_3, 'Nullable(DateTime64(3, \'UTC\'))') AS purchased_at, contact_details.at AS at,
+       contact_details.channel AS channel, contact_details.campaign AS campaign, contact_details.stage AS stage,
+       contact_details.revenue AS revenue, contact_details.order_id AS order_id,
+       contact_details.traffic_class AS traffic_class, contact_details.page_url AS page_url
+FROM customer_state
+WHERE hidden = 0  -- with what a question filters on (purchases), moved to PREWHERE by the engine
+  AND customer_id NOT IN (SELECT customer_id FROM customer_state GROUP BY customer_id HAVING count() > 1)
+UNION ALL
+SELECT customer_id, sum(purchases), min(reached_3), groupArrayArray(contact_details.at),
+       groupArrayArray(contact_details.channel), groupArrayArray(contact_details.campaign),
+       groupArrayArray(contact_details.stage), groupArrayArray(contact_details.revenue),
+       groupArrayArray(contact_details.order_id), groupArrayArray(contact_details.traffic_class),
+       groupArrayArray(contact_details.page_url)
+FROM customer_state
+WHERE customer_id IN (SELECT customer_id FROM customer_state GROUP BY customer_id HAVING count() > 1)
+GROUP BY customer_id
+HAVING max(hidden) = 0;
+
 -- One row per purchase touchpoint with its contacts in the lookback window (sorted by time) and what each model
 -- needs: the window's channels, campaigns and times, each contact's time-decay weight and the position of the
 -- last non-direct contact. attribution_purchases, attribution_credits and attribution read it.
@@ -68,27 +92,8 @@ FROM
             (SELECT if(count() = 0, 30., argMax(value, version)) FROM analytics_settings
              WHERE key = 'attribution_lookback_days') AS lookback_days,
             toInt64(ifNull(lookback_days, 30.) * 86400000) AS lookback_ms
-        FROM
-        (
-            -- buyers with one row: read as they are
-            SELECT customer_id, contact_details.at AS at, contact_details.channel AS channel,
-                   contact_details.campaign AS campaign, contact_details.stage AS stage,
-                   contact_details.revenue AS revenue, contact_details.order_id AS order_id,
-                   contact_details.traffic_class AS traffic_class
-            FROM customer_state
-            PREWHERE purchases > 0 AND hidden = 0
-            WHERE customer_id NOT IN (SELECT customer_id FROM customer_state GROUP BY customer_id HAVING count() > 1)
-            UNION ALL
-            -- buyers with several rows: merged
-            SELECT customer_id, groupArrayArray(contact_details.at), groupArrayArray(contact_details.channel),
-                   groupArrayArray(contact_details.campaign), groupArrayArray(contact_details.stage),
-                   groupArrayArray(contact_details.revenue), groupArrayArray(contact_details.order_id),
-                   groupArrayArray(contact_details.traffic_class)
-            FROM customer_state
-            WHERE customer_id IN (SELECT customer_id FROM customer_state GROUP BY customer_id HAVING count() > 1)
-            GROUP BY customer_id
-            HAVING max(hidden) = 0 AND sum(purchases) > 0
-        )
+        FROM customer_contacts
+        WHERE purchases > 0
     )
     ARRAY JOIN arrayFilter((i, s) -> s = 3, arrayEnumerate(st), st) AS p
 );
@@ -234,23 +239,7 @@ FROM
                  arrayFilter((n, e) -> e, purchases_so_far, ends),
                  arrayFilter((n, s) -> s, arrayPushFront(arrayPopBack(purchases_so_far), 0), starts))
             AS session_purchases
-    FROM
-    (
-        SELECT customer_id, contact_details.at AS at, contact_details.channel AS channel,
-               contact_details.campaign AS campaign, contact_details.stage AS stage,
-               contact_details.page_url AS page_url
-        FROM customer_state
-        PREWHERE hidden = 0
-        WHERE customer_id NOT IN (SELECT customer_id FROM customer_state GROUP BY customer_id HAVING count() > 1)
-        UNION ALL
-        SELECT customer_id, groupArrayArray(contact_details.at), groupArrayArray(contact_details.channel),
-               groupArrayArray(contact_details.campaign), groupArrayArray(contact_details.stage),
-               groupArrayArray(contact_details.page_url)
-        FROM customer_state
-        WHERE customer_id IN (SELECT customer_id FROM customer_state GROUP BY customer_id HAVING count() > 1)
-        GROUP BY customer_id
-        HAVING max(hidden) = 0
-    )
+    FROM customer_contacts
     WHERE length(at) > 0
 )
 ARRAY JOIN arrayEnumerate(session_starts) AS number;
@@ -276,21 +265,7 @@ FROM
         [('channel', arraySlice(arrayCompact(before.2), -5)),
          ('stage', arrayMap(s -> ['awareness', 'consideration', 'purchase', 'retention', 'advocacy'][s],
                             arraySlice(arrayCompact(arrayFilter(s -> s > 0, before.3)), -5)))] AS paths
-    FROM
-    (
-        SELECT customer_id, reached_3 AS purchased_at, contact_details.at AS at,
-               contact_details.channel AS channel, contact_details.stage AS stage
-        FROM customer_state
-        PREWHERE hidden = 0
-        WHERE customer_id NOT IN (SELECT customer_id FROM customer_state GROUP BY customer_id HAVING count() > 1)
-        UNION ALL
-        SELECT customer_id, min(reached_3), groupArrayArray(contact_details.at),
-               groupArrayArray(contact_details.channel), groupArrayArray(contact_details.stage)
-        FROM customer_state
-        WHERE customer_id IN (SELECT customer_id FROM customer_state GROUP BY customer_id HAVING count() > 1)
-        GROUP BY customer_id
-        HAVING max(hidden) = 0
-    )
+    FROM customer_contacts
     WHERE length(at) > 0
 )
 ARRAY JOIN paths.1 AS kind, paths.2 AS path

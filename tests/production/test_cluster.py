@@ -81,13 +81,13 @@ def test_a_backfill_inserts_once_through_the_distributed_table_reading_every_sha
 
 def test_the_analytics_views_read_every_shard() -> None:
     views = creates("VIEW")
-    analytics = ("attribution_windows", "attribution_contact_credits", "attribution_purchases", "attribution_credits",
-                 "attribution", "sessions", "journey_paths", "stage_durations", "cohorts")
+    analytics = ("customer_contacts", "attribution_windows", "attribution_contact_credits", "attribution_purchases",
+                 "attribution_credits", "attribution", "sessions", "journey_paths", "stage_durations", "cohorts")
     for name in analytics:
         sources = set(re.findall(r"\b(?:FROM|JOIN)\s+(\w+)", views[name]))
         assert sources and not [s for s in sources if s.endswith("_local")], (name, sources)
     # which customers have several state rows is counted over every shard (a key's rows may be on several)
-    for name in ("attribution_windows", "sessions", "journey_paths"):
+    for name in ("customer_contacts",):  # attribution_windows, sessions and journey_paths read it
         assert views[name].count("GLOBAL NOT IN (SELECT customer_id FROM customer_state") == 1, name
         assert views[name].count("GLOBAL IN (SELECT customer_id FROM customer_state") == 1, name
     assert "analytics_settings" in creates("TABLE") and "analytics_settings_local" in creates("TABLE")
