@@ -10,14 +10,24 @@ load time and the disk size.
 
     .venv/bin/python bench/journey_scale.py                      # 100k and 1M customers
     .venv/bin/python bench/journey_scale.py --customers 10000000 # and 10M
+    .venv/bin/python bench/journey_scale.py --compare main       # old and new views on one 1M store
+
+``--compare REV`` loads N customers once, then runs every question with the views and the dashboard's queries of
+git revision REV (the views as migrations up to REV define them, created beside the current ones as ``prev_*``;
+collector/journey/insights.py as REV has it) and with the current ones, alternating, and prints both medians of
+wall time and of this process's CPU time (the engine runs in-process), after checking that both give the same
+rows.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from collector.identity.resolver import Link, purge_merged, resolve_links
 from collector.journey.insights import FUNNEL_SQL, Filters, overview
 from collector.store.clickhouse import Store
-from collector.store.migrate import apply_migrations
+from collector.store.migrate import apply_migrations, split_statements
 
 CHUNK = 50_000  # customers per load step: one insert of their touchpoints, then their links
 START_MS = 1_767_225_600_000  # 2026-01-01
@@ -129,6 +139,104 @@ def queries(store: Store, customers: int) -> dict[str, Callable[[], Any]]:
     }
 
 
+ROOT = Path(__file__).resolve().parent.parent
+JOURNEY_VIEWS = ("customer_journey_of", "customer_journey", "contacts_before_purchase", "stage_funnel")
+_VIEW = re.compile(r"^CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.I)
+_NAMES = re.compile(r"\b(" + "|".join(JOURNEY_VIEWS) + r")\b")
+PREFIX = "prev_"
+
+
+def at_revision(path: str, revision: str) -> str:
+    """A file of the repository as git revision ``revision`` has it."""
+    return subprocess.run(["git", "-C", str(ROOT), "show", f"{revision}:{path}"], check=True,
+                          capture_output=True, text=True).stdout
+
+
+def previous_views(revision: str) -> list[str]:
+    """The journey views as ``revision``'s migrations define them, renamed prev_* (also where they read each other)."""
+    files = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "--name-only", revision, "migrations/"], check=True,
+                           capture_output=True, text=True).stdout.split()
+    latest: dict[str, str] = {}
+    for name in sorted(f for f in files if f.endswith(".sql")):
+        for statement in split_statements(at_revision(name, revision)):
+            view = _VIEW.match(statement)
+            if view and view.group(1) in JOURNEY_VIEWS:
+                body = _NAMES.sub(lambda m: PREFIX + m.group(1), statement[view.end():])
+                latest[view.group(1)] = f"CREATE OR REPLACE VIEW {PREFIX}{view.group(1)}{body}"
+    return list(latest.values())
+
+
+def previous_insights(revision: str) -> Any:
+    """collector/journey/insights.py as ``revision`` has it, loaded as a module of its own."""
+    folder = Path(tempfile.mkdtemp(prefix="reise-insights-"))
+    path = folder / "insights_previous.py"
+    path.write_text(at_revision("collector/journey/insights.py", revision))
+    spec = importlib.util.spec_from_file_location("insights_previous", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["insights_previous"] = module
+    spec.loader.exec_module(module)
+    shutil.rmtree(folder, ignore_errors=True)
+    return module
+
+
+def compared(store: Store, customers: int, revision: str) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """Each question as (previous SQL, current SQL, parameters); the previous views must exist (prev_*)."""
+    import collector.journey.insights as current
+
+    previous = previous_insights(revision)
+    probe = customers // 2 - (customers // 2) % 3
+    views = {
+        "customer_journey WHERE customer_id = X": (
+            "SELECT * FROM {v}customer_journey WHERE customer_id = {{id:String}}", {"id": f"cust{probe}"}),
+        "customer_journey_of(id = browser id)": (
+            "SELECT * FROM {v}customer_journey_of(id = {{id:String}})", {"id": f"anon{probe}"}),
+        "customer_journey_of(id = loyalty card)": (
+            "SELECT * FROM {v}customer_journey_of(id = {{id:String}})", {"id": f"card{probe}"}),
+        "stage funnel (stage_funnel)": ("SELECT * FROM {v}stage_funnel", {}),
+        "contacts before first purchase, distribution": (
+            "SELECT contacts, count() FROM {v}contacts_before_purchase GROUP BY contacts ORDER BY contacts", {}),
+        "customers per current stage": (
+            "SELECT current_stage, count() FROM {v}customer_journey GROUP BY current_stage ORDER BY current_stage", {}),
+    }
+    questions = {name: (sql.format(v=PREFIX), sql.format(v=""), params) for name, (sql, params) in views.items()}
+    params = {**Filters().params(), "limit": 10}
+    for name in ("FUNNEL_SQL", "CONTACTS_SQL", "CHANNEL_MIX_SQL", "ENTRIES_SQL", "CAMPAIGNS_SQL"):
+        questions[f"overview: {name}"] = (getattr(previous, name), getattr(current, name), params)
+    return questions
+
+
+def compare(store: Store, customers: int, revision: str, repeat: int) -> None:
+    """Previous and current views and queries on one store: same rows, then medians of wall and CPU, alternating."""
+    for statement in previous_views(revision):
+        store.command(statement)
+    questions = compared(store, customers, revision)
+    for view in ("customer_journey", "contacts_before_purchase", "stage_funnel"):
+        for a, b in ((PREFIX + view, view), (view, PREFIX + view)):
+            extra = store.query(f"SELECT count() FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b})").rows[0][0]
+            if extra:
+                raise SystemExit(f"{view}: {extra} rows of {a} are not in {b}")
+    for name, (old, new, params) in questions.items():
+        if sorted(map(repr, store.query(old, params).rows)) != sorted(map(repr, store.query(new, params).rows)):
+            raise SystemExit(f"{name}: previous and current answers differ")
+    print(f"same rows from both for every question; medians of {repeat} alternating runs (ms)", flush=True)
+    print(f"\n{'question':48s} {'old wall':>9s} {'new wall':>9s} {'old CPU':>9s} {'new CPU':>9s}")
+    totals = [0.0, 0.0, 0.0, 0.0]
+    for name, (old, new, params) in questions.items():
+        runs: dict[str, list[tuple[float, float]]] = {"old": [], "new": []}
+        for _ in range(repeat):
+            for side, sql in (("old", old), ("new", new)):
+                cpu, wall = time.process_time(), time.perf_counter()
+                store.query(sql, params)
+                runs[side].append(((time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000))
+        # old wall, new wall, old CPU, new CPU
+        figures = [statistics.median(run[k] for run in runs[side]) for k in (0, 1) for side in ("old", "new")]
+        if name.startswith("overview"):
+            totals = [t + f for t, f in zip(totals, figures, strict=True)]
+        print(f"{name:48s} " + " ".join(f"{f:9.1f}" for f in figures), flush=True)
+    print(f"{'overview, the five queries':48s} " + " ".join(f"{f:9.1f}" for f in totals))
+
+
 def size_of(path: Path) -> int:
     """Bytes on disk under a directory; parts a background merge removes while it is counted are skipped."""
     total = 0
@@ -150,11 +258,24 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=20.0,
                         help="seconds to let background merges run after each load, as between bursts in production")
     parser.add_argument("--keep", action="store_true", help="keep the chDB directory")
+    parser.add_argument("--compare", metavar="REV",
+                        help="load N customers once and compare REV's views and overview queries with these")
+    parser.add_argument("--store", type=Path,
+                        help="with --compare: a chDB directory this bench loaded before (--keep) to reuse")
     args = parser.parse_args()
-    directory = Path(tempfile.mkdtemp(prefix="reise-journey-scale-"))
+    directory = args.store or Path(tempfile.mkdtemp(prefix="reise-journey-scale-"))
     store = Store(dsn=f"chdb://{directory / 'data'}")
     try:
         apply_migrations(store)
+        if args.compare:
+            if not args.store:
+                started = time.perf_counter()
+                load(store, 0, args.customers)
+                purge_merged(store)
+                time.sleep(args.settle)
+                print(f"loaded {args.customers:,} customers in {time.perf_counter() - started:.1f} s", flush=True)
+            compare(store, args.customers, args.compare, args.repeat)
+            return
         figures: dict[int, dict[str, float]] = {}
         loaded, load_seconds = 0, {}
         for size in (args.small, args.customers):
@@ -174,7 +295,7 @@ def main() -> None:
             print(f"{name:48s} {a:12.1f} {b:12.1f} {b / a:7.2f}x")
     finally:
         store.close()
-        if args.keep:
+        if args.keep or args.store:
             print(f"kept {directory}")
         else:
             shutil.rmtree(directory, ignore_errors=True)

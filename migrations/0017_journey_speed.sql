@@ -5,17 +5,18 @@
 --   are now one level: the GROUP BY, with merged-away keys (hidden) left out by HAVING. customer_journey_of finds
 --   the id's customer key in identity_keys with a scalar sub-query (a primary-key read, run once) and reads that
 --   key's rows by primary key.
--- * stage_funnel and contacts_before_purchase merged every customer's rows with GROUP BY customer_id (a hash
---   table of a million keys and, for the contacts, an array state per customer). They now read customer_state
---   with FINAL: the engine merges a customer's rows as a background merge would (each column's own function:
---   max, min, sum, array concatenation), for the columns the question reads only, in key order, and passes
---   through the key ranges no other part overlaps. Conditions on the merged values (hidden = 0: a merged-away
---   key; reached_3 IS NOT NULL: a purchaser) are applied after the merge, as FINAL does by default
---   (optimize_move_to_prewhere_if_final = 0). In the cluster layout every row of a customer is on the shard of
---   its key (customer_state is sharded by customer_id), so FINAL on each shard merges a customer completely.
--- * The one-row/several-rows split of 0016 (a set of the keys with several rows) was tried for these two and
---   measured slower here: building that set is itself a hash pass over every key, and a UNION ALL of the IN and
---   NOT IN branches builds it twice; it pays only where merging the rows is far dearer (0016's contact tuples).
+-- * stage_funnel merged every customer's rows with GROUP BY customer_id (a hash table of every key). It now reads
+--   customer_state with FINAL: the engine merges a customer's rows as a background merge would (each column's own
+--   function: max here), for the columns the question reads only, in key order, and passes through the key ranges
+--   no other part overlaps. The condition on the merged value (hidden = 0: not a merged-away key) is applied after
+--   the merge, as FINAL does by default (optimize_move_to_prewhere_if_final = 0). In the cluster layout every row
+--   of a customer is on the shard of its key (customer_state is sharded by customer_id), so FINAL on each shard
+--   merges each customer completely.
+-- * contacts_before_purchase stays as in 0008: with FINAL the engine copies every customer's contact array through
+--   the merge, which cost as much as the GROUP BY's array states; and the one-row/several-rows split of 0016 (a set
+--   of the keys with several rows) measured slower for both views: building that set is a hash pass over every
+--   key like the GROUP BY itself, and a UNION ALL of its IN and NOT IN branches builds it twice. The split pays
+--   only where merging the rows is far dearer than a hash pass (0016's contact tuples).
 
 -- One row per customer: the merged state of every live key (one level: GROUP BY, hidden keys out by HAVING).
 -- customer_state.furthest_stage is the column; furthest_stage alone is this view's name for the stage.
@@ -78,34 +79,6 @@ WHERE customer_id = (
 )
 GROUP BY customer_id
 HAVING max(hidden) = 0;
-
--- Per purchaser, the contacts before the first purchase in time order, from each live customer's merged row
--- (FINAL); a question reads only the columns it names.
-CREATE OR REPLACE VIEW contacts_before_purchase AS
-SELECT
-    customer_id,
-    first_purchase_at,
-    touchpoints,
-    contacts,
-    arrayMap(c -> c.2, touchpoints) AS channels_before,
-    mapFromArrays(arrayDistinct(channels_before),
-                  arrayMap(ch -> toUInt64(countEqual(channels_before, ch)), arrayDistinct(channels_before)))
-        AS contacts_by_channel,
-    touchpoints[1].2 AS first_channel,
-    touchpoints[1].3 AS first_campaign,
-    touchpoints[-1].2 AS last_channel,
-    touchpoints[-1].3 AS last_campaign
-FROM
-(
-    SELECT
-        customer_id,
-        CAST(reached_3, 'Nullable(DateTime64(3, \'UTC\'))') AS first_purchase_at,
-        toUInt64(arrayCount(t -> t < first_purchase_at, contact_times)) AS contacts,
-        arraySort(arrayFilter(c -> c.1 < first_purchase_at,
-                              arrayZip(contact_times, contact_channels, contact_campaigns))) AS touchpoints
-    FROM customer_state FINAL
-    WHERE hidden = 0 AND reached_3 IS NOT NULL
-);
 
 -- The funnel as in 0008, from each live customer's merged row (FINAL).
 CREATE OR REPLACE VIEW stage_funnel AS

@@ -44,8 +44,13 @@ Runner = Callable[[str, Mapping[str, Any]], QueryResult]
 """Runs one read-only query with server-side parameters (CLI: through the collector; dashboard: in a reader)."""
 
 # Constant SQL fragments, joined once at import time; user input only ever arrives as parameters.
-# Every figure is read from customer_state (one set of rows per resolved customer, merged by GROUP BY), never
-# from the raw touchpoints: a customer's contacts are there as aligned arrays of time, channel, campaign, stage.
+# Every figure is read from customer_state (one set of rows per resolved customer), never from the raw
+# touchpoints: a customer's contacts are there as aligned arrays of time, channel, campaign, stage. The selected
+# customers (_CUSTOMERS: funnel, stage entries) are read with FINAL: the engine merges a customer's rows as a
+# background merge would (each column's own function: max, sum, min), for the columns a question reads only, which
+# cost less than a GROUP BY over every customer; conditions on the merged row apply after the merge. The questions
+# on contact arrays (contacts before purchase, campaigns) keep the GROUP BY: FINAL copies every array through the
+# merge and cost as much or more (bench/journey_scale.py --compare).
 _CONTACT = "t.type IN ('track', 'page', 'screen')"
 _UNFILTERED = ("{channel:String} = '' AND {campaign:String} = ''"
                " AND {since:DateTime64(3, 'UTC')} <= '1970-01-01' AND {until:DateTime64(3, 'UTC')} >= '2200-01-01'")
@@ -55,14 +60,19 @@ _MATCHES = ("(t, ch, cp) -> t >= {since:DateTime64(3, 'UTC')} AND t < {until:Dat
 # a row of a customer counts towards the filters when one of its contacts matches (constant-folded when unfiltered)
 _PICKED = (f"max(if({_UNFILTERED}, contacts > 0,"
            f" arrayExists({_MATCHES}, contact_times, contact_channels, contact_campaigns)))")
+# the same for a customer's merged row (FINAL): one of its contacts matches
+_PICKED_ROW = (f"if({_UNFILTERED}, contacts > 0,"
+               f" arrayExists({_MATCHES}, contact_times, contact_channels, contact_campaigns))")
+_TIME = "'Nullable(DateTime64(3, \\'UTC\\'))'"
 _IN_RANGE = "t >= {since:DateTime64(3, 'UTC')} AND t < {until:DateTime64(3, 'UTC')}"
 # the selected customers: live (not merged into another) with a contact that matches the filters
 _CUSTOMERS = f"""
-    SELECT customer_id, max(furthest_stage) AS furthest, sum(revenue) AS revenue, min(reached_3) AS first_purchase,
-           [min(reached_1), min(reached_2), min(reached_3), min(reached_4), min(reached_5)] AS reached
-    FROM customer_state
-    GROUP BY customer_id
-    HAVING max(hidden) = 0 AND {_PICKED}
+    SELECT customer_id, toUInt8(furthest_stage) AS furthest, CAST(revenue, 'Decimal(38, 4)') AS revenue,
+           CAST(reached_3, {_TIME}) AS first_purchase,
+           [CAST(reached_1, {_TIME}), CAST(reached_2, {_TIME}), CAST(reached_3, {_TIME}), CAST(reached_4, {_TIME}),
+            CAST(reached_5, {_TIME})] AS reached
+    FROM customer_state FINAL
+    WHERE hidden = 0 AND {_PICKED_ROW}
 """
 # the rows of live customers' contacts: not of a key merged into another (a small set once purged) and, when
 # filtered, of a selected customer (unfiltered, that set is not even read)
