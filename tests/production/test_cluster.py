@@ -93,6 +93,21 @@ def test_the_analytics_views_read_every_shard() -> None:
     assert "analytics_settings" in creates("TABLE") and "analytics_settings_local" in creates("TABLE")
 
 
+def test_the_journey_views_of_0017_read_every_shard_in_one_level() -> None:
+    """Lookups: the id's key by a scalar sub-query (run once, on the node asked); the funnel: FINAL on each shard."""
+    views = creates("VIEW")
+    lookup, journey, funnel = views["customer_journey_of"], views["customer_journey"], views["stage_funnel"]
+    assert lookup.startswith(f"CREATE OR REPLACE VIEW customer_journey_of ON CLUSTER {CLUSTER}")
+    assert "WHERE customer_id = (\n    SELECT if(count() = 0, {id:String}, argMax(customer_id, version))" in lookup
+    assert "FROM identity_keys" in lookup and " IN (" not in lookup
+    for statement in (lookup, journey):  # one level: customer_state itself, no view over a view
+        assert re.findall(r"\bFROM\s+(\w+)", statement).count("customer_state") == 1
+        assert "customer_journey " not in statement.split("\n", 1)[1]
+    # every row of a customer is on the shard of its key: FINAL on the Distributed table merges it there
+    assert "FROM customer_state FINAL" in funnel and "customer_state_local" not in funnel
+    assert re.search(r"cityHash64\(customer_id\)", creates("TABLE")["customer_state"])
+
+
 def test_every_statement_parses_as_clickhouse_sql(store: Store) -> None:
     for statement in rendered():
         formatted = store.query("SELECT formatQuery({q:String})", {"q": statement}).rows[0][0]
@@ -217,9 +232,10 @@ def test_rewritten_query_views_give_the_same_rows_on_one_server(store: Store) ->
     )
     resolve_links(store, [Link(linked_at=1704153600.0, message_id="cl-2", anonymous_id="cl-anon",
                                customer_id="cl-cust", source="test")], "cluster-views-test", max_ids=100)
-    views = creates("VIEW")
-    for name in ("customer_journey", "stage_funnel", "identity_map"):
-        sql = re.sub(rf"^CREATE VIEW IF NOT EXISTS {name} ON CLUSTER {CLUSTER}\n", "", views[name])
+    views = creates("VIEW")  # each view as the last migration that defines it renders it
+    for name in ("customer_journey", "customer_journey_of", "stage_funnel", "identity_map"):
+        sql = re.sub(rf"^CREATE (?:OR REPLACE )?VIEW (?:IF NOT EXISTS )?{name} ON CLUSTER {CLUSTER}\n", "",
+                     views[name])
         store.command(f"CREATE OR REPLACE VIEW cluster_{name} {sql}")
     columns = "customer_id, ids, contacts, purchases, revenue, reached_purchase_at, contacts_before_first_purchase"
     where = "WHERE customer_id LIKE 'cl-%' ORDER BY customer_id"
@@ -229,6 +245,9 @@ def test_rewritten_query_views_give_the_same_rows_on_one_server(store: Store) ->
     assert original[0][1] == ["cl-anon", "cl-cust"]
     assert clustered == original
     assert store.query("SELECT * FROM cluster_stage_funnel").rows == store.query("SELECT * FROM stage_funnel").rows
+    for key in ("cl-anon", "cl-cust", "cl-solo", "cl-nobody"):
+        one = "SELECT * FROM {}customer_journey_of(id = {{id:String}})"
+        assert store.query(one.format("cluster_"), {"id": key}).rows == store.query(one.format(""), {"id": key}).rows
     assert store.query("SELECT * FROM cluster_identity_map WHERE anonymous_id = 'cl-anon'").rows == [
         ("cl-anon", "cl-cust")]
 
