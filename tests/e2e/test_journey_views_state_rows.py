@@ -153,6 +153,10 @@ def test_journey_views_are_the_previous_ones_before_and_after_the_state_rows_mer
     for key in ("jv-anon", "jv-card", "jv-cust"):
         assert several[f"of {key}"] == [journeys["jv-cust"]], key
     assert several["of jv-nobody"] == []
+    # the lookup's column list is customer_journey's (two copies in the migration): names and types alike
+    by_id = store.query("SELECT * FROM customer_journey_of(id = 'jv-card')")
+    whole = store.query("SELECT * FROM customer_journey WHERE customer_id = 'jv-cust'")
+    assert (by_id.columns, by_id.types) == (whole.columns, whole.types)
     # the rows can tell: the live-key condition applied to each row before the merge (PREWHERE) would count the
     # merged-away browser and card, applied to the merged customer (WHERE, as stage_funnel does) it does not
     live = f"SELECT customer_id FROM customer_state FINAL {{}} hidden = 0 AND {MINE} ORDER BY customer_id"
