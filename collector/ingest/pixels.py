@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 import structlog
 
 from collector.errors import EventRejected, EventWithoutConsent, RateLimited, TryLater
+from collector.ingest.pixelrow import LIBRARY, pixel_row, split_params
 from collector.ingest.protocol import IngestContext, Row, dead_letter_row, normalise
 from collector.ingest.suppression import DEAD_LETTER_IDS, TOUCHPOINT_IDS
 from collector.settings import WriteKey, find_write_key
@@ -33,18 +34,6 @@ MAX_QUERY_CHARS = 4096
 MAX_PARAMS = 64
 MAX_UNWAITED_ROWS = 10_000  # rows queued for the spool's next write past which a pixel hit waits for it
 RATE_LIMIT_LOG_SECONDS = 1.0  # one log line per key and second for hits past the rate limit, with their count
-# Query parameter -> event field; everything else except cache busters becomes a property.
-_FIELDS = {
-    "type": "type", "event": "event", "e": "event", "channel": "channel", "ch": "channel", "stage": "stage",
-    "userId": "userId", "uid": "userId", "anonymousId": "anonymousId", "aid": "anonymousId",
-    "messageId": "messageId", "mid": "messageId", "campaign": "campaign", "c": "campaign", "name": "name",
-    "userHash": "userHash", "uh": "userHash", "consent": "consent",
-}  # fmt: skip
-_UTM = {"utm_source": "source", "utm_medium": "medium", "utm_campaign": "name", "utm_term": "term",
-        "utm_content": "content"}
-_IGNORED = frozenset({"writeKey", "k", "cb", "_", "rnd", "url", "ref"})
-_LIBRARY = {"name": "reise-pixel", "version": "1"}
-
 Hit = tuple[str, str, str, int, str, str]  # raw query, User-Agent, Referer, received at (epoch ms), client IP,
 # behaviour ("HEAD", "prefetch" or "")
 
@@ -71,19 +60,11 @@ def query_params(raw: str) -> dict[str, str]:
 
 def pixel_event(params: dict[str, str], *, page_url: str = "", user_agent: str = "", ip: str = "") -> dict[str, Any]:
     """The Segment-shaped event a pixel hit stands for (validation is left to the protocol)."""
-    event: dict[str, Any] = {"type": "track"}
-    properties: dict[str, str] = {}
-    campaign: dict[str, str] = {}
-    for name, value in params.items():
-        if name in _FIELDS:
-            event[_FIELDS[name]] = value
-        elif name in _UTM:
-            campaign[_UTM[name]] = value
-        elif name not in _IGNORED:
-            properties[name] = value
+    fields, campaign, properties = split_params(params)
+    event: dict[str, Any] = {"type": "track", **fields}
     if event["type"] == "track" and not event.get("event") and event.get("channel") == "email":
         event["event"] = "email_opened"
-    context: dict[str, Any] = {"library": _LIBRARY}
+    context: dict[str, Any] = {"library": LIBRARY}
     if user_agent:
         context["userAgent"] = user_agent[:1024]
     if ip:
@@ -107,6 +88,8 @@ class PixelHits:
         self._hits: list[Hit] = []
         self._limited: dict[str, int] = {}  # hits past the rate limit not yet logged, per source
         self._limited_logged = 0.0
+        # per key and behaviour, what every hit's row takes from its context (received_ms aside: see pixel_row)
+        self._templates: dict[tuple[WriteKey, str], IngestContext] = {}
 
     def add(self, raw_query: str, user_agent: str, referer: str, ip: str = "", behaviour: str = "") -> None:
         """Note a hit; it is recorded with the others of this tick by a loop callback."""
@@ -138,6 +121,7 @@ class PixelHits:
         ingestor.batcher.check_capacity()
         limiter, keys = ingestor.limiter, ingestor.settings.write_keys
         contexts: dict[tuple[str, int, str], IngestContext] = {}
+        templates = self._templates
         found: dict[str | None, WriteKey | None] = {}
         valid: list[Row] = []
         dead: list[Row] = []
@@ -169,6 +153,14 @@ class PixelHits:
             except RateLimited:
                 limited += 1
                 self._limited[key.source] = self._limited.get(key.source, 0) + 1
+                continue
+            template = templates.get((key, behaviour))
+            if template is None:
+                template = templates[(key, behaviour)] = self._context(key, 0, behaviour)
+            row = pixel_row(params, page_url=referer, user_agent=user_agent, ip=ip, ctx=template,
+                            received_ms=received_ms)
+            if row is not None:  # the common hit, built straight into its row
+                valid.append(row)
                 continue
             ctx = contexts.get((key.source, received_ms, behaviour))
             if ctx is None:
