@@ -21,7 +21,7 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http import SERVER_SOFTWARE, HttpVersion
 
-from collector.edge.appkeys import INGESTOR, SETTINGS
+from collector.edge.appkeys import INGESTOR
 from collector.edge.clientip import client_address, is_prefetch
 from collector.edge.metrics import METRICS
 from collector.edge.middleware import error_response, method_label
@@ -92,20 +92,22 @@ async def pixel(request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
     headers = request.headers
     rid = request_id(headers.get(REQUEST_ID_HEADER))
-    app = request.app
     method = request.method
     try:
-        hits = app[INGESTOR].pixels
+        ingestor = request.app[INGESTOR]  # the one application lookup: the ingestor holds the rest
+        hits = ingestor.pixels
         behaviour = "HEAD" if method == "HEAD" else "prefetch" if is_prefetch(headers) else ""
         hits.add(request.rel_url.raw_query_string, headers.get("User-Agent", ""), headers.get("Referer", ""),
-                 client_address(request.remote, headers, app[SETTINGS].trusted_proxies), behaviour)
+                 client_address(request.remote, headers, ingestor.settings.trusted_proxies), behaviour)
         if hits.backlogged:
             await hits.written()
         response: web.StreamResponse = GifAnswer(rid)
+        metrics = ingestor.metrics
     except Exception as exc:  # a bug: answered, logged and counted as the other routes would (500, JSON)
         response = error_response(request, exc, rid)
         response.headers[REQUEST_ID_HEADER] = rid
         response.headers.update(CORS_HEADERS)
         log_refusal(request, response.status)
-    app[METRICS].observe_request(PIXEL_ROUTE, method_label(method), response.status, time.perf_counter() - started)
+        metrics = request.app[METRICS]
+    metrics.observe_request(PIXEL_ROUTE, method_label(method), response.status, time.perf_counter() - started)
     return response

@@ -13,9 +13,11 @@ tests/channels/test_pixel_row.py holds the two paths to the same rows over many 
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 from typing import Any
 
-from collector.enrich.pipeline import NOT_ENRICHED
+from collector.enrich.mail import is_click
+from collector.enrich.pipeline import NOT_ENRICHED, Enricher
 from collector.ingest.protocol import (
     LIBRARY_CHANNELS,
     MAX_ID_CHARS,
@@ -45,6 +47,8 @@ PIXEL_LIBRARY = "reise-pixel/1"  # LIBRARY as normalise writes it
 _READ_PROPERTIES = frozenset({"channel", "url", "referrer", "name", "revenue", "total", "currency", "campaign",
                               "store_id", "order_id", "orderId", "category", "machine_open", "sent_at"})
 _NO_CONTEXT: dict[str, Any] = {}  # what the enrichment reads of a pixel's context (device, os): never there
+MEMO_SIZE = 4096  # enrichments and kept addresses remembered (mail proxies and a visitor's hits repeat them)
+_kept_ip = lru_cache(maxsize=MEMO_SIZE)(anonymise_ip)
 
 
 def split_params(params: dict[str, str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
@@ -123,14 +127,25 @@ def pixel_row(
     journey_id = ctx.identity.journey_id(customer_id, anonymous_id)
     user_agent = user_agent[:1024]
     enricher = ctx.enricher
-    enriched = NOT_ENRICHED if enricher is None else enricher.live(
-        "track", channel, name, user_agent, ip or ctx.client_ip, _NO_CONTEXT, journey_id, campaign, url,
-        received_ms, properties, ctx.behaviour)
+    if enricher is None:
+        enriched = NOT_ENRICHED
+    elif channel == "email" and is_click(name):  # a click's timing depends on the clicks before it
+        enriched = enricher.live("track", channel, name, user_agent, ip or ctx.client_ip, _NO_CONTEXT, journey_id,
+                                 campaign, url, received_ms, properties, ctx.behaviour)
+    else:
+        enriched = _enriched(enricher, channel, name, user_agent, ip or ctx.client_ip, ctx.behaviour)
     at = received_ms / 1000
     page = {"page": {"url": url, "referrer": referrer}} if url or referrer else {}
     return (  # noqa: RUF005 - as in normalise: one tuple concatenation is cheaper than unpacking
         message_id, "track", name, journey_id, customer_id, anonymous_id, channel, stage, STAGE_RANK.get(stage, 0),
         at, at, None, at, 0.0, "", campaign, source, medium, utm_campaign, term, content, "", "", ctx.source,
-        url, referrer, anonymise_ip(ip, ctx.ip_mode) if ip else ctx.kept_client_ip, user_agent, PIXEL_LIBRARY,
+        url, referrer, _kept_ip(ip, ctx.ip_mode) if ip else ctx.kept_client_ip, user_agent, PIXEL_LIBRARY,
         properties, {}, "", "", "", "", "", "", "", page, {},
     ) + enriched
+
+
+@lru_cache(maxsize=MEMO_SIZE)
+def _enriched(enricher: Enricher, channel: str, name: str, user_agent: str, ip: str, behaviour: str) -> tuple[Any, ...]:
+    """The enrichment of a hit that is not an e-mail click: it depends on these values only (properties a
+    pixel_row hit may carry are none the enrichment reads), so repeats are answered from memory."""
+    return enricher.live("track", channel, name, user_agent, ip, _NO_CONTEXT, "", "", "", 0, None, behaviour)

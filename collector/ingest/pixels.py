@@ -89,7 +89,7 @@ class PixelHits:
         self._limited: dict[str, int] = {}  # hits past the rate limit not yet logged, per source
         self._limited_logged = 0.0
         # per key and behaviour, what every hit's row takes from its context (received_ms aside: see pixel_row)
-        self._templates: dict[tuple[WriteKey, str], IngestContext] = {}
+        self._templates: dict[tuple[str, str], IngestContext] = {}
 
     def add(self, raw_query: str, user_agent: str, referer: str, ip: str = "", behaviour: str = "") -> None:
         """Note a hit; it is recorded with the others of this tick by a loop callback."""
@@ -154,9 +154,9 @@ class PixelHits:
                 limited += 1
                 self._limited[key.source] = self._limited.get(key.source, 0) + 1
                 continue
-            template = templates.get((key, behaviour))
+            template = templates.get((key.key, behaviour))
             if template is None:
-                template = templates[(key, behaviour)] = self._context(key, 0, behaviour)
+                template = templates[(key.key, behaviour)] = self._context(key, 0, behaviour)
             row = pixel_row(params, page_url=referer, user_agent=user_agent, ip=ip, ctx=template,
                             received_ms=received_ms)
             if row is not None:  # the common hit, built straight into its row
