@@ -124,8 +124,8 @@ class Batcher:
     def submit_nowait(self, rows: Sequence[Row], dead: Sequence[Row] = ()) -> asyncio.Future[None] | None:
         """Queue rows for the spool's next group write without waiting (None: nothing to queue).
 
-        For answers that are the same whether or not the rows are kept (the pixel's GIF). The rows may wait a
-        few milliseconds for others to share their write (Spool.linger). The future is done once they are on
+        For answers that are the same whether or not the rows are kept (the pixel's GIF). The rows may wait up
+        to Spool.linger (10 ms) for others to share their write. The future is done once they are on
         disk, or fails with SpoolWriteFailed.
         """
         if not rows and not dead:

@@ -4,8 +4,10 @@ A hit (``GET /p.gif``) is answered with its GIF whatever becomes of it, so the e
 ``PixelHits.add`` appends the raw query, User-Agent and Referer to a list and, for the first hit of a tick,
 schedules ``_record`` on the event loop. That callback parses, checks the key and its rate limit,
 normalises, deduplicates, encodes and queues the whole group for the spool's next group write in one go.
-The write (fdatasync) is not waited for; when the spool's queue is long, the edge waits for it
-(back-pressure, ``backlogged``/``written``). A failed write is logged and the group's keys forgotten.
+A plain track hit is built straight into its row (``collector.ingest.pixelrow``); anything else goes
+through ``normalise``. The write (fdatasync) is not waited for, and the group may wait up to
+``spool.LINGER_SECONDS`` for the next ticks' hits to share it; when the spool's queue is long, the edge waits
+for it (back-pressure, ``backlogged``/``written``). A failed write is logged and the group's keys forgotten.
 """
 
 from __future__ import annotations

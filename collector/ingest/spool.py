@@ -39,7 +39,7 @@ log = structlog.get_logger("reise.spool")
 TABLES = ("touchpoints", "dead_letters", "identity_links")
 # How long rows nobody waits for (the pixel's) may wait for others before their group write: one write, one
 # fdatasync and two thread hand-offs per this many seconds at most, instead of per loop tick under load.
-LINGER_SECONDS = 0.005
+LINGER_SECONDS = 0.01
 DERIVED = frozenset({"identity_links"})  # kept in memory only: derived from the touchpoints on disk
 _SUFFIX = {"touchpoints": ".tp", "dead_letters": ".dl"}
 
