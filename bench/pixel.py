@@ -12,7 +12,8 @@ as the collector runs) on free loopback ports. wrk then loads each in turn, alte
 request carries a unique messageId (a wrk Lua script), so each is a new touchpoint recorded and written to
 the spool, not a duplicate. It prints req/s of both per round, the medians and their ratio (pixel / bare),
 each server's CPU time per request (all its threads, and its event loop's thread alone, from /proc:
-steadier than req/s on a busy machine),
+steadier than req/s on a busy machine; the collector's also per thread name, where Python's own threads
+show as ``python`` and chDB's by their pool names),
 and the rows the collector took (``/readyz``: inserted plus spooled) as a check that the hits were recorded.
 With ``--profile FILE`` a last pixel run (at least 15 s) is sampled with py-spy (a dev dependency: the event
 loop's thread while it holds the GIL, raw collapsed stacks in FILE) and the top functions by own time are printed.
