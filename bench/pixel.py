@@ -12,7 +12,8 @@ as the collector runs) on free loopback ports. wrk then loads each in turn, alte
 request carries a unique messageId (a wrk Lua script), so each is a new touchpoint recorded and written to
 the spool, not a duplicate. It prints req/s of both per round, the medians and their ratio (pixel / bare),
 each server's CPU time per request (all its threads, and its event loop's thread alone, from /proc:
-steadier than req/s on a busy machine),
+steadier than req/s on a busy machine; the collector's also per thread name, where Python's own threads
+show as ``python`` and chDB's by their pool names),
 and the rows the collector took (``/readyz``: inserted plus spooled) as a check that the hits were recorded.
 With ``--profile FILE`` a last pixel run (at least 15 s) is sampled with py-spy (a dev dependency: the event
 loop's thread while it holds the GIL, raw collapsed stacks in FILE) and the top functions by own time are printed.
@@ -191,6 +192,24 @@ def cpu_seconds(pid: int, *, loop_only: bool = False) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU time (user and system) per thread name so far (pool threads summed by name); {} without /proc."""
+    seconds: dict[str, float] = {}
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return seconds
+    for task in tasks:
+        try:
+            comm = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = "event loop" if task.name == str(pid) else comm.rstrip("0123456789").rstrip("_-") or comm
+        seconds[name] = seconds.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return seconds
+
+
 def accepted_events(base: str) -> int:
     """Rows the collector has taken so far (``/readyz``: inserted plus still spooled), -1 when unreadable."""
     try:
@@ -299,6 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rates: dict[str, list[float]] = {"bare": [], "pixel": []}
     cpu: dict[str, list[float]] = {"bare": [], "pixel": []}  # server CPU microseconds per request
     loop_cpu: dict[str, list[float]] = {"bare": [], "pixel": []}  # the same, the event loop's thread alone
+    threads: dict[str, list[float]] = {}  # the collector's CPU microseconds per request, per thread name
     try:
         with server(collector_argv, collector_env, f"{pixel_base}/healthz", temp / "collector.log") as pixel_pid, \
                 server(bare_argv, env, f"{bare_base}/healthz", temp / "bare.log") as bare_pid:
@@ -314,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 line = []
                 for name, url in (("bare", bare_url), ("pixel", pixel_url)):
                     used, used_loop = cpu_seconds(pids[name]), cpu_seconds(pids[name], loop_only=True)
+                    per_thread = thread_cpu_seconds(pids[name]) if name == "pixel" else {}
                     result = run_wrk(wrk, url, threads=args.threads, connections=args.connections,
                                      duration=args.duration, script=lua if name == "pixel" else None)
                     used = cpu_seconds(pids[name]) - used
@@ -322,6 +343,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     cpu[name].append(used * 1e6 / max(result.requests, 1))
                     loop_cpu[name].append(used_loop * 1e6 / max(result.requests, 1))
                     sent += result.requests if name == "pixel" else 0
+                    for thread, seconds in thread_cpu_seconds(pids[name]).items() if name == "pixel" else ():
+                        threads.setdefault(thread, []).append(
+                            (seconds - per_thread.get(thread, 0.0)) * 1e6 / max(result.requests, 1))
                     problems = ", ".join(filter(None, [f"{result.non_2xx} non-2xx" if result.non_2xx else "",
                                                        result.socket_errors]))
                     line.append(f"{name} {result.rate:7,.0f} req/s, CPU/req {cpu[name][-1]:3.0f} us "
@@ -346,6 +370,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if bare_cpu and pixel_cpu:
             print(f"server CPU per request ({what}): bare {bare_cpu:.0f} us   pixel {pixel_cpu:.0f} us   "
                   f"ratio {bare_cpu / pixel_cpu:.3f}")
+    busy = sorted(((statistics.median(us), thread) for thread, us in threads.items() if len(us) == args.rounds),
+                  reverse=True)
+    if busy:
+        print("pixel CPU per request by thread (medians): "
+              + ", ".join(f"{thread} {us:.0f} us" for us, thread in busy if us >= 0.5))
     print(f"pixel hits sent {sent:,}, rows taken {accepted:,}" if before >= 0 else "rows taken: /readyz unreadable")
     return 0
 

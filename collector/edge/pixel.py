@@ -16,12 +16,13 @@ import base64
 import functools
 import time
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http import SERVER_SOFTWARE, HttpVersion
+from multidict import CIMultiDict, istr
 
-from collector.edge.appkeys import INGESTOR, SETTINGS
+from collector.edge.appkeys import INGESTOR
 from collector.edge.clientip import client_address, is_prefetch
 from collector.edge.metrics import METRICS
 from collector.edge.middleware import error_response, method_label
@@ -42,6 +43,10 @@ _HEADERS = "".join(f"{name}: {value}\r\n" for name, value in {
     "Content-Type": "image/gif", **NO_CACHE, **CORS_HEADERS, "Content-Length": str(len(GIF)),
     "Server": SERVER_SOFTWARE}.items()).encode("latin-1")
 _date: tuple[str, bytes] = ("", b"")
+_RID = f"{REQUEST_ID_HEADER}: ".encode("latin-1")
+_END, _END_GIF = b"\r\n\r\n", b"\r\n\r\n" + GIF
+# the request headers the pixel reads, as istr: looked up without case-folding the name each time
+_USER_AGENT, _REFERER, _REQUEST_ID = hdrs.USER_AGENT, hdrs.REFERER, istr(REQUEST_ID_HEADER)
 
 
 @functools.lru_cache(maxsize=8)
@@ -72,7 +77,12 @@ class GifAnswer(web.StreamResponse):
     """
 
     def __init__(self, rid: str) -> None:
-        super().__init__()
+        # What StreamResponse.__init__ sets (its class attributes hold the other defaults), without parsing a
+        # status and headers that are fixed: the pixel makes one of these per hit.
+        self._state = {}
+        self._headers = CIMultiDict()
+        self._status = 200
+        self._reason = "OK"
         self._rid = rid
 
     async def _start(self, request: web.BaseRequest) -> AbstractStreamWriter:
@@ -81,9 +91,8 @@ class GifAnswer(web.StreamResponse):
         keep_alive = self._keep_alive
         if keep_alive is None:
             keep_alive = self._keep_alive = request.keep_alive
-        head = b"%b%b%b: %b\r\n\r\n" % (_head(request.version, keep_alive), _date_header(),
-                                        REQUEST_ID_HEADER.encode(), self._rid.encode("latin-1"))
-        await writer.write_eof(head if self._must_be_empty_body else head + GIF)
+        head = b"%b%b%b%b" % (_head(request.version, keep_alive), _date_header(), _RID, self._rid.encode("latin-1"))
+        await writer.write_eof(head + (_END if self._must_be_empty_body else _END_GIF))
         return writer
 
 
@@ -91,21 +100,23 @@ async def pixel(request: web.Request) -> web.StreamResponse:
     """``GET /p.gif``: note the hit for recording; answer the 43-byte transparent GIF whatever happens."""
     started = time.perf_counter()
     headers = request.headers
-    rid = request_id(headers.get(REQUEST_ID_HEADER))
-    app = request.app
+    rid = request_id(headers.get(_REQUEST_ID))
     method = request.method
     try:
-        hits = app[INGESTOR].pixels
+        ingestor = request.app[INGESTOR]  # the one application lookup: the ingestor holds the rest
+        hits = ingestor.pixels
         behaviour = "HEAD" if method == "HEAD" else "prefetch" if is_prefetch(headers) else ""
-        hits.add(request.rel_url.raw_query_string, headers.get("User-Agent", ""), headers.get("Referer", ""),
-                 client_address(request.remote, headers, app[SETTINGS].trusted_proxies), behaviour)
+        hits.add(request.rel_url.raw_query_string, headers.get(_USER_AGENT, ""), headers.get(_REFERER, ""),
+                 client_address(request.remote, headers, ingestor.settings.trusted_proxies), behaviour)
         if hits.backlogged:
             await hits.written()
         response: web.StreamResponse = GifAnswer(rid)
+        metrics = ingestor.metrics
     except Exception as exc:  # a bug: answered, logged and counted as the other routes would (500, JSON)
         response = error_response(request, exc, rid)
         response.headers[REQUEST_ID_HEADER] = rid
         response.headers.update(CORS_HEADERS)
         log_refusal(request, response.status)
-    app[METRICS].observe_request(PIXEL_ROUTE, method_label(method), response.status, time.perf_counter() - started)
+        metrics = request.app[METRICS]
+    metrics.observe_request(PIXEL_ROUTE, method_label(method), response.status, time.perf_counter() - started)
     return response

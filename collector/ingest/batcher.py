@@ -124,14 +124,15 @@ class Batcher:
     def submit_nowait(self, rows: Sequence[Row], dead: Sequence[Row] = ()) -> asyncio.Future[None] | None:
         """Queue rows for the spool's next group write without waiting (None: nothing to queue).
 
-        For answers that are the same whether or not the rows are kept (the pixel's GIF). The future is done
-        once the rows are on disk, or fails with SpoolWriteFailed.
+        For answers that are the same whether or not the rows are kept (the pixel's GIF). The rows may wait up
+        to Spool.linger (10 ms) for others to share their write. The future is done once they are on
+        disk, or fails with SpoolWriteFailed.
         """
         if not rows and not dead:
             return None
         body = {"touchpoints": encode_rows(rows), "dead_letters": encode_rows(dead),
                 "identity_links": encode_rows(self._links.links_in(rows))}
-        return self.spool.enqueue(body, len(rows) + len(dead))
+        return self.spool.enqueue(body, len(rows) + len(dead), linger=True)
 
     def pause(self, paused: bool) -> None:
         """Stop or resume writing to the store (accepting into the spool goes on)."""

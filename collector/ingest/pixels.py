@@ -4,8 +4,10 @@ A hit (``GET /p.gif``) is answered with its GIF whatever becomes of it, so the e
 ``PixelHits.add`` appends the raw query, User-Agent and Referer to a list and, for the first hit of a tick,
 schedules ``_record`` on the event loop. That callback parses, checks the key and its rate limit,
 normalises, deduplicates, encodes and queues the whole group for the spool's next group write in one go.
-The write (fdatasync) is not waited for; when the spool's queue is long, the edge waits for it
-(back-pressure, ``backlogged``/``written``). A failed write is logged and the group's keys forgotten.
+A plain track hit is built straight into its row (``collector.ingest.pixelrow``); anything else goes
+through ``normalise``. The write (fdatasync) is not waited for, and the group may wait up to
+``spool.LINGER_SECONDS`` for the next ticks' hits to share it; when the spool's queue is long, the edge waits
+for it (back-pressure, ``backlogged``/``written``). A failed write is logged and the group's keys forgotten.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from urllib.parse import parse_qsl
 import structlog
 
 from collector.errors import EventRejected, EventWithoutConsent, RateLimited, TryLater
+from collector.ingest.pixelrow import LIBRARY, pixel_row, split_params
 from collector.ingest.protocol import IngestContext, Row, dead_letter_row, normalise
 from collector.ingest.suppression import DEAD_LETTER_IDS, TOUCHPOINT_IDS
 from collector.settings import WriteKey, find_write_key
@@ -33,18 +36,6 @@ MAX_QUERY_CHARS = 4096
 MAX_PARAMS = 64
 MAX_UNWAITED_ROWS = 10_000  # rows queued for the spool's next write past which a pixel hit waits for it
 RATE_LIMIT_LOG_SECONDS = 1.0  # one log line per key and second for hits past the rate limit, with their count
-# Query parameter -> event field; everything else except cache busters becomes a property.
-_FIELDS = {
-    "type": "type", "event": "event", "e": "event", "channel": "channel", "ch": "channel", "stage": "stage",
-    "userId": "userId", "uid": "userId", "anonymousId": "anonymousId", "aid": "anonymousId",
-    "messageId": "messageId", "mid": "messageId", "campaign": "campaign", "c": "campaign", "name": "name",
-    "userHash": "userHash", "uh": "userHash", "consent": "consent",
-}  # fmt: skip
-_UTM = {"utm_source": "source", "utm_medium": "medium", "utm_campaign": "name", "utm_term": "term",
-        "utm_content": "content"}
-_IGNORED = frozenset({"writeKey", "k", "cb", "_", "rnd", "url", "ref"})
-_LIBRARY = {"name": "reise-pixel", "version": "1"}
-
 Hit = tuple[str, str, str, int, str, str]  # raw query, User-Agent, Referer, received at (epoch ms), client IP,
 # behaviour ("HEAD", "prefetch" or "")
 
@@ -71,19 +62,11 @@ def query_params(raw: str) -> dict[str, str]:
 
 def pixel_event(params: dict[str, str], *, page_url: str = "", user_agent: str = "", ip: str = "") -> dict[str, Any]:
     """The Segment-shaped event a pixel hit stands for (validation is left to the protocol)."""
-    event: dict[str, Any] = {"type": "track"}
-    properties: dict[str, str] = {}
-    campaign: dict[str, str] = {}
-    for name, value in params.items():
-        if name in _FIELDS:
-            event[_FIELDS[name]] = value
-        elif name in _UTM:
-            campaign[_UTM[name]] = value
-        elif name not in _IGNORED:
-            properties[name] = value
+    fields, campaign, properties = split_params(params)
+    event: dict[str, Any] = {"type": "track", **fields}
     if event["type"] == "track" and not event.get("event") and event.get("channel") == "email":
         event["event"] = "email_opened"
-    context: dict[str, Any] = {"library": _LIBRARY}
+    context: dict[str, Any] = {"library": LIBRARY}
     if user_agent:
         context["userAgent"] = user_agent[:1024]
     if ip:
@@ -107,6 +90,8 @@ class PixelHits:
         self._hits: list[Hit] = []
         self._limited: dict[str, int] = {}  # hits past the rate limit not yet logged, per source
         self._limited_logged = 0.0
+        # per key and behaviour, what every hit's row takes from its context (received_ms aside: see pixel_row)
+        self._templates: dict[tuple[str, str], IngestContext] = {}
 
     def add(self, raw_query: str, user_agent: str, referer: str, ip: str = "", behaviour: str = "") -> None:
         """Note a hit; it is recorded with the others of this tick by a loop callback."""
@@ -138,6 +123,7 @@ class PixelHits:
         ingestor.batcher.check_capacity()
         limiter, keys = ingestor.limiter, ingestor.settings.write_keys
         contexts: dict[tuple[str, int, str], IngestContext] = {}
+        templates = self._templates
         found: dict[str | None, WriteKey | None] = {}
         valid: list[Row] = []
         dead: list[Row] = []
@@ -169,6 +155,14 @@ class PixelHits:
             except RateLimited:
                 limited += 1
                 self._limited[key.source] = self._limited.get(key.source, 0) + 1
+                continue
+            template = templates.get((key.key, behaviour))
+            if template is None:
+                template = templates[(key.key, behaviour)] = self._context(key, 0, behaviour)
+            row = pixel_row(params, page_url=referer, user_agent=user_agent, ip=ip, ctx=template,
+                            received_ms=received_ms)
+            if row is not None:  # the common hit, built straight into its row
+                valid.append(row)
                 continue
             ctx = contexts.get((key.source, received_ms, behaviour))
             if ctx is None:

@@ -37,6 +37,9 @@ __all__ = ["TABLES", "Segment", "Spool", "encode_rows", "header_line", "spooled_
 log = structlog.get_logger("reise.spool")
 
 TABLES = ("touchpoints", "dead_letters", "identity_links")
+# How long rows nobody waits for (the pixel's) may wait for others before their group write: one write, one
+# fdatasync and two thread hand-offs per this many seconds at most, instead of per loop tick under load.
+LINGER_SECONDS = 0.01
 DERIVED = frozenset({"identity_links"})  # kept in memory only: derived from the touchpoints on disk
 _SUFFIX = {"touchpoints": ".tp", "dead_letters": ".dl"}
 
@@ -139,6 +142,11 @@ class Segment:
         return f"reise-{self.name}-{table}"
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def _new_name() -> str:
     """A segment name that sorts by creation time and never repeats across restarts."""
     return f"{time.time_ns():020d}-{secrets.token_hex(4)}"
@@ -154,8 +162,10 @@ class Spool:
         io: ThreadPoolExecutor,
         segment_rows: int,
         max_bytes: int,
+        linger: float = LINGER_SECONDS,
     ) -> None:
         self.directory = directory
+        self.linger = linger
         self.durable = directory is not None
         self.segment_rows = segment_rows
         self.max_bytes = max_bytes
@@ -166,6 +176,9 @@ class Spool:
         self._pending: dict[str, list[bytes]] = {t: [] for t in TABLES}
         self._pending_rows = 0
         self._group: asyncio.Future[None] | None = None
+        self._urgent = False  # someone waits for the queued group: write it without lingering
+        self._hurry: asyncio.Future[None] | None = None  # ends the flusher's lingering early
+        self.group_writes = 0  # group writes so far
         self._flusher: asyncio.Task[None] | None = None
         self.bytes = 0  # bytes in segments not yet drained
         self.rows = 0  # rows in segments not yet drained
@@ -222,15 +235,22 @@ class Spool:
         """Append encoded rows and return once they are durable (one fsync shared by concurrent callers)."""
         await asyncio.shield(self.enqueue(tables, rows))
 
-    def enqueue(self, tables: dict[str, bytes], rows: int) -> asyncio.Future[None]:
+    def enqueue(self, tables: dict[str, bytes], rows: int, *, linger: bool = False) -> asyncio.Future[None]:
         """Queue encoded rows for the next group write; the future is done once they are durable.
 
-        It fails with SpoolWriteFailed when the write fails.
+        It fails with SpoolWriteFailed when the write fails. With ``linger`` (rows nobody waits for), the group
+        is written up to ``self.linger`` seconds later, so the rows of many loop ticks share one write; without
+        it (the default), the group is written as soon as the write before it is done.
         """
         for table, data in tables.items():
             if data:
                 self._pending[table].append(data)
         self._pending_rows += rows
+        if not linger:
+            self._urgent = True
+            hurry = self._hurry
+            if hurry is not None and not hurry.done():
+                hurry.set_result(None)
         if self._group is None:
             self._group = asyncio.get_running_loop().create_future()
         group = self._group
@@ -256,7 +276,11 @@ class Spool:
     async def _flush_groups(self) -> None:
         loop = asyncio.get_running_loop()
         while self._group is not None:
+            if not self._urgent and self.linger > 0:
+                await self._linger(loop)
             group, self._group = self._group, None
+            self._urgent = False
+            self.group_writes += 1
             pending, self._pending = self._pending, {t: [] for t in TABLES}
             rows, self._pending_rows = self._pending_rows, 0
             data = {t: b"".join(chunks) for t, chunks in pending.items()}
@@ -276,6 +300,16 @@ class Spool:
                 self.sealed.append(segment)
                 self.sealed_ready.set()
             group.set_result(None)
+
+    async def _linger(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait ``self.linger`` seconds, or until rows someone waits for are queued."""
+        hurry = self._hurry = loop.create_future()
+        timer = loop.call_later(self.linger, _resolve, hurry)
+        try:
+            await hurry
+        finally:
+            timer.cancel()
+            self._hurry = None
 
     def _write(self, data: dict[str, bytes], rows: int) -> list[Segment]:
         """In the spool thread: write (and fsync) one group; seal the active segment once it is full."""

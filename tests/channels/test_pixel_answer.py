@@ -92,3 +92,24 @@ def test_only_a_plain_request_id_is_echoed_into_the_prebuilt_answer() -> None:
     assert request_id("mail-42") == "mail-42"
     for unsafe in ("mail-42\n", "mail 42", "x" * 129, "é"):
         assert re.fullmatch(r"[0-9a-f]{32}", request_id(unsafe)), unsafe
+
+
+async def test_the_prebuilt_answer_reads_as_a_response_to_aiohttps_access_log(caplog: pytest.LogCaptureFixture) -> None:
+    """GifAnswer sets up less than StreamResponse does: what aiohttp reads of an answer afterwards is still there."""
+    app = web.Application()
+    app.router.add_get("/prebuilt", _prebuilt)
+    runner = web.AppRunner(app, access_log_format="%s %b %r")  # aiohttp's access logger
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        with caplog.at_level("INFO", logger="aiohttp.access"):
+            status, _headers, body, _closed = await asyncio.to_thread(
+                _exchange, runner.addresses[0][1], "GET", "HTTP/1.1", "", "/prebuilt")
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.cleanup()
+    assert status.endswith("200 OK") and body == GIF
+    logged = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    assert len(logged) == 1 and re.fullmatch(r"200 (\d+) GET /prebuilt\?k=pk_x HTTP/1.1", logged[0]), logged
+    assert int(logged[0].split()[1]) > len(GIF)  # the bytes written, headers and GIF
