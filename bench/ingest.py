@@ -250,6 +250,23 @@ def thread_cpu_seconds(pid: int) -> dict[str, float]:
     return kinds
 
 
+def touchpoint_inserts(url: str) -> tuple[int, float] | None:
+    """The collector's touchpoint inserts so far and their rows, from /metrics (None when it cannot be read)."""
+    try:
+        with urllib.request.urlopen(url + "/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+    except (OSError, urllib.error.URLError):
+        return None
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        for name in ("reise_insert_rows_count", "reise_insert_rows_sum"):
+            if line.startswith(name + '{table="touchpoints"}'):
+                found[name] = float(line.rsplit(" ", 1)[1])
+    if len(found) < 2:
+        return None
+    return int(found["reise_insert_rows_count"]), found["reise_insert_rows_sum"]
+
+
 def _own_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -572,6 +589,7 @@ class BenchResult:
     enrich_costs_us: dict[str, float] = field(default_factory=dict)  # per-event cost of each enrichment (us)
     no_enrich_collector_cpu_seconds: float | None = None  # collector CPU of the run with enrichment off
     collector_thread_cpu_seconds: dict[str, float] = field(default_factory=dict)  # the same, per kind of thread
+    touchpoint_inserts: tuple[int, float] | None = None  # the collector's touchpoint inserts and their rows
 
     @property
     def accept_rate(self) -> float:
@@ -639,6 +657,7 @@ class _Phase:
     collector_cpu: float | None
     client_cpu: float
     threads: dict[str, float] = field(default_factory=dict)
+    inserts: tuple[int, float] | None = None  # touchpoint inserts and their rows, over the run
 
 
 def _end_to_end(args: argparse.Namespace, bodies: Sequence[bytes], work: Path, env: dict[str, str]) -> _Phase:
@@ -668,13 +687,15 @@ def _end_to_end(args: argparse.Namespace, bodies: Sequence[bytes], work: Path, e
         cpu_now = collector.cpu_seconds() if collector else None
         threads = collector.thread_cpu_seconds() if collector else {}
         threads = {k: v - threads_before.get(k, 0.0) for k, v in threads.items()}
+        inserts = touchpoint_inserts(url)
         collector_cpu = cpu_now - collector_cpu if cpu_now is not None and collector_cpu is not None else None
         if collector:
             code = collector.stop()
             if code != 0:
                 print(f"warning: collector exited with {code}:\n{collector.log_tail()}", file=sys.stderr)
         collector = None
-        return _Phase(sent, accept_seconds, visible_at - sent.started, rss, collector_cpu, client_cpu, threads)
+        return _Phase(sent, accept_seconds, visible_at - sent.started, rss, collector_cpu, client_cpu, threads,
+                      inserts)
     finally:
         if collector is not None:
             collector.stop()
@@ -726,7 +747,7 @@ def run(args: argparse.Namespace) -> BenchResult:
             memory_spool_end_to_end_seconds=memory.end_to_end_seconds if memory else None,
             no_enrich_end_to_end_seconds=plain.end_to_end_seconds if plain else None, enrich_costs_us=costs,
             no_enrich_collector_cpu_seconds=plain.collector_cpu if plain else None,
-            collector_thread_cpu_seconds=phase.threads,
+            collector_thread_cpu_seconds=phase.threads, touchpoint_inserts=phase.inserts,
         )
     finally:
         if not args.keep:
@@ -769,6 +790,9 @@ def format_table(result: BenchResult) -> str:
          if result.collector_cpu_seconds is not None else "-"),
         *((f"  threads {name} us/event", f"{cpu / result.events * 1e6:.1f}") for name, cpu in
           sorted(result.collector_thread_cpu_seconds.items(), key=lambda kv: -kv[1]) if cpu / result.events > 5e-7),
+        ("collector touchpoint inserts (mean rows)", f"{result.touchpoint_inserts[0]} "
+         f"({result.touchpoint_inserts[1] / max(result.touchpoint_inserts[0], 1):,.0f})"
+         if result.touchpoint_inserts is not None else "-"),
         ("bench client CPU us/event", f"{result.client_cpu_seconds / result.events * 1e6:.1f}"),
         (f"floor {FLOOR_EVENTS_PER_SECOND:,} events/s end to end",
          "met" if result.end_to_end_rate >= FLOOR_EVENTS_PER_SECOND else "NOT met"),
