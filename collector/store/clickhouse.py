@@ -176,13 +176,18 @@ class Store:
         settings = {**INSERT_SETTINGS, **(EMBEDDED_INSERT_SETTINGS if self.embedded else {}),
                     "insert_deduplication_token": token}
         statement = self._typed(table, body)
-        with self._errors("insert"):
-            if statement is None:
-                self.client().raw_insert(table, None, body, settings=settings, fmt=BODY_FORMAT)
-            elif self.embedded:
-                self._insert_from_file(statement, body, settings)
-            else:
-                self.client().command(statement.from_input(settings), data=body)
+        try:
+            with self._errors("insert"):
+                if statement is None:
+                    self.client().raw_insert(table, None, body, settings=settings, fmt=BODY_FORMAT)
+                elif self.embedded:
+                    self._insert_from_file(statement, body, settings)
+                else:
+                    self.client().command(statement.from_input(settings), data=body)
+        except ReiseError:
+            if statement is not None:  # the next attempt reads the columns again: a migration may have run since
+                self._column_types.pop(table, None)
+            raise
 
     def _typed(self, table: str, body: bytes) -> TypedInsert | None:
         """The typed insert of a body by the column names on its first line (None: insert it as it is)."""

@@ -20,12 +20,13 @@ import orjson
 import pytest
 
 from collector.enrich.pipeline import Enricher
-from collector.errors import EventRejected
+from collector.errors import EventRejected, ReiseError
 from collector.identity.guards import DEFAULT_POLICY
 from collector.ingest.protocol import IngestContext, normalise
 from collector.ingest.spool import encode_rows, header_line
 from collector.ingest.stages import StageRules
 from collector.settings import DEFAULT_RULES_PATH
+from collector.store.clickhouse import Store
 from collector.store.schema import DEAD_LETTER_COLUMNS, TOUCHPOINT_COLUMNS
 from collector.store.typed_insert import plain_type, typed_insert
 
@@ -193,6 +194,23 @@ def test_a_body_naming_an_unknown_column_or_no_low_cardinality_one_goes_in_as_it
     assert typed_insert("t", ["b", "c"], types) is None  # nothing to gain
     assert typed_insert("t", ["a", "a"], types) is None
     assert typed_insert("t", [], types) is None
+
+
+def test_the_columns_are_read_again_after_a_migration_changed_the_table(store: Store) -> None:
+    store.command("CREATE TABLE typed_probe (a LowCardinality(String), b String) ENGINE = MergeTree ORDER BY a")
+    try:
+        store.insert_encoded("typed_probe", b'["a","b"]\n["x","y"]\n', "probe-1")
+        store.command("ALTER TABLE typed_probe ADD COLUMN c LowCardinality(String)")
+        store.insert_encoded("typed_probe", b'["a","c"]\n["x2","z"]\n', "probe-2")  # c: read again, then typed
+        store.command("ALTER TABLE typed_probe DROP COLUMN b")
+        with pytest.raises(ReiseError):  # the columns read before still name b: refused, and forgotten
+            store.insert_encoded("typed_probe", b'["a","b"]\n["x3","w"]\n', "probe-3")
+        # read again: b is no column, so the body goes in as it is and the engine decides (it skips b)
+        store.insert_encoded("typed_probe", b'["a","b"]\n["x3","w"]\n', "probe-3")
+        rows = store.query("SELECT a, c FROM typed_probe ORDER BY a").rows
+        assert [tuple(row) for row in rows] == [("x", ""), ("x2", "z"), ("x3", "")]
+    finally:
+        store.command("DROP TABLE IF EXISTS typed_probe")
 
 
 if __name__ == "__main__":
