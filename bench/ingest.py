@@ -227,6 +227,46 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds used so far per kind of thread: "event loop" (the main thread), else the thread's name.
+
+    Python 3.11 does not name its threads for the OS: the writer, spool and reader threads (where chDB runs
+    an insert's parsing and its views) count under the interpreter's name, chDB's own pools under theirs.
+    """
+    kinds: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return kinds
+    for task in tasks:
+        try:
+            text = (task / "stat").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        name = "event loop" if task.name == str(pid) else text[text.find("(") + 1 : text.rfind(")")]
+        fields = text.rpartition(")")[2].split()
+        kinds[name] = kinds.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return kinds
+
+
+def touchpoint_inserts(url: str) -> tuple[int, float] | None:
+    """The collector's touchpoint inserts so far and their rows, from /metrics (None when it cannot be read)."""
+    try:
+        with urllib.request.urlopen(url + "/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+    except (OSError, urllib.error.URLError):
+        return None
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        for name in ("reise_insert_rows_count", "reise_insert_rows_sum"):
+            if line.startswith(name + '{table="touchpoints"}'):
+                found[name] = float(line.rsplit(" ", 1)[1])
+    if len(found) < 2:
+        return None
+    return int(found["reise_insert_rows_count"]), found["reise_insert_rows_sum"]
+
+
 def _own_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -238,6 +278,7 @@ class ManagedCollector:
 
     data_dir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    root: Path = ROOT  # the checkout whose collector runs (its own .venv when it has one)
     port: int = field(default_factory=_free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -256,10 +297,12 @@ class ManagedCollector:
         env = {k: v for k, v in os.environ.items() if not k.startswith("REISE_")}
         env.update(REISE_DSN=f"chdb://{self.data_dir}", REISE_WRITE_KEYS=f"bench={WRITE_KEY}",
                    REISE_ADMIN_KEY=ADMIN_KEY, REISE_LOG_FORMAT="json", **self.extra_env)
+        python = self.root / ".venv" / "bin" / "python"
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "collector", "serve", "--port", str(self.port)],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                [str(python) if self.root != ROOT and python.exists() else sys.executable,
+                 "-m", "collector", "serve", "--port", str(self.port)],
+                cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -281,6 +324,10 @@ class ManagedCollector:
     def cpu_seconds(self) -> float | None:
         """CPU seconds the running process has used so far."""
         return cpu_seconds(self.process.pid) if self.process else None
+
+    def thread_cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds the running process has used so far, per kind of thread."""
+        return thread_cpu_seconds(self.process.pid) if self.process else {}
 
     def stop(self, timeout: float = 60) -> int | None:
         """SIGTERM (the collector drains), wait, and return the exit code."""
@@ -541,6 +588,8 @@ class BenchResult:
     no_enrich_end_to_end_seconds: float | None = None  # the same run with REISE_ENRICH=none
     enrich_costs_us: dict[str, float] = field(default_factory=dict)  # per-event cost of each enrichment (us)
     no_enrich_collector_cpu_seconds: float | None = None  # collector CPU of the run with enrichment off
+    collector_thread_cpu_seconds: dict[str, float] = field(default_factory=dict)  # the same, per kind of thread
+    touchpoint_inserts: tuple[int, float] | None = None  # the collector's touchpoint inserts and their rows
 
     @property
     def accept_rate(self) -> float:
@@ -607,6 +656,8 @@ class _Phase:
     rss: float | None
     collector_cpu: float | None
     client_cpu: float
+    threads: dict[str, float] = field(default_factory=dict)
+    inserts: tuple[int, float] | None = None  # touchpoint inserts and their rows, over the run
 
 
 def _end_to_end(args: argparse.Namespace, bodies: Sequence[bytes], work: Path, env: dict[str, str]) -> _Phase:
@@ -616,7 +667,8 @@ def _end_to_end(args: argparse.Namespace, bodies: Sequence[bytes], work: Path, e
         if args.url:
             url, write_key, admin_key = args.url.rstrip("/"), args.write_key, args.admin_key
         else:
-            collector = ManagedCollector(data_dir=work / "collector" / "data", extra_env=env)
+            collector = ManagedCollector(data_dir=work / "collector" / "data", extra_env=env,
+                                         root=Path(args.collector_root).resolve() if args.collector_root else ROOT)
             collector.data_dir.parent.mkdir(parents=True)
             collector.start()
             url, write_key, admin_key = collector.url, WRITE_KEY, ADMIN_KEY
@@ -624,6 +676,7 @@ def _end_to_end(args: argparse.Namespace, bodies: Sequence[bytes], work: Path, e
                   f"(spool {env.get('REISE_SPOOL', 'disk')}), log {collector.log_path}", file=sys.stderr)
         before = asyncio.run(count_touchpoints(url, admin_key))
         collector_cpu = collector.cpu_seconds() if collector else None
+        threads_before = collector.thread_cpu_seconds() if collector else {}
         client_cpu = _own_cpu_seconds()
         sent = asyncio.run(send_all(url, write_key, bodies, args.connections))
         client_cpu = _own_cpu_seconds() - client_cpu
@@ -632,13 +685,17 @@ def _end_to_end(args: argparse.Namespace, bodies: Sequence[bytes], work: Path, e
         visible_at, _ = asyncio.run(wait_visible(url, admin_key, before + sent.accepted, args.timeout))
         rss = collector.peak_rss_mib() if collector else None
         cpu_now = collector.cpu_seconds() if collector else None
+        threads = collector.thread_cpu_seconds() if collector else {}
+        threads = {k: v - threads_before.get(k, 0.0) for k, v in threads.items()}
+        inserts = touchpoint_inserts(url)
         collector_cpu = cpu_now - collector_cpu if cpu_now is not None and collector_cpu is not None else None
         if collector:
             code = collector.stop()
             if code != 0:
                 print(f"warning: collector exited with {code}:\n{collector.log_tail()}", file=sys.stderr)
         collector = None
-        return _Phase(sent, accept_seconds, visible_at - sent.started, rss, collector_cpu, client_cpu)
+        return _Phase(sent, accept_seconds, visible_at - sent.started, rss, collector_cpu, client_cpu, threads,
+                      inserts)
     finally:
         if collector is not None:
             collector.stop()
@@ -690,6 +747,7 @@ def run(args: argparse.Namespace) -> BenchResult:
             memory_spool_end_to_end_seconds=memory.end_to_end_seconds if memory else None,
             no_enrich_end_to_end_seconds=plain.end_to_end_seconds if plain else None, enrich_costs_us=costs,
             no_enrich_collector_cpu_seconds=plain.collector_cpu if plain else None,
+            collector_thread_cpu_seconds=phase.threads, touchpoint_inserts=phase.inserts,
         )
     finally:
         if not args.keep:
@@ -730,6 +788,11 @@ def format_table(result: BenchResult) -> str:
          if result.collector_peak_rss_mib is not None else "-"),
         ("collector CPU us/event (all threads)", f"{result.collector_cpu_seconds / result.events * 1e6:.1f}"
          if result.collector_cpu_seconds is not None else "-"),
+        *((f"  threads {name} us/event", f"{cpu / result.events * 1e6:.1f}") for name, cpu in
+          sorted(result.collector_thread_cpu_seconds.items(), key=lambda kv: -kv[1]) if cpu / result.events > 5e-7),
+        ("collector touchpoint inserts (mean rows)", f"{result.touchpoint_inserts[0]} "
+         f"({result.touchpoint_inserts[1] / max(result.touchpoint_inserts[0], 1):,.0f})"
+         if result.touchpoint_inserts is not None else "-"),
         ("bench client CPU us/event", f"{result.client_cpu_seconds / result.events * 1e6:.1f}"),
         (f"floor {FLOOR_EVENTS_PER_SECOND:,} events/s end to end",
          "met" if result.end_to_end_rate >= FLOOR_EVENTS_PER_SECOND else "NOT met"),
@@ -745,6 +808,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--connections", type=int, default=8,
                         help="concurrent senders, one keep-alive connection each (default 8)")
     parser.add_argument("--url", help="use this running collector instead of starting one")
+    parser.add_argument("--collector-root", metavar="DIR",
+                        help="run the collector of this checkout (its .venv) instead of this one, e.g. an old "
+                             "tree for back-to-back comparisons; the rest of the bench stays this one's")
     parser.add_argument("--write-key", default=WRITE_KEY, help="write key for --url")
     parser.add_argument("--admin-key", default=ADMIN_KEY, help="admin key for --url")
     parser.add_argument("--collector-env", action="append", default=[], metavar="REISE_NAME=value",
