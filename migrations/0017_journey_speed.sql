@@ -4,7 +4,7 @@
 --   every level of nesting costs the engine planning time on each query, a large part of a lookup by key. Both
 --   are now one level: the GROUP BY, with merged-away keys (hidden) left out by HAVING. customer_journey_of finds
 --   the id's customer key in identity_keys with a scalar sub-query (a primary-key read, run once) and reads that
---   key's rows by primary key, merged by FINAL rather than grouped (see the view).
+--   key's rows by primary key.
 -- * stage_funnel merged every customer's rows with GROUP BY customer_id (a hash table of every key). It now reads
 --   customer_state with FINAL: the engine merges a customer's rows as a background merge would (each column's own
 --   function: max here), for the columns the question reads only, in key order, and passes through the key ranges
@@ -48,38 +48,37 @@ HAVING max(hidden) = 0;
 
 -- One customer by any of their ids: SELECT * FROM customer_journey_of(id = 'x'). The same columns as
 -- customer_journey (keep the two lists alike; a test compares them), for the one key the id resolves to (itself
--- when no link maps it). A point read with FINAL: the engine merges that key's rows with each column's own
--- function, so the query names no aggregate functions (each costs planning time; this is ~6 ms less than the
--- GROUP BY form for the same rows). hidden = 0 is applied after the merge (a merged-away key answers nothing).
--- The casts give the columns customer_journey's plain types instead of the table's SimpleAggregateFunction ones.
+-- when no link maps it).
 CREATE OR REPLACE VIEW customer_journey_of AS
 SELECT
     customer_id,
-    arraySort(ids) AS ids,
+    arraySort(groupUniqArrayArray(ids)) AS ids,
     [NULL, 'awareness', 'consideration', 'purchase', 'retention', 'advocacy'][current_stage_rank + 1] AS current_stage,
     [NULL, 'awareness', 'consideration', 'purchase', 'retention', 'advocacy'][furthest_stage_rank + 1] AS furthest_stage,
-    toUInt8(stage_key % 8) AS current_stage_rank,
-    customer_state.furthest_stage AS furthest_stage_rank,  -- as customer_journey: max() keeps its type
-    CAST(contacts AS UInt64) AS contacts,
-    CAST(contacts_by_channel AS Map(String, UInt64)) AS contacts_by_channel,
-    if(reached_3 IS NULL, NULL, toUInt64(arrayCount(t -> t < reached_3, contact_times)))
+    toUInt8(max(stage_key) % 8) AS current_stage_rank,
+    max(customer_state.furthest_stage) AS furthest_stage_rank,
+    sum(contacts) AS contacts,
+    sumMap(contacts_by_channel) AS contacts_by_channel,
+    if(reached_purchase_at IS NULL, NULL,
+       toUInt64(arraySum(times -> arrayCount(t -> t < reached_purchase_at, times), groupArray(contact_times))))
         AS contacts_before_first_purchase,
-    CAST(first_seen AS Nullable(DateTime64(3, 'UTC'))) AS first_seen,
-    CAST(last_seen AS Nullable(DateTime64(3, 'UTC'))) AS last_seen,
-    CAST(purchases AS UInt64) AS purchases,
-    CAST(revenue AS Decimal(38, 4)) AS revenue,
-    CAST(reached_1 AS Nullable(DateTime64(3, 'UTC'))) AS reached_awareness_at,
-    CAST(reached_2 AS Nullable(DateTime64(3, 'UTC'))) AS reached_consideration_at,
-    CAST(reached_3 AS Nullable(DateTime64(3, 'UTC'))) AS reached_purchase_at,
-    CAST(reached_4 AS Nullable(DateTime64(3, 'UTC'))) AS reached_retention_at,
-    CAST(reached_5 AS Nullable(DateTime64(3, 'UTC'))) AS reached_advocacy_at
-FROM customer_state FINAL
+    min(first_seen) AS first_seen,
+    max(last_seen) AS last_seen,
+    sum(purchases) AS purchases,
+    sum(revenue) AS revenue,
+    min(reached_1) AS reached_awareness_at,
+    min(reached_2) AS reached_consideration_at,
+    min(reached_3) AS reached_purchase_at,
+    min(reached_4) AS reached_retention_at,
+    min(reached_5) AS reached_advocacy_at
+FROM customer_state
 WHERE customer_id = (
     SELECT if(count() = 0, {id:String}, argMax(customer_id, version))
     FROM identity_keys
     WHERE journey_id = {id:String}
 )
-    AND hidden = 0;
+GROUP BY customer_id
+HAVING max(hidden) = 0;
 
 -- The funnel as in 0008, from each live customer's merged row (FINAL).
 CREATE OR REPLACE VIEW stage_funnel AS
