@@ -53,6 +53,10 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make the collector package importable
     sys.path.insert(0, str(ROOT))
+if str(ROOT / "bench") not in sys.path:  # loaded by runpy from a test: its helpers (procstat) too
+    sys.path.insert(0, str(ROOT / "bench"))
+
+from procstat import thread_cpu_seconds  # noqa: E402
 
 from collector.ingest.protocol import IngestContext, normalise  # noqa: E402
 from collector.ingest.stages import StageRules  # noqa: E402
@@ -225,29 +229,6 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def thread_cpu_seconds(pid: int) -> dict[str, float]:
-    """CPU seconds used so far per kind of thread: "event loop" (the main thread), else the thread's name.
-
-    Python 3.11 does not name its threads for the OS: the writer, spool and reader threads (where chDB runs
-    an insert's parsing and its views) count under the interpreter's name, chDB's own pools under theirs.
-    """
-    kinds: dict[str, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return kinds
-    for task in tasks:
-        try:
-            text = (task / "stat").read_text()
-        except OSError:
-            continue  # ended meanwhile
-        name = "event loop" if task.name == str(pid) else text[text.find("(") + 1 : text.rfind(")")]
-        fields = text.rpartition(")")[2].split()
-        kinds[name] = kinds.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
-    return kinds
 
 
 def touchpoint_inserts(url: str) -> tuple[int, float] | None:

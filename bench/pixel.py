@@ -49,6 +49,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if not (ROOT / "collector").is_dir():  # the script saved outside bench/: the repository is the working directory
     ROOT = Path.cwd()
+sys.path.insert(0, str(ROOT / "bench"))  # its helpers (procstat) wherever the script was saved
+
+from procstat import thread_cpu_seconds  # noqa: E402
 
 __all__ = ["WrkResult", "main", "run_wrk"]
 
@@ -190,24 +193,6 @@ def cpu_seconds(pid: int, *, loop_only: bool = False) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def thread_cpu_seconds(pid: int) -> dict[str, float]:
-    """CPU time (user and system) per thread name so far (pool threads summed by name); {} without /proc."""
-    seconds: dict[str, float] = {}
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return seconds
-    for task in tasks:
-        try:
-            comm = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rpartition(")")[2].split()
-        except OSError:  # the thread ended meanwhile
-            continue
-        name = "event loop" if task.name == str(pid) else comm.rstrip("0123456789").rstrip("_-") or comm
-        seconds[name] = seconds.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return seconds
 
 
 def accepted_events(base: str) -> int:

@@ -7,10 +7,7 @@ Merges are stopped while the rows are written, so the customer's contacts stay i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from collector.identity.resolver import Link, resolve_links
 from collector.store.clickhouse import Store
@@ -51,16 +48,6 @@ def _rows_of(store: Store, key: str) -> int:
 
 def _answers(store: Store) -> dict[str, Any]:
     return {name: store.query(sql).rows for name, sql in QUESTIONS.items()}
-
-
-@pytest.fixture
-def merges_stopped(store: Store) -> Iterator[Store]:
-    """The shared store with customer_state's merges stopped, started again afterwards."""
-    store.command("SYSTEM STOP MERGES customer_state")
-    try:
-        yield store
-    finally:
-        store.command("SYSTEM START MERGES customer_state")
 
 
 def test_views_are_the_same_before_and_after_the_state_rows_merge(merges_stopped: Store) -> None:

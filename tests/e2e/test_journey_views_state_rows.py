@@ -11,11 +11,8 @@ rows; merges are stopped while the rows are written, so customers stay spread ov
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
-
-import pytest
 
 from collector.identity.resolver import Link, resolve_links
 from collector.journey import insights
@@ -115,16 +112,6 @@ def _same_over_the_store(store: Store) -> None:
     for filters in FILTERS:
         for name, (new, old) in _overview_pairs().items():
             assert store.query(new, filters.params()).rows == store.query(old, filters.params()).rows, (name, filters)
-
-
-@pytest.fixture
-def merges_stopped(store: Store) -> Iterator[Store]:
-    """The shared store with customer_state's merges stopped, started again afterwards."""
-    store.command("SYSTEM STOP MERGES customer_state")
-    try:
-        yield store
-    finally:
-        store.command("SYSTEM START MERGES customer_state")
 
 
 def test_journey_views_are_the_previous_ones_before_and_after_the_state_rows_merge(merges_stopped: Store) -> None:
