@@ -18,16 +18,17 @@ from typing import Any
 
 from collector.enrich.mail import is_click
 from collector.enrich.pipeline import NOT_ENRICHED, Enricher
+from collector.errors import EventRejected
 from collector.ingest.protocol import (
-    LIBRARY_CHANNELS,
     MAX_ID_CHARS,
     MAX_NAME_CHARS,
     MIN_EVENT_MS,
     IngestContext,
     Row,
     anonymise_ip,
+    channel_of_words,
 )
-from collector.ingest.stages import CHANNELS, STAGE_RANK
+from collector.ingest.stages import STAGE_RANK
 
 __all__ = ["LIBRARY", "PIXEL_LIBRARY", "pixel_row", "split_params"]
 
@@ -47,8 +48,7 @@ PIXEL_LIBRARY = "reise-pixel/1"  # LIBRARY as normalise writes it
 _READ_PROPERTIES = frozenset({"channel", "url", "referrer", "name", "revenue", "total", "currency", "campaign",
                               "store_id", "order_id", "orderId", "category", "machine_open", "sent_at"})
 _NO_CONTEXT: dict[str, Any] = {}  # what the enrichment reads of a pixel's context (device, os): never there
-MEMO_SIZE = 4096  # enrichments and kept addresses remembered (mail proxies and a visitor's hits repeat them)
-_kept_ip = lru_cache(maxsize=MEMO_SIZE)(anonymise_ip)
+MEMO_SIZE = 4096  # enrichments remembered (mail proxies and a visitor's hits repeat them)
 
 
 def split_params(params: dict[str, str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
@@ -90,16 +90,10 @@ def pixel_row(
     message_id = get("messageId") or uuid.uuid4().hex
     if len(message_id) > MAX_ID_CHARS:
         return None
-    if raw_channel is None:
-        named, hint = None, ""
-    else:
-        word = raw_channel.lower()
-        if word in LIBRARY_CHANNELS:
-            named, hint = None, LIBRARY_CHANNELS[word]
-        elif word in CHANNELS:
-            named, hint = word, ""
-        else:
-            return None
+    try:
+        named, hint = channel_of_words(raw_channel, None, None)  # normalise's rule for a top-level channel
+    except EventRejected:
+        return None
     channel = named if named is not None else \
         ctx.default_channel if ctx.single_channel else hint or ctx.default_channel
     if ctx.channels is not None and channel not in ctx.channels:
@@ -139,7 +133,7 @@ def pixel_row(
     return (  # noqa: RUF005 - as in normalise: one tuple concatenation is cheaper than unpacking
         message_id, "track", name, journey_id, customer_id, anonymous_id, channel, stage, STAGE_RANK.get(stage, 0),
         at, at, None, at, 0.0, "", campaign, source, medium, utm_campaign, term, content, "", "", ctx.source,
-        url, referrer, _kept_ip(ip, ctx.ip_mode) if ip else ctx.kept_client_ip, user_agent, PIXEL_LIBRARY,
+        url, referrer, anonymise_ip(ip, ctx.ip_mode) if ip else ctx.kept_client_ip, user_agent, PIXEL_LIBRARY,
         properties, {}, "", "", "", "", "", "", "", page, {},
     ) + enriched
 

@@ -32,6 +32,7 @@ __all__ = [
     "IngestContext",
     "Row",
     "anonymise_ip",
+    "channel_of_words",
     "dead_letter_row",
     "normalise",
     "parse_time_ms",
@@ -176,7 +177,7 @@ def _named_channel(
     if (raw is None or (raw.__class__ is str and len(raw) <= short)) \
             and (in_properties is None or (in_properties.__class__ is str and len(in_properties) <= short)) \
             and (in_context is None or (in_context.__class__ is str and len(in_context) <= short)):
-        return _channel_of_words(raw, in_properties, in_context)
+        return channel_of_words(raw, in_properties, in_context)
     return _channel_of(raw, in_properties, in_context)
 
 
@@ -206,7 +207,7 @@ def _channel_of(raw: Any, in_properties: Any, in_context: Any) -> tuple[str | No
 
 _CACHED_WORD_CHARS = 64  # channel values up to this long are remembered (longer ones: worked out each time)
 # Senders repeat a handful of channel words: each combination is resolved once (a refusal is never remembered).
-_channel_of_words = lru_cache(maxsize=1024)(_channel_of)
+channel_of_words = lru_cache(maxsize=1024)(_channel_of)  # public: the pixel's fast row (ingest.pixelrow)
 
 
 def _app(value: Any) -> str:

@@ -248,9 +248,8 @@ class Spool:
         self._pending_rows += rows
         if not linger:
             self._urgent = True
-            hurry = self._hurry
-            if hurry is not None and not hurry.done():
-                hurry.set_result(None)
+            if self._hurry is not None:
+                _resolve(self._hurry)
         if self._group is None:
             self._group = asyncio.get_running_loop().create_future()
         group = self._group
