@@ -25,7 +25,7 @@ from collector.edge.answers import json_response
 from collector.edge.appkeys import SETTINGS, STORE
 from collector.edge.auth import ADMIN, reader_name
 from collector.edge.body import read_body
-from collector.edge.handlers import read_store, readonly_runner
+from collector.edge.handlers import lookup_runner, read_store, readonly_runner
 from collector.edge.metrics import METRICS
 from collector.edge.session import COOKIE, Session, issue, read
 from collector.errors import RequestRejected
@@ -200,7 +200,7 @@ async def api_customers(request: web.Request) -> web.Response:
     """Up to 20 customers whose id (or a linked id) starts with ``q``."""
     name = await _require_session(request)
     prefix = _text_param(request, "q")
-    run = readonly_runner(request.app)
+    run = lookup_runner(request.app)
     result = await read_as(request, name, lambda: run(SEARCH_SQL, {"prefix": prefix}), what="dashboard")
     return _no_store({"customers": result.records()})
 
@@ -211,7 +211,7 @@ async def api_customer(request: web.Request) -> web.Response:
     customer_id = _text_param(request, "id")
     if not customer_id:
         raise RequestRejected(400, "id: required")
-    run = readonly_runner(request.app)
+    run = lookup_runner(request.app)
     found = await read_as(request, name, lambda: look_up_customer(run, customer_id, with_links=True),
                           what="dashboard")
     if found is None:

@@ -31,7 +31,7 @@ from collector.limits import MAX_EVENT_BYTES
 from collector.store import sessions
 from collector.store.clickhouse import QueryResult
 
-__all__ = ["read_store", "readonly_runner", "require_admin", "routes"]
+__all__ = ["lookup_runner", "read_store", "readonly_runner", "require_admin", "routes"]
 
 log = structlog.get_logger("reise.http")
 
@@ -255,7 +255,7 @@ async def customer(request: web.Request) -> web.Response:
     id_ = request.match_info["id"]
     if len(id_) > 256:
         raise RequestRejected(400, "id: longer than 256 characters")
-    run = readonly_runner(request.app)
+    run = lookup_runner(request.app)
     result = await read_as(request, name, lambda: run(CUSTOMER_SQL, {"id": id_}), what="customer")
     if not result.rows:
         raise RequestRejected(404, f"no customer with the id {id_!r}")
@@ -304,6 +304,17 @@ def readonly_runner(app: web.Application) -> Runner:
 
     def run(sql: str, params: Mapping[str, Any]) -> QueryResult:
         return store.query_readonly(sql, params, limits=limits)
+
+    return run
+
+
+def lookup_runner(app: web.Application) -> Runner:
+    """Runs the collector's own lookup SQL (journey.analyst, the dashboard's search) for an analyst: read-only and
+    within the configured limits like ``readonly_runner``, without the query guard (Store.query_own; blocking)."""
+    limits, store = app[SETTINGS].query_limits, app[READ_STORE]
+
+    def run(sql: str, params: Mapping[str, Any]) -> QueryResult:
+        return store.query_own(sql, params, limits=limits)
 
     return run
 
