@@ -38,9 +38,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from collector.identity.resolver import Link, purge_merged, resolve_links
-from collector.journey.insights import FUNNEL_SQL, Filters, overview
-from collector.store.clickhouse import Store
+from collector.journey.analyst import CUSTOMER_SQL, look_up_customer
+from collector.journey.insights import FUNNEL_SQL, Filters, Runner, overview
+from collector.store.clickhouse import QueryResult, Store
 from collector.store.migrate import apply_migrations, split_statements
+from collector.store.readonly import QueryLimits
 
 CHUNK = 50_000  # customers per load step: one insert of their touchpoints, then their links
 START_MS = 1_767_225_600_000  # 2026-01-01
@@ -112,10 +114,37 @@ def timed(run: Callable[[], Any], repeat: int) -> float:
     return statistics.median(times)
 
 
+def runners(store: Store) -> tuple[Runner, Runner]:
+    """How the lookup callers ran their SQL before (through the query guard) and now (Store.query_own)."""
+    limits = QueryLimits()
+
+    def guarded(sql: str, params: Any) -> QueryResult:
+        return store.query_readonly(sql, params, limits=limits)
+
+    def own(sql: str, params: Any) -> QueryResult:
+        return store.query_own(sql, params, limits=limits)
+
+    return guarded, own
+
+
+def callers(store: Store, probe: int) -> dict[str, tuple[Callable[[], Any], Callable[[], Any]]]:
+    """The lookup callers' store side, before and now: GET /v1/customers/{id} and the dashboard's customer page
+    (journey, touchpoints, links), both by the browser id of a two-hop customer."""
+    guarded, own = runners(store)
+    return {
+        "GET /v1/customers/{id} (store side)": (lambda: guarded(CUSTOMER_SQL, {"id": f"anon{probe}"}),
+                                                lambda: own(CUSTOMER_SQL, {"id": f"anon{probe}"})),
+        "dashboard customer (journey, touchpoints, links)": (
+            lambda: look_up_customer(guarded, f"anon{probe}", with_links=True),
+            lambda: look_up_customer(own, f"anon{probe}", with_links=True)),
+    }
+
+
 def queries(store: Store, customers: int) -> dict[str, Callable[[], Any]]:
     """The questions measured, each a callable running it once."""
     probe = customers // 2 - (customers // 2) % 3  # a two-hop customer in the middle of the key range
     run = store.query
+    lookups = {name: now for name, (_, now) in callers(store, probe).items()}
 
     def one(sql: str, **params: Any) -> Callable[[], Any]:
         return lambda: run(sql, params).rows
@@ -136,6 +165,7 @@ def queries(store: Store, customers: int) -> dict[str, Callable[[], Any]]:
         "dashboard overview (all five queries)": lambda: overview(
             lambda sql, params: run(sql, params), Filters()),
         "funnel as the dashboard asks it": one(FUNNEL_SQL, **Filters().params()),
+        **lookups,
     }
 
 
@@ -235,6 +265,17 @@ def compare(store: Store, customers: int, revision: str, repeat: int) -> None:
             totals = [t + f for t, f in zip(totals, figures, strict=True)]
         print(f"{name:48s} " + " ".join(f"{f:9.1f}" for f in figures), flush=True)
     print(f"{'overview, the five queries':48s} " + " ".join(f"{f:9.1f}" for f in totals))
+    print("\nlookup callers, store side: old = through the query guard (as REV ran them), new = Store.query_own")
+    probe = customers // 2 - (customers // 2) % 3
+    for name, (before, now) in callers(store, probe).items():
+        timings: dict[str, list[tuple[float, float]]] = {"old": [], "new": []}
+        for _ in range(repeat):
+            for side, run in (("old", before), ("new", now)):
+                cpu, wall = time.process_time(), time.perf_counter()
+                run()
+                timings[side].append(((time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000))
+        figures = [statistics.median(run[k] for run in timings[side]) for k in (0, 1) for side in ("old", "new")]
+        print(f"{name:48s} " + " ".join(f"{f:9.1f}" for f in figures), flush=True)
 
 
 def size_of(path: Path) -> int:
