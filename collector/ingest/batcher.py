@@ -16,7 +16,13 @@ import structlog
 
 from collector.errors import ShuttingDown, StoreError, StoreUnavailable
 from collector.identity.guards import LinkPolicy
-from collector.identity.resolver import decode_links, purge_merged, refused_dead_letters, resolve_links
+from collector.identity.resolver import (
+    apply_resolution,
+    decode_links,
+    plan_links,
+    purge_merged,
+    refused_dead_letters,
+)
 from collector.ingest.bisect import Journals, Parked, isolate
 from collector.ingest.dedup import Dedup, RecentIds
 from collector.ingest.protocol import Row
@@ -324,9 +330,9 @@ class Batcher:
         Links the guards refuse, or that the store refuses as bad data, become dead letters with the reason.
         """
         links = decode_links(body)
-        try:
-            resolution = await self._retrying(
-                lambda: resolve_links(self._store, links, token, max_ids=self._links.max_ids))
+        try:  # planned once: a retry after a fault between two writes writes the same rows (resolver.Resolution)
+            resolution = await self._retrying(lambda: plan_links(self._store, links, max_ids=self._links.max_ids))
+            await self._retrying(lambda: apply_resolution(self._store, resolution, token))
         except StoreError as exc:
             self._metrics.store_error("refused")
             log.error("store refused identity links; keeping them as dead letters", token=token, error=str(exc))
