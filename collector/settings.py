@@ -289,8 +289,7 @@ class Settings(ClientSettings):
     dev_keys: bool = False
     batch_size: int = 50_000
     flush_interval: float = 1.0
-    flush_interval_max: float = 0.0  # a busy writer's longest wait before sealing (Batcher.seal_age); 0: twice
-    # flush_interval
+    flush_interval_max: float = 0.0  # a busy writer's longest wait to seal (Batcher.seal_age); 0: twice the interval
     spool: str = "disk"
     spool_dir: Path = field(default_factory=lambda: Path("reise-data/spool").resolve())
     spool_max_bytes: int = 2 * 1024**3
