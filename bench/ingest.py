@@ -704,7 +704,7 @@ def run(args: argparse.Namespace) -> BenchResult:
             print("again with enrichment off (REISE_ENRICH=none), for comparison", file=sys.stderr)
             plain = _end_to_end(args, bodies, work / "plain", {"REISE_SPOOL": "disk", **collector_env,
                                                                "REISE_ENRICH": "none"})
-        costs = enrichment_costs(bodies)
+        costs = enrichment_costs(bodies) if args.compare_enrich else {}
         sent, accept_seconds, end_to_end_seconds = phase.sent, phase.accept_seconds, phase.end_to_end_seconds
         rss, collector_cpu, client_cpu = phase.rss, phase.collector_cpu, phase.client_cpu
 
@@ -802,7 +802,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-compare-spool", dest="compare_spool", action="store_false",
                         help="skip the second run with the spool in memory")
     parser.add_argument("--no-compare-enrich", dest="compare_enrich", action="store_false",
-                        help="skip the second run with enrichment off")
+                        help="skip the second run with enrichment off and the in-process enrichment costs")
     parser.add_argument("--keep", action="store_true", help="keep the temporary chDB directories and log")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
     return parser

@@ -289,6 +289,7 @@ class Settings(ClientSettings):
     dev_keys: bool = False
     batch_size: int = 50_000
     flush_interval: float = 1.0
+    flush_interval_max: float = 0.0  # a busy writer's longest wait to seal (Batcher.seal_age); 0: twice the interval
     spool: str = "disk"
     spool_dir: Path = field(default_factory=lambda: Path("reise-data/spool").resolve())
     spool_max_bytes: int = 2 * 1024**3
@@ -337,6 +338,7 @@ class Settings(ClientSettings):
         "write_keys": ("REISE_WRITE_KEYS", parse_write_keys),
         "batch_size": ("REISE_BATCH_SIZE", int),
         "flush_interval": ("REISE_FLUSH_INTERVAL", float),
+        "flush_interval_max": ("REISE_FLUSH_INTERVAL_MAX", float),
         "spool": ("REISE_SPOOL", str),
         "spool_dir": ("REISE_SPOOL_DIR", lambda v: Path(v).resolve()),
         "spool_max_bytes": ("REISE_SPOOL_MAX_BYTES", int),
@@ -409,6 +411,8 @@ class Settings(ClientSettings):
             raise ConfigError("REISE_SPOOL_MAX_BYTES must be at least 1 MiB")
         if self.flush_interval <= 0:
             raise ConfigError("REISE_FLUSH_INTERVAL must be positive")
+        if self.flush_interval_max < 0:
+            raise ConfigError("REISE_FLUSH_INTERVAL_MAX must be 0 (twice REISE_FLUSH_INTERVAL) or positive")
         if self.log_format not in ("auto", "json", "console"):
             raise ConfigError("REISE_LOG_FORMAT must be auto, json or console")
         if self.session_ttl <= 0:

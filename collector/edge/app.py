@@ -73,6 +73,7 @@ async def _store_ctx(app: web.Application, rules: StageRules, attribution: Attri
     dedup = Dedup(capacity=settings.dedup_ids, store=store, readers=readers)
     dedup.remember_rows(spooled_touchpoints(spool.recover()))
     batcher = Batcher(store=store, writer=writer, spool=spool, dedup=dedup, flush_interval=settings.flush_interval,
+                      flush_interval_max=settings.flush_interval_max,
                       links=settings.link_policy, purge_interval=settings.purge_interval,
                       metrics=app[METRICS], cluster=settings.cluster, retention=settings.retention)
     app[METRICS].watch_spool(lambda: float(spool.bytes))

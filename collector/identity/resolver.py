@@ -15,7 +15,7 @@ repeats exactly the writes that had not landed and nothing twice (the map is wri
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,11 +26,14 @@ from collector.store.schema import DEAD_LETTER_COLUMNS, LINK_COLUMNS
 
 __all__ = [
     "KEYED_IDS_CTE",
+    "STATE_SQL",
     "Link",
     "Resolution",
+    "apply_resolution",
     "components",
     "customers_of",
     "decode_links",
+    "plan_links",
     "purge_merged",
     "record_map",
     "refused_dead_letters",
@@ -64,17 +67,33 @@ WHERE customer_id IN (SELECT id FROM wanted UNION DISTINCT SELECT key FROM keyed
 GROUP BY customer_id, member_id
 HAVING argMax(active, version) = 1
 """
-MOVE_SQL = f"""
+_STATE = [c.strip() for c in STATE_COLUMNS.split(",")]
+# Columns a marker row (a key's id list, or its hidden flag) leaves at the column's default, as insert_rows did
+_MARKER_DEFAULTS = {"first_seen": "NULL", "last_seen": "NULL", "contacts_by_channel": "map()", "revenue": "0",
+                    **{f"reached_{n}": "NULL" for n in range(1, 6)},
+                    **{c: "[]" for c in _STATE if c.startswith("contact_")}}
+# A segment's whole write to customer_state in one statement (one part, one round trip): the state of the keys
+# merged away copied under their new keys (``$moves$``: from, to), then the markers (``$rows$``: key, hidden,
+# ids): each surviving key's new ids, and the hidden row of each key moved. Both land or neither (one block), and
+# a key already hidden is not copied again: a replay is exact also where the token's deduplication would not hold
+# (an INSERT ... SELECT whose blocks come out otherwise after the parts it reads were merged meanwhile).
+STATE_SQL = f"""
 INSERT INTO customer_state (customer_id, hidden, {STATE_COLUMNS})
 WITH moves AS (
     SELECT move.1 AS from_key, move.2 AS to_key
     FROM format(JSONCompactEachRow, 'moves Array(Tuple(String, String))', $moves$)
     ARRAY JOIN moves AS move
 )
-SELECT m.to_key, 0, {", ".join(f"s.{c.strip()}" for c in STATE_COLUMNS.split(","))}
+SELECT m.to_key, 0, {", ".join(f"s.{c}" for c in _STATE)}
 FROM customer_state AS s
 INNER JOIN moves AS m ON s.customer_id = m.from_key
 WHERE s.customer_id IN (SELECT from_key FROM moves) AND s.hidden = 0
+  AND s.customer_id NOT IN (
+    SELECT customer_id FROM customer_state WHERE customer_id IN (SELECT from_key FROM moves) AND hidden = 1)
+UNION ALL
+SELECT marker.1, marker.2, marker.3, {", ".join(_MARKER_DEFAULTS.get(c, "0") for c in _STATE[1:])}
+FROM format(JSONCompactEachRow, 'rows Array(Tuple(String, UInt8, Array(String)))', $rows$)
+ARRAY JOIN rows AS marker
 """
 
 
@@ -98,12 +117,19 @@ class Link:
 
 @dataclass
 class Resolution:
-    """What one set of links changes: keys that move, ids that map anew, links refused or accepted."""
+    """What one set of links changes: keys that move, ids that map anew, links refused or accepted.
+
+    A plan (``plan_links``) to write with ``apply_resolution``: retried after a fault with the same plan, every
+    write is the same, so each lands once (its token) even where a write that landed changes what a new plan
+    would read (the members before the map).
+    """
 
     moves: dict[str, str] = field(default_factory=dict)
     mapped: dict[str, str] = field(default_factory=dict)
     accepted: list[Link] = field(default_factory=list)
     refused: list[tuple[Link, str]] = field(default_factory=list)
+    previous: dict[str, str] = field(default_factory=dict)  # each member's key before (of the keys read)
+    version: int = 0  # the version of the member and map rows written
 
 
 def customers_of(store: Store, ids: Iterable[str]) -> tuple[dict[str, str], dict[str, set[str]]]:
@@ -161,38 +187,62 @@ def components(links: Sequence[Link], key: dict[str, str], members: dict[str, se
     return result
 
 
-def resolve_links(store: Store, links: Sequence[Link], token: str, *, max_ids: int) -> Resolution:
-    """Fold a segment's links into the store: move state, hide moved keys, record links and the map.
-
-    Blocking; call it on the writer thread after the segment's touchpoints were inserted. Returns the
-    resolution, whose refused links the caller keeps as dead letters.
-    """
+def plan_links(store: Store, links: Sequence[Link], *, max_ids: int) -> Resolution:
+    """Read the keys and members of the links' ids and work out what the links change (nothing is written)."""
     if not links:
         return Resolution()
     key, members = customers_of(store, (i for link in links for i in (link.anonymous_id, link.customer_id)))
     result = components(links, key, members, max_ids=max_ids)
-    if result.moves:
-        moved = sorted(result.moves)
-        store.command(MOVE_SQL, {"$moves$": heredoc_json([(k, result.moves[k]) for k in moved])},
-                      token=f"{token}:move")
+    result.previous = {m: k for k, ms in members.items() for m in ms}
+    result.version = time.time_ns()
+    return result
+
+
+def apply_resolution(store: Store, result: Resolution, token: str) -> None:
+    """Write a plan: the accepted links, the state moves with the ids and hidden markers, the members, the map last.
+
+    Blocking; every write carries a token derived from ``token``, so applying the same plan again after a fault
+    adds only what had not landed.
+    """
     if result.accepted:
         store.insert_rows("identity_links", LINK_COLUMNS,
                           [(lk.anonymous_id, lk.customer_id, lk.linked_at, lk.message_id, lk.source)
                            for lk in result.accepted], f"{token}:edges")
     if result.mapped:
-        record_map(store, result.mapped, {m: k for k, ms in members.items() for m in ms}, token,
-                   hidden=result.moves)
+        record_map(store, result.mapped, result.previous, token, moves=result.moves, version=result.version)
+
+
+def resolve_links(store: Store, links: Sequence[Link], token: str, *, max_ids: int) -> Resolution:
+    """Fold a segment's links into the store: move state, hide moved keys, record links and the map.
+
+    Blocking; call it on the writer thread after the segment's touchpoints were inserted. Returns the
+    resolution, whose refused links the caller keeps as dead letters. (The batcher plans once and retries
+    ``apply_resolution`` alone.)
+    """
+    result = plan_links(store, links, max_ids=max_ids)
+    apply_resolution(store, result, token)
     return result
 
 
 def record_map(store: Store, mapped: dict[str, str], previous: dict[str, str], token: str, *,
-               hidden: Iterable[str] = ()) -> None:
-    """Write ids' new keys: the reverse index, the keys' id lists and hidden markers, the map last.
+               moves: Mapping[str, str] | None = None, version: int | None = None) -> None:
+    """Write ids' new keys: the moved state with the keys' id lists and hidden markers, the reverse index, the map
+    last.
 
-    ``hidden`` names keys whose state was moved: they are hidden in the same insert that lists the ids of the
-    surviving keys. The map is written last: its presence means the move is done.
+    ``moves`` maps keys whose state moves to their new keys: the state is copied and the old keys hidden in the
+    same statement that lists the ids of the surviving keys (STATE_SQL), before the members. The map is written
+    last: its presence means the move is done.
     """
-    version = time.time_ns()
+    version = version or time.time_ns()
+    # every id of a customer is listed in its journey, also ids that sent no touchpoint of their own
+    ids: dict[str, list[str]] = {}
+    for member, new_key in sorted(mapped.items()):
+        ids.setdefault(new_key, []).append(member)
+    state_rows = [(key, 0, key_ids) for key, key_ids in sorted(ids.items())]
+    if moves:
+        state_rows += [(key, 1, []) for key in sorted(moves)]
+        store.command(STATE_SQL, {"$moves$": heredoc_json(sorted(moves.items())), "$rows$": heredoc_json(state_rows)},
+                      token=f"{token}:state")
     member_rows: list[tuple[str, str, int, int]] = []
     for member, new_key in sorted(mapped.items()):
         old_key = previous.get(member, member)
@@ -203,13 +253,8 @@ def record_map(store: Store, mapped: dict[str, str], previous: dict[str, str], t
         member_rows.append((new_key, new_key, version, 1))
     store.insert_rows("identity_members", ("customer_id", "member_id", "version", "active"), member_rows,
                       f"{token}:members")
-    # every id of a customer is listed in its journey, also ids that sent no touchpoint of their own
-    ids: dict[str, list[str]] = {}
-    for member, new_key in sorted(mapped.items()):
-        ids.setdefault(new_key, []).append(member)
-    state_rows = [(key, 0, key_ids) for key, key_ids in sorted(ids.items())]
-    state_rows += [(key, 1, []) for key in sorted(hidden)]
-    store.insert_rows("customer_state", ("customer_id", "hidden", "ids"), state_rows, f"{token}:ids")
+    if not moves:
+        store.insert_rows("customer_state", ("customer_id", "hidden", "ids"), state_rows, f"{token}:ids")
     store.insert_rows("identity_keys", ("journey_id", "customer_id", "version"),
                       [(m, k, version) for m, k in sorted(mapped.items())], f"{token}:map")
 

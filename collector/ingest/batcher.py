@@ -16,7 +16,13 @@ import structlog
 
 from collector.errors import ShuttingDown, StoreError, StoreUnavailable
 from collector.identity.guards import LinkPolicy
-from collector.identity.resolver import decode_links, purge_merged, refused_dead_letters, resolve_links
+from collector.identity.resolver import (
+    apply_resolution,
+    decode_links,
+    plan_links,
+    purge_merged,
+    refused_dead_letters,
+)
 from collector.ingest.bisect import Journals, Parked, isolate
 from collector.ingest.dedup import Dedup, RecentIds
 from collector.ingest.protocol import Row
@@ -42,6 +48,11 @@ WITH wanted AS (SELECT arrayJoin(rows) AS r FROM format(JSONCompactEachRow, 'row
 SELECT count() FROM touchpoints
 WHERE (message_id, toUnixTimestamp64Milli(received_at)) IN (SELECT r.1, r.2 FROM wanted)
 """
+# A busy writer lets the next segment grow: it is sealed once it is this many times as old as the last segment's
+# write took (the writer busy about a third of the time at most), within REISE_FLUSH_INTERVAL_MAX. Each segment
+# costs a fixed amount however small (its inserts, the identity resolver's statements, the parts it adds and their
+# merges), so under load fewer, larger segments leave more CPU to accepting events (bench/README.md, ingest.py).
+BUSY_FACTOR = 3.0
 RESOLVED_PAIRS = 500_000  # identity links (id pairs) remembered as resolved, so repeats skip the resolver
 
 
@@ -70,6 +81,7 @@ class Batcher:
         spool: Spool,
         dedup: Dedup,
         flush_interval: float,
+        flush_interval_max: float | None = None,
         metrics: Metrics,
         links: LinkPolicy,
         purge_interval: float = 300.0,
@@ -85,6 +97,10 @@ class Batcher:
         self.spool = spool
         self._dedup = dedup
         self.flush_interval = flush_interval
+        # None: never stretched; 0: up to twice the interval (the default setting)
+        self.flush_interval_max = flush_interval if flush_interval_max is None else (
+            flush_interval_max or 2 * flush_interval)
+        self.work_seconds = 0.0  # how long the last segment's write took (Batcher.seal_age)
         self._metrics = metrics
         self._cluster = cluster or None
         self._retention = retention  # TTLs brought to the settings after the migrations (store.retention)
@@ -142,6 +158,12 @@ class Batcher:
         else:
             self._resumed.set()
 
+    @property
+    def seal_age(self) -> float:
+        """How old the active segment may grow before it is sealed: REISE_FLUSH_INTERVAL while the writer keeps
+        up easily; BUSY_FACTOR times the last segment's write under load, up to REISE_FLUSH_INTERVAL_MAX."""
+        return max(self.flush_interval, min(BUSY_FACTOR * self.work_seconds, self.flush_interval_max))
+
     # ---- draining ---------------------------------------------------------------------------------
 
     async def supervise(self) -> None:
@@ -183,14 +205,17 @@ class Batcher:
             if not self.spool.sealed:
                 self._drain_healthy()
                 self.spool.sealed_ready.clear()
-                wait = self.flush_interval - self.spool.active_age if self.spool.active_age else self.flush_interval
+                age = self.seal_age
+                wait = age - self.spool.active_age if self.spool.active_age else age
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.spool.sealed_ready.wait(), max(wait, 0.01))
-                await self.spool.seal_if_older(0 if self._closing else self.flush_interval)
+                await self.spool.seal_if_older(0 if self._closing else self.seal_age)
                 continue
             await self._ensure_store()
             segment = self.spool.sealed[0]
+            started = time.monotonic()
             await self._write_segment(segment)
+            self.work_seconds = time.monotonic() - started
             self.spool.done(segment)
             self._journals.remove(segment.token(""))
             self._drain_healthy()
@@ -305,9 +330,9 @@ class Batcher:
         Links the guards refuse, or that the store refuses as bad data, become dead letters with the reason.
         """
         links = decode_links(body)
-        try:
-            resolution = await self._retrying(
-                lambda: resolve_links(self._store, links, token, max_ids=self._links.max_ids))
+        try:  # planned once: a retry after a fault between two writes writes the same rows (resolver.Resolution)
+            resolution = await self._retrying(lambda: plan_links(self._store, links, max_ids=self._links.max_ids))
+            await self._retrying(lambda: apply_resolution(self._store, resolution, token))
         except StoreError as exc:
             self._metrics.store_error("refused")
             log.error("store refused identity links; keeping them as dead letters", token=token, error=str(exc))

@@ -84,6 +84,7 @@ class Segment:
     rows: int = 0
     size: int = 0
     opened: float = field(default_factory=time.monotonic)
+    sealed_at: float = 0.0  # time.monotonic() when sealed (0: still open, or recovered)
     buffers: dict[str, list[bytes]] = field(default_factory=lambda: {t: [] for t in TABLES})
     recovered: bool = False  # left by a previous process: its derived tables are gone with it
     files: dict[str, int] = field(default_factory=dict)
@@ -328,6 +329,7 @@ class Spool:
         if segment is None or not segment.rows:
             return []
         segment.close()
+        segment.sealed_at = time.monotonic()
         return [segment]
 
     async def seal_if_older(self, age: float) -> None:

@@ -33,6 +33,7 @@ class InProcess:
     http: aiohttp.ClientSession
     store: Store
     spool: Path
+    app: web.Application
 
     async def get(self, path: str) -> tuple[int, Any]:
         """GET a path; status and parsed JSON (or text)."""
@@ -79,11 +80,12 @@ async def inprocess(store: Store, spool: Path, **env: str) -> AsyncIterator[InPr
         "REISE_DSN": store.dsn, "REISE_SPOOL_DIR": str(spool), "REISE_WRITE_KEYS": f"test={WRITE_KEY}",
         "REISE_ADMIN_KEY": ADMIN_KEY, "REISE_FLUSH_INTERVAL": "0.2", "REISE_DRAIN_TIMEOUT": "5", **env})
     port = free_port()
-    runner = web.AppRunner(create_app(settings))
+    app = create_app(settings)
+    runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
         async with aiohttp.ClientSession() as http:
-            yield InProcess(f"http://127.0.0.1:{port}", http, store, spool)
+            yield InProcess(f"http://127.0.0.1:{port}", http, store, spool, app)
     finally:
         await runner.cleanup()
