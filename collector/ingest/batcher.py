@@ -16,13 +16,8 @@ import structlog
 
 from collector.errors import ShuttingDown, StoreError, StoreUnavailable
 from collector.identity.guards import LinkPolicy
-from collector.identity.resolver import (
-    apply_resolution,
-    decode_links,
-    plan_links,
-    purge_merged,
-    refused_dead_letters,
-)
+from collector.identity.plans import Plans, planned
+from collector.identity.resolver import apply_resolution, decode_links, purge_merged, refused_dead_letters
 from collector.ingest.bisect import Journals, Parked, isolate
 from collector.ingest.dedup import Dedup, RecentIds
 from collector.ingest.protocol import Row
@@ -111,6 +106,7 @@ class Batcher:
         self._resumed.set()
         self.stats = BatcherStats()
         self._journals = Journals(spool.directory)  # parts of refused bodies already split (ingest.bisect)
+        self._plans = Plans(spool.directory)  # identity plans begun, for a replay after a crash (identity.plans)
         # called on the writer thread once a segment is stored and its links resolved (collector.triggers)
         self.on_stored: Callable[[Segment, list[str]], object] | None = None
 
@@ -216,6 +212,7 @@ class Batcher:
             started = time.monotonic()
             await self._write_segment(segment)
             self.work_seconds = time.monotonic() - started
+            self._plans.remove(segment.token(""))  # first: a replay without it plans again, and finds it done
             self.spool.done(segment)
             self._journals.remove(segment.token(""))
             self._drain_healthy()
@@ -330,8 +327,9 @@ class Batcher:
         Links the guards refuse, or that the store refuses as bad data, become dead letters with the reason.
         """
         links = decode_links(body)
-        try:  # planned once: a retry after a fault between two writes writes the same rows (resolver.Resolution)
-            resolution = await self._retrying(lambda: plan_links(self._store, links, max_ids=self._links.max_ids))
+        try:  # planned once, also across a crash: a replay writes the same rows (resolver.Resolution, identity.plans)
+            resolution = await self._retrying(
+                lambda: planned(self._store, self._plans, links, token, max_ids=self._links.max_ids))
             await self._retrying(lambda: apply_resolution(self._store, resolution, token))
         except StoreError as exc:
             self._metrics.store_error("refused")
