@@ -95,21 +95,36 @@ SELECT count() AS customers,
 FROM ({_CUSTOMERS})
 """
 
-# per buyer: contacts before the first purchase and the channel of the first of them (each row's earliest
-# contact, then the earliest over the rows: no array of a customer is copied)
+# customers whose contacts before the first purchase are kept at insert (customer_state.pre_purchase_contacts holds
+# the count when pre_purchase_last is before the first purchase; migrations/0018): their arrays are not merged
+_KEPT = "hidden = 0 AND reached_3 IS NOT NULL AND pre_purchase_last < reached_3"
+# the keys of the others (rows not merged yet with contacts between the first purchase and a row's own purchase)
+_NOT_KEPT = "customer_id IN (SELECT customer_id FROM customer_state FINAL WHERE pre_purchase_last >= reached_3)"
+
+# per buyer: contacts before the first purchase and the channel of the first of them; the kept count and first
+# contact (FINAL) where it holds, else each row's earliest contact, then the earliest over the rows (no array of a
+# customer is copied)
 CONTACTS_SQL = f"""
 SELECT if(before = 0, '', first_contact_channel) AS first_channel, before AS contacts, count() AS customers
 FROM
 (
-    SELECT customer_id,
-           min(reached_3) AS first_purchase,
-           toUInt64(arraySum(times -> arrayCount(t -> t < first_purchase, times), groupArray(contact_times)))
-               AS before,
-           argMinIf(contact_channels[indexOf(contact_times, arrayMin(contact_times))], arrayMin(contact_times),
-                    notEmpty(contact_times)) AS first_contact_channel
-    FROM customer_state
-    GROUP BY customer_id
-    HAVING max(hidden) = 0 AND first_purchase IS NOT NULL AND {_PICKED}
+    SELECT toUInt64(pre_purchase_contacts) AS before, first_contact.2 AS first_contact_channel
+    FROM customer_state FINAL
+    WHERE {_KEPT} AND {_PICKED_ROW}
+    UNION ALL
+    SELECT before, first_contact_channel
+    FROM
+    (
+        SELECT min(reached_3) AS first_purchase,
+               toUInt64(arraySum(times -> arrayCount(t -> t < first_purchase, times), groupArray(contact_times)))
+                   AS before,
+               argMinIf(contact_channels[indexOf(contact_times, arrayMin(contact_times))], arrayMin(contact_times),
+                        notEmpty(contact_times)) AS first_contact_channel
+        FROM customer_state
+        WHERE {_NOT_KEPT}
+        GROUP BY customer_id
+        HAVING max(hidden) = 0 AND first_purchase IS NOT NULL AND {_PICKED}
+    )
 )
 GROUP BY first_channel, contacts
 ORDER BY first_channel, contacts
@@ -142,8 +157,9 @@ GROUP BY entry
 ORDER BY day, stage_rank
 """
 
-# per customer, the first touch of each campaign in the range (minMap over the customer's rows); a campaign
-# reached the customer when that was before their first purchase (or they never bought)
+# per customer, the first touch of each campaign in the range; a campaign reached the customer when that was before
+# their first purchase (or they never bought). Unfiltered, each customer's first touches are kept at insert
+# (customer_state.campaign_first_touch, merged with minMap); filtered, they are taken from the contacts in the range.
 CAMPAIGNS_SQL = f"""
 SELECT campaign,
        countIf(first_purchase IS NULL OR first_touch < first_purchase) AS customers,
@@ -152,14 +168,18 @@ SELECT campaign,
        sumIf(revenue, first_touch < first_purchase) AS revenue
 FROM
 (
-    SELECT customer_id, min(reached_3) AS first_purchase, sum(revenue) AS revenue,
-           minMap(arrayFilter((c, t) -> c != '' AND {_IN_RANGE}, contact_campaigns, contact_times),
-                  arrayFilter((t, c) -> c != '' AND {_IN_RANGE}, contact_times, contact_campaigns)) AS touches
-    FROM customer_state
-    GROUP BY customer_id
-    HAVING max(hidden) = 0 AND {_PICKED}
+    SELECT CAST(reached_3, {_TIME}) AS first_purchase, CAST(revenue, 'Decimal(38, 4)') AS revenue,
+           if({_UNFILTERED}, CAST(campaign_first_touch, 'Map(String, DateTime64(3, \\'UTC\\'))'),
+              mapFromArrays(
+                  arrayDistinct(arrayFilter((c, t) -> c != '' AND {_IN_RANGE}, contact_campaigns, contact_times)),
+                  arrayMap(x -> arrayMin(arrayFilter((t, c) -> c = x AND {_IN_RANGE}, contact_times,
+                                                     contact_campaigns)),
+                           arrayDistinct(arrayFilter((c, t) -> c != '' AND {_IN_RANGE}, contact_campaigns,
+                                                     contact_times))))) AS touches
+    FROM customer_state FINAL
+    WHERE hidden = 0 AND {_PICKED_ROW}
 )
-ARRAY JOIN touches.1 AS campaign, touches.2 AS first_touch
+ARRAY JOIN mapKeys(touches) AS campaign, mapValues(touches) AS first_touch
 GROUP BY campaign
 HAVING customers > 0
 ORDER BY conversion DESC, customers DESC, campaign
