@@ -8,7 +8,8 @@
 -- rows, but three per-row values give it for nearly every customer and say exactly when they do not:
 --   pre_purchase_contacts  the row's contacts before the row's own first purchase (all of them when it has none)
 --   pre_purchase_last      the time of the latest of those contacts (1970 when there is none)
---   first_contact          (time, channel) of the row's earliest contact (the latest possible time when none)
+--   first_contact          the row's earliest contact as text that sorts by time: 20 digits of its time in ms
+--                          (plus 10^14, never negative), then its channel; '~' (after every digit) when none
 -- and the dashboard's campaigns (collector/journey/insights.py) read a fourth, exact under any merge (minMap):
 --   campaign_first_touch   each campaign of the row's contacts and the time of its first contact
 -- They are MATERIALIZED: computed from the row's own arrays whenever a row is written (customer_state_mv, the
@@ -37,10 +38,12 @@ ALTER TABLE customer_state
         COMMENT 'time of the latest contact counted in pre_purchase_contacts (1970 when none)';
 
 ALTER TABLE customer_state
-    ADD COLUMN IF NOT EXISTS first_contact SimpleAggregateFunction(min, Tuple(DateTime64(3, 'UTC'), String))
-        MATERIALIZED if(empty(contact_times), (toDateTime64('2299-12-31 23:59:59.999', 3, 'UTC'), ''),
-                        (arrayMin(contact_times), contact_channels[indexOf(contact_times, arrayMin(contact_times))]))
-        COMMENT '(time, channel) of the earliest contact (2299-12-31 and empty when none)';
+    ADD COLUMN IF NOT EXISTS first_contact SimpleAggregateFunction(min, String)
+        MATERIALIZED if(empty(contact_times), '~',
+                        concat(leftPad(toString(toUnixTimestamp64Milli(arrayMin(contact_times)) + 100000000000000), 20,
+                                       '0'),
+                               contact_channels[indexOf(contact_times, arrayMin(contact_times))]))
+        COMMENT 'the earliest contact as 20 digits of ms since 1970 plus 10^14, then its channel (~ when none)';
 
 ALTER TABLE customer_state
     ADD COLUMN IF NOT EXISTS campaign_first_touch SimpleAggregateFunction(minMap, Map(String, DateTime64(3, 'UTC')))

@@ -108,7 +108,7 @@ CONTACTS_SQL = f"""
 SELECT if(before = 0, '', first_contact_channel) AS first_channel, before AS contacts, count() AS customers
 FROM
 (
-    SELECT toUInt64(pre_purchase_contacts) AS before, first_contact.2 AS first_contact_channel
+    SELECT toUInt64(pre_purchase_contacts) AS before, substring(first_contact, 21) AS first_contact_channel
     FROM customer_state FINAL
     WHERE {_KEPT} AND {_PICKED_ROW}
     UNION ALL
