@@ -163,7 +163,7 @@ def test_kept_counts_equal_the_merged_arrays_through_moves_unlink_forget_and_mer
     store.command("OPTIMIZE TABLE customer_state FINAL")
     assert _same(store) == after_forget
     # merged into one row each, bv-late's kept count holds as the merge summed it; bv-cust's anon contacts are gone
-    merged = store.query(f"SELECT customer_id, pre_purchase_contacts, substring(first_contact, 21) FROM customer_state FINAL"
-                         f" WHERE {MINE} AND hidden = 0 ORDER BY customer_id").rows
+    merged = store.query(f"SELECT customer_id, pre_purchase_contacts, substring(first_contact, 21)"
+                         f" FROM customer_state FINAL WHERE {MINE} AND hidden = 0 ORDER BY customer_id").rows
     assert [r[0] for r in merged] == ["bv-anon", "bv-cust", "bv-late", "bv-solo"]
     assert merged[2][1:] == (3, "web")
