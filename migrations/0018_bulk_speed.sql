@@ -10,8 +10,6 @@
 --   pre_purchase_last      the time of the latest of those contacts (1970 when there is none)
 --   first_contact          the row's earliest contact as text that sorts by time: 20 digits of its time in ms
 --                          (plus 10^14, never negative), then its channel; '~' (after every digit) when none
--- and the dashboard's campaigns (collector/journey/insights.py) read a fourth, exact under any merge (minMap):
---   campaign_first_touch   each campaign of the row's contacts and the time of its first contact
 -- They are MATERIALIZED: computed from the row's own arrays whenever a row is written (customer_state_mv, the
 -- identity resolver's moves, unlink's recount, this migration's backfill), so no writer has to know them, and rows
 -- merge them with sum, max and min. For a customer whose first purchase is P (min of reached_3 over the rows), the
@@ -45,22 +43,12 @@ ALTER TABLE customer_state
                                contact_channels[indexOf(contact_times, arrayMin(contact_times))]))
         COMMENT 'the earliest contact as 20 digits of ms since 1970 plus 10^14, then its channel (~ when none)';
 
-ALTER TABLE customer_state
-    ADD COLUMN IF NOT EXISTS campaign_first_touch SimpleAggregateFunction(minMap, Map(String, DateTime64(3, 'UTC')))
-        MATERIALIZED mapFromArrays(
-            arrayDistinct(arrayFilter(c -> c != '', contact_campaigns)),
-            arrayMap(x -> arrayMin(arrayFilter((t, c) -> c = x, contact_times, contact_campaigns)),
-                     arrayDistinct(arrayFilter(c -> c != '', contact_campaigns))))
-        COMMENT 'each campaign of the contacts and the time of its first contact';
-
 -- the rows written before this migration (a mutation in the background; until it ran they are computed on read)
 ALTER TABLE customer_state MATERIALIZE COLUMN pre_purchase_contacts;
 
 ALTER TABLE customer_state MATERIALIZE COLUMN pre_purchase_last;
 
 ALTER TABLE customer_state MATERIALIZE COLUMN first_contact;
-
-ALTER TABLE customer_state MATERIALIZE COLUMN campaign_first_touch;
 
 -- Per purchaser, the contacts before the first purchase in time order, as in 0008: the kept count where it holds
 -- (FINAL, one merged row per customer), the merged arrays for the others.

@@ -157,9 +157,8 @@ GROUP BY entry
 ORDER BY day, stage_rank
 """
 
-# per customer, the first touch of each campaign in the range; a campaign reached the customer when that was before
-# their first purchase (or they never bought). Unfiltered, each customer's first touches are kept at insert
-# (customer_state.campaign_first_touch, merged with minMap); filtered, they are taken from the contacts in the range.
+# per customer, the first touch of each campaign in the range (minMap over the customer's rows); a campaign
+# reached the customer when that was before their first purchase (or they never bought)
 CAMPAIGNS_SQL = f"""
 SELECT campaign,
        countIf(first_purchase IS NULL OR first_touch < first_purchase) AS customers,
@@ -168,18 +167,14 @@ SELECT campaign,
        sumIf(revenue, first_touch < first_purchase) AS revenue
 FROM
 (
-    SELECT CAST(reached_3, {_TIME}) AS first_purchase, CAST(revenue, 'Decimal(38, 4)') AS revenue,
-           if({_UNFILTERED}, CAST(campaign_first_touch, 'Map(String, DateTime64(3, \\'UTC\\'))'),
-              mapFromArrays(
-                  arrayDistinct(arrayFilter((c, t) -> c != '' AND {_IN_RANGE}, contact_campaigns, contact_times)),
-                  arrayMap(x -> arrayMin(arrayFilter((t, c) -> c = x AND {_IN_RANGE}, contact_times,
-                                                     contact_campaigns)),
-                           arrayDistinct(arrayFilter((c, t) -> c != '' AND {_IN_RANGE}, contact_campaigns,
-                                                     contact_times))))) AS touches
-    FROM customer_state FINAL
-    WHERE hidden = 0 AND {_PICKED_ROW}
+    SELECT customer_id, min(reached_3) AS first_purchase, sum(revenue) AS revenue,
+           minMap(arrayFilter((c, t) -> c != '' AND {_IN_RANGE}, contact_campaigns, contact_times),
+                  arrayFilter((t, c) -> c != '' AND {_IN_RANGE}, contact_times, contact_campaigns)) AS touches
+    FROM customer_state
+    GROUP BY customer_id
+    HAVING max(hidden) = 0 AND {_PICKED}
 )
-ARRAY JOIN mapKeys(touches) AS campaign, mapValues(touches) AS first_touch
+ARRAY JOIN touches.1 AS campaign, touches.2 AS first_touch
 GROUP BY campaign
 HAVING customers > 0
 ORDER BY conversion DESC, customers DESC, campaign

@@ -2,7 +2,7 @@
 state rows, through identity moves, an unlink, a forget and the final merge.
 
 0018 reads contacts before the first purchase from per-row values kept at insert (customer_state's MATERIALIZED
-pre_purchase_contacts, pre_purchase_last, first_contact, campaign_first_touch) where they hold and merges the
+pre_purchase_contacts, pre_purchase_last, first_contact) where they hold and merges the
 contact arrays only for the other customers. A customer counted in both branches or in neither, a kept count taken
 where a row has contacts between the first purchase and its own, or a writer leaving the kept values out would show
 here: the previous definitions (contacts_before_purchase as before 0018, renamed prev_*, and the dashboard's
