@@ -95,21 +95,36 @@ SELECT count() AS customers,
 FROM ({_CUSTOMERS})
 """
 
-# per buyer: contacts before the first purchase and the channel of the first of them (each row's earliest
-# contact, then the earliest over the rows: no array of a customer is copied)
+# customers whose contacts before the first purchase are kept at insert (customer_state.pre_purchase_contacts holds
+# the count when pre_purchase_last is before the first purchase; migrations/0018): their arrays are not merged
+_KEPT = "hidden = 0 AND reached_3 IS NOT NULL AND pre_purchase_last < reached_3"
+# the keys of the others (rows not merged yet with contacts between the first purchase and a row's own purchase)
+_NOT_KEPT = "customer_id IN (SELECT customer_id FROM customer_state FINAL WHERE pre_purchase_last >= reached_3)"
+
+# per buyer: contacts before the first purchase and the channel of the first of them; the kept count and first
+# contact (FINAL) where it holds, else each row's earliest contact, then the earliest over the rows (no array of a
+# customer is copied)
 CONTACTS_SQL = f"""
 SELECT if(before = 0, '', first_contact_channel) AS first_channel, before AS contacts, count() AS customers
 FROM
 (
-    SELECT customer_id,
-           min(reached_3) AS first_purchase,
-           toUInt64(arraySum(times -> arrayCount(t -> t < first_purchase, times), groupArray(contact_times)))
-               AS before,
-           argMinIf(contact_channels[indexOf(contact_times, arrayMin(contact_times))], arrayMin(contact_times),
-                    notEmpty(contact_times)) AS first_contact_channel
-    FROM customer_state
-    GROUP BY customer_id
-    HAVING max(hidden) = 0 AND first_purchase IS NOT NULL AND {_PICKED}
+    SELECT toUInt64(pre_purchase_contacts) AS before, substring(first_contact, 21) AS first_contact_channel
+    FROM customer_state FINAL
+    WHERE {_KEPT} AND {_PICKED_ROW}
+    UNION ALL
+    SELECT before, first_contact_channel
+    FROM
+    (
+        SELECT min(reached_3) AS first_purchase,
+               toUInt64(arraySum(times -> arrayCount(t -> t < first_purchase, times), groupArray(contact_times)))
+                   AS before,
+               argMinIf(contact_channels[indexOf(contact_times, arrayMin(contact_times))], arrayMin(contact_times),
+                        notEmpty(contact_times)) AS first_contact_channel
+        FROM customer_state
+        WHERE {_NOT_KEPT}
+        GROUP BY customer_id
+        HAVING max(hidden) = 0 AND first_purchase IS NOT NULL AND {_PICKED}
+    )
 )
 GROUP BY first_channel, contacts
 ORDER BY first_channel, contacts
