@@ -6,12 +6,11 @@ pre_purchase_contacts, pre_purchase_last, first_contact) where they hold and mer
 contact arrays only for the other customers. A customer counted in both branches or in neither, a kept count taken
 where a row has contacts between the first purchase and its own, or a writer leaving the kept values out would show
 here: the previous definitions (contacts_before_purchase as before 0018, renamed prev_*, and the dashboard's
-contacts and campaigns queries as before 0018) run beside the new ones on the same rows.
+contacts query as before 0018) run beside the new ones on the same rows.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
@@ -20,9 +19,7 @@ from collector.identity.resolver import Link, resolve_links
 from collector.journey import insights
 from collector.journey.forget import forget_person
 from collector.store.clickhouse import Store
-from collector.store.migrate import load_migrations
-
-_CREATE_VIEW = re.compile(r"^CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.I)
+from tests.e2e.previous_views import previous_views
 
 INSERT = """
 INSERT INTO touchpoints (message_id, type, event, journey_id, customer_id, anonymous_id, channel, stage, stage_rank,
@@ -75,42 +72,8 @@ FROM
 GROUP BY first_channel, contacts
 ORDER BY first_channel, contacts
 """
-GROUPED_CAMPAIGNS = f"""
-SELECT campaign,
-       countIf(first_purchase IS NULL OR first_touch < first_purchase) AS customers,
-       countIf(first_touch < first_purchase) AS buyers,
-       if(customers = 0, 0, buyers / customers) AS conversion,
-       sumIf(revenue, first_touch < first_purchase) AS revenue
-FROM
-(
-    SELECT customer_id, min(reached_3) AS first_purchase, sum(revenue) AS revenue,
-           minMap(arrayFilter((c, t) -> c != '' AND {insights._IN_RANGE}, contact_campaigns, contact_times),
-                  arrayFilter((t, c) -> c != '' AND {insights._IN_RANGE}, contact_times, contact_campaigns)) AS touches
-    FROM customer_state
-    GROUP BY customer_id
-    HAVING max(hidden) = 0 AND {insights._PICKED}
-)
-ARRAY JOIN touches.1 AS campaign, touches.2 AS first_touch
-GROUP BY campaign
-HAVING customers > 0
-ORDER BY conversion DESC, customers DESC, campaign
-LIMIT {{limit:UInt32}}
-"""
-PAIRS = {"contacts": (insights.CONTACTS_SQL, GROUPED_CONTACTS),
-         "campaigns": (insights.CAMPAIGNS_SQL, GROUPED_CAMPAIGNS)}
+PAIRS = {"contacts": (insights.CONTACTS_SQL, GROUPED_CONTACTS)}
 NOT_KEPT = "SELECT customer_id FROM customer_state FINAL WHERE pre_purchase_last >= reached_3 AND hidden = 0"
-
-
-def previous_contacts_view() -> str:
-    """contacts_before_purchase as the migrations before 0018 define it, renamed prev_contacts_before_purchase."""
-    latest = ""
-    for migration in load_migrations():
-        for statement in migration.statements:
-            view = _CREATE_VIEW.match(statement)
-            if migration.version < 18 and view and view.group(1) == "contacts_before_purchase":
-                latest = f"CREATE OR REPLACE VIEW prev_contacts_before_purchase{statement[view.end():]}"
-    assert latest
-    return latest
 
 
 def _same(store: Store) -> dict[str, Any]:
@@ -128,7 +91,8 @@ def _same(store: Store) -> dict[str, Any]:
 
 def test_kept_counts_equal_the_merged_arrays_through_moves_unlink_forget_and_merge(merges_stopped: Store) -> None:
     store = merges_stopped
-    store.command(previous_contacts_view())
+    for statement in previous_views(18, ("contacts_before_purchase",)):
+        store.command(statement)
     for batch in BATCHES:
         values = ",".join(
             f"('{m}', 'track', 'e', '{j}', '', '{j}', '{ch}', '', {rank}, '{at}', '{at}', '{at}', {revenue},"

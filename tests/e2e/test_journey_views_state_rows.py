@@ -10,18 +10,15 @@ rows; merges are stopped while the rows are written, so customers stay spread ov
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
 from collector.identity.resolver import Link, resolve_links
 from collector.journey import insights
 from collector.store.clickhouse import Store
-from collector.store.migrate import load_migrations
+from tests.e2e.previous_views import previous_views
 
 VIEWS = ("customer_journey_of", "customer_journey", "contacts_before_purchase", "stage_funnel")
-_CREATE_VIEW = re.compile(r"^CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.I)
-_NAMES = re.compile(r"\b(" + "|".join(VIEWS) + r")\b")
 
 INSERT = """
 INSERT INTO touchpoints (message_id, type, event, journey_id, customer_id, anonymous_id, channel, stage, stage_rank,
@@ -57,21 +54,6 @@ PER_CUSTOMER = {
 }
 WHOLE = ("customer_journey", "contacts_before_purchase", "stage_funnel")  # compared over the whole shared store
 IDS = ("jv-anon", "jv-card", "jv-cust", "jv-solo", "jv-late", "jv-nobody")
-
-
-def previous_views() -> list[str]:
-    """The journey views as the migrations before 0017 define them, renamed prev_* (also where they read each other)."""
-    latest: dict[str, str] = {}
-    for migration in load_migrations():
-        if migration.version >= 17:
-            continue
-        for statement in migration.statements:
-            view = _CREATE_VIEW.match(statement)
-            if view and view.group(1) in VIEWS:
-                body = _NAMES.sub(lambda m: f"prev_{m.group(1)}", statement[view.end():])
-                latest[view.group(1)] = f"CREATE OR REPLACE VIEW prev_{view.group(1)}{body}"
-    assert set(latest) == set(VIEWS)
-    return list(latest.values())
 
 
 # the dashboard's selected customers as before 0017: every customer's rows grouped
@@ -116,7 +98,7 @@ def _same_over_the_store(store: Store) -> None:
 
 def test_journey_views_are_the_previous_ones_before_and_after_the_state_rows_merge(merges_stopped: Store) -> None:
     store = merges_stopped
-    for statement in previous_views():
+    for statement in previous_views(17, VIEWS):
         store.command(statement)
     for batch in BATCHES:
         values = ",".join(
