@@ -64,7 +64,7 @@ class Plans:
         path = self._path(token)
         if path is None:
             return
-        scratch = path.with_suffix(".tmp")
+        scratch = path.with_name(path.name + ".tmp")  # removed with the plan, should a crash leave it
         fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, encode_plan(plan))
@@ -76,7 +76,7 @@ class Plans:
     def remove(self, prefix: str) -> None:
         """Delete the plans of tokens starting with ``prefix`` (a segment's, before the segment is removed)."""
         if self._directory is not None:
-            for path in self._directory.glob(f"{prefix}*{_SUFFIX}"):
+            for path in self._directory.glob(f"{prefix}*{_SUFFIX}*"):
                 path.unlink(missing_ok=True)
 
 
