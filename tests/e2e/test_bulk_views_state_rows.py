@@ -15,17 +15,11 @@ from datetime import datetime
 from typing import Any
 
 from collector.identity.rebuild import unlink
-from collector.identity.resolver import Link, resolve_links
 from collector.journey import insights
 from collector.journey.forget import forget_person
 from collector.store.clickhouse import Store
-from tests.e2e.previous_views import previous_views
+from tests.e2e.state_rows import previous_views, write_state_rows
 
-INSERT = """
-INSERT INTO touchpoints (message_id, type, event, journey_id, customer_id, anonymous_id, channel, stage, stage_rank,
-                         timestamp, original_timestamp, received_at, revenue, campaign)
-VALUES
-"""
 # (message id, journey id, channel, stage rank, time, revenue, campaign); one insert per list, each a state row per key
 BATCHES = [
     # bv-anon browses before and after bv-cust's first purchase: once linked, its row has a contact between the
@@ -93,14 +87,7 @@ def test_kept_counts_equal_the_merged_arrays_through_moves_unlink_forget_and_mer
     store = merges_stopped
     for statement in previous_views(18, ("contacts_before_purchase",)):
         store.command(statement)
-    for batch in BATCHES:
-        values = ",".join(
-            f"('{m}', 'track', 'e', '{j}', '', '{j}', '{ch}', '', {rank}, '{at}', '{at}', '{at}', {revenue},"
-            f" '{campaign}')" for m, j, ch, rank, at, revenue, campaign in batch)
-        store.command(INSERT + values)
-    resolve_links(store, [Link(linked_at=datetime.fromisoformat(at).timestamp(), message_id=f"bv-link-{n}",
-                               anonymous_id=anonymous, customer_id=customer, source="test")
-                          for n, (anonymous, customer, at) in enumerate(LINKS)], "bulk-views-test", max_ids=100)
+    write_state_rows(store, BATCHES, LINKS, "bulk-views-test")
     rows = {r[0]: r[1] for r in store.query(f"SELECT customer_id, count() FROM customer_state WHERE {MINE}"
                                              " GROUP BY customer_id").rows}
     assert rows["bv-cust"] >= 2 and rows["bv-late"] == 3 and rows["bv-gap"] == 3

@@ -13,18 +13,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from collector.identity.resolver import Link, resolve_links
 from collector.journey import insights
 from collector.store.clickhouse import Store
-from tests.e2e.previous_views import previous_views
+from tests.e2e.state_rows import previous_views, write_state_rows
 
 VIEWS = ("customer_journey_of", "customer_journey", "contacts_before_purchase", "stage_funnel")
 
-INSERT = """
-INSERT INTO touchpoints (message_id, type, event, journey_id, customer_id, anonymous_id, channel, stage, stage_rank,
-                         timestamp, original_timestamp, received_at, revenue, campaign)
-VALUES
-"""
 # (message id, journey id, channel, stage rank, time, revenue, campaign), one insert per list: each insert adds a
 # state row per key, and the links below move the browsers' and the card's rows to the customers' keys
 BATCHES = [
@@ -100,14 +94,7 @@ def test_journey_views_are_the_previous_ones_before_and_after_the_state_rows_mer
     store = merges_stopped
     for statement in previous_views(17, VIEWS):
         store.command(statement)
-    for batch in BATCHES:
-        values = ",".join(
-            f"('{m}', 'track', 'e', '{j}', '', '{j}', '{ch}', '', {rank}, '{at}', '{at}', '{at}', {revenue},"
-            f" '{campaign}')" for m, j, ch, rank, at, revenue, campaign in batch)
-        store.command(INSERT + values)
-    resolve_links(store, [Link(linked_at=datetime.fromisoformat(at).timestamp(), message_id=f"jv-link-{n}",
-                               anonymous_id=anonymous, customer_id=customer, source="test")
-                          for n, (anonymous, customer, at) in enumerate(LINKS)], "journey-views-test", max_ids=100)
+    write_state_rows(store, BATCHES, LINKS, "journey-views-test")
     assert _rows_of(store, "jv-cust") >= 3 and _rows_of(store, "jv-late") == 3 and _rows_of(store, "jv-solo") == 2
     several = _answers(store, "")
     assert several == _answers(store, "prev_")
