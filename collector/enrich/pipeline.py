@@ -126,6 +126,11 @@ class Enricher:
             else:
                 device = _device_columns(stated)
                 reason = "device:spider" if self.bots is not None and stated.type == "bot" else ""
+        where = self._where(ip) if ip and place and self._where is not None else NO_PLACE
+        if not email and not behaviour:  # the common case: the user agent's reason alone decides
+            if reason:
+                return device + where + (1, 0, [reason], in_journey(True, False, self.exclude))
+            return device + where + (0, 0, [], 1)
         reasons = [reason] if reason else []
         bot = bool(reason)
         machine = False
@@ -149,6 +154,5 @@ class Enricher:
             if found:
                 machine = True
                 reasons.extend(found)
-        where = self._where(ip) if ip and place and self._where is not None else NO_PLACE
         journey = in_journey(bot, machine, self.exclude) if bot or machine else 1
         return device + where + (int(bot), int(machine), reasons, journey)

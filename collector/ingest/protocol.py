@@ -474,7 +474,8 @@ def normalise(event: Any, default_type: str | None, ctx: IngestContext) -> tuple
         ctx.behaviour)
     # after enrichment used the full address; the connection's address was truncated once for the request
     kept_ip = anonymise_ip(context_ip, ctx.ip_mode) if context_ip else ctx.kept_client_ip
-    kept_context = {k: v for k, v in context.items() if k not in _TYPED_CONTEXT} if context else context
+    kept_context = {} if _TYPED_CONTEXT.issuperset(context) else \
+        {k: v for k, v in context.items() if k not in _TYPED_CONTEXT}  # issuperset: in C, for the common case
     library = _library(cget("library"))
     value = cget("locale")
     locale = _text(value, "context.locale", 64) if value.__class__ is str else ""
