@@ -369,19 +369,22 @@ class Batcher:
         A refused body is split until the bad rows are isolated (ingest.bisect); only those are parked, each
         with the store's reason, and every other row is stored, exactly once also across a crash.
         """
-        lines = [line for line in body.split(b"\n")[1:] if line]
         journal = self._journals.of(token)
         refusal = None
-        if not journal.is_split(0, len(lines)):  # a crash mid-isolation resumes without the whole insert
+        # a crash mid-isolation resumes without the whole insert; the lines are split only once it is refused
+        # (a segment's body holds tens of thousands of rows, and this runs on the event loop)
+        whole = journal.empty or not journal.is_split(0, len(_lines(body)))
+        if whole:
             refusal = await self._attempt(table, body, token)
             if refusal is None:
                 return
-            if await self._written_anyway(table, body):
-                self._metrics.store_error("partly written")
-                log.error("the store refused a body after writing it (a view failed after the table was written); "
-                          "not inserting its parts, which would store it twice", table=table, token=token,
-                          rows=len(lines), error=refusal)
-                return
+        lines = _lines(body)
+        if whole and await self._written_anyway(table, body):
+            self._metrics.store_error("partly written")
+            log.error("the store refused a body after writing it (a view failed after the table was written); "
+                      "not inserting its parts, which would store it twice", table=table, token=token,
+                      rows=len(lines), error=refusal)
+            return
         self._metrics.store_error("refused")
         self.stats.last_error = refusal or self.stats.last_error
         log.error("store refused rows as bad data; isolating them", table=table, token=token, rows=len(lines),
@@ -466,6 +469,11 @@ class Batcher:
             self.spool.sealed_ready.set()
             await asyncio.sleep(0.05)
         return False
+
+
+def _lines(body: bytes) -> list[bytes]:
+    """The rows of an encoded body: its non-empty lines after the column names."""
+    return [line for line in body.split(b"\n")[1:] if line]
 
 
 def _as_dead_letter(names: list[str], parked: Parked) -> Row:

@@ -47,6 +47,11 @@ class Journal:
                 if len(parts) == 2 and all(p.isdigit() for p in parts):
                     self._split.add((int(parts[0]), int(parts[1])))
 
+    @property
+    def empty(self) -> bool:
+        """True while no range of the body was split (the common case: its whole insert is tried first)."""
+        return not self._split
+
     def is_split(self, start: int, end: int) -> bool:
         """True when rows ``start:end`` were split before (they must not be tried whole again)."""
         return (start, end) in self._split

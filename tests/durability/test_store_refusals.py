@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import structlog.testing
 
+import collector.ingest.batcher as batcher_module
 from collector.store.clickhouse import Store
 from collector.store.decisions import BAD_ROW_CODES
 from collector.store.migrate import load_migrations
@@ -242,3 +243,24 @@ async def test_a_damaged_spool_line_is_parked_and_the_rest_of_its_segment_stored
         assert len(dead) == 1 and dead[0][1].startswith("store refused: Code: ")
         assert int(dead[0][1].split("Code: ")[1].split(".")[0]) in BAD_ROW_CODES
     assert orjson.loads(lines[0])[0] == f"{prefix}-m0"
+
+
+async def test_a_body_the_store_takes_is_not_split_into_lines(store: Store, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The drain loop runs on the event loop: a segment's body (tens of thousands of rows) is split into lines
+    only when the store refuses it (isolation) or a crash left it split, never for an insert that succeeds."""
+    split: list[int] = []
+    real = batcher_module._lines
+
+    def counted(body: bytes) -> list[bytes]:
+        split.append(len(body))
+        return real(body)
+
+    monkeypatch.setattr(batcher_module, "_lines", counted)
+    prefix = f"s{uuid.uuid4().hex[:8]}"
+    async with inprocess(store, tmp_path / "spool") as app:
+        status, _ = await app.post("/v1/batch", {"batch": events(prefix, 200)})
+        assert status == 200
+        await app.settled()
+        assert await counts(app, prefix) == (200, 200, 0)
+    assert split == []
