@@ -27,13 +27,14 @@ ENGINE = SummingMergeTree(contacts)
 ORDER BY (hour, stage_rank, channel)
 SETTINGS non_replicated_deduplication_window = 1000;
 
--- Each insert's contacts with a stage, per hour (the floor of the time in ms, also before 1970), stage and channel.
+-- Each insert's contacts with a stage, per hour (the floor of the time in ms, also before 1970), stage and channel
+-- (grouped by the LowCardinality channel as it comes: a conversion to String measured dearer per insert).
 CREATE MATERIALIZED VIEW IF NOT EXISTS contact_hours_mv TO contact_hours AS
 SELECT
-    fromUnixTimestamp64Milli(toUnixTimestamp64Milli(timestamp)
-                             - (toUnixTimestamp64Milli(timestamp) % 3600000 + 3600000) % 3600000, 'UTC') AS hour,
+    fromUnixTimestamp64Milli((intDiv(toUnixTimestamp64Milli(timestamp), 3600000)
+                              - (toUnixTimestamp64Milli(timestamp) % 3600000 < 0)) * 3600000, 'UTC') AS hour,
     stage_rank,
-    toString(channel) AS channel,
+    channel,
     toInt64(count()) AS contacts
 FROM touchpoints
 WHERE in_journey AND type IN ('track', 'page', 'screen') AND stage_rank > 0
@@ -43,8 +44,8 @@ GROUP BY hour, stage_rank, channel;
 -- counted them.
 INSERT INTO contact_hours (hour, stage_rank, channel, contacts)
 SELECT
-    fromUnixTimestamp64Milli(toUnixTimestamp64Milli(t) - (toUnixTimestamp64Milli(t) % 3600000 + 3600000) % 3600000,
-                             'UTC') AS hour,
+    fromUnixTimestamp64Milli((intDiv(toUnixTimestamp64Milli(t), 3600000) - (toUnixTimestamp64Milli(t) % 3600000 < 0))
+                             * 3600000, 'UTC') AS hour,
     stage_rank,
     channel,
     toInt64(count()) AS contacts

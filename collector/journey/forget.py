@@ -43,8 +43,8 @@ _DELETES = (
 _CONTACT_HOURS = f"""
 INSERT INTO contact_hours (hour, stage_rank, channel, contacts)
 SELECT
-    fromUnixTimestamp64Milli(toUnixTimestamp64Milli(t) - (toUnixTimestamp64Milli(t) % 3600000 + 3600000) % 3600000,
-                             'UTC') AS hour,
+    fromUnixTimestamp64Milli((intDiv(toUnixTimestamp64Milli(t), 3600000) - (toUnixTimestamp64Milli(t) % 3600000 < 0))
+                             * 3600000, 'UTC') AS hour,
     stage_rank,
     channel,
     -toInt64(count()) AS contacts

@@ -35,7 +35,8 @@ BATCHES: list[list[Touchpoint]] = [
      ("ch-8", "ch-anon", "web", 2, "2031-03-05 10:00:00", 0, "radio")],
     [("ch-9", "ch-gone", "web", 1, "2031-03-02 07:00:00", 0, "spring"),
      ("ch-10", "ch-gone", "ads", 3, "2031-03-02 07:20:00", 10, "spring"),
-     ("ch-11", "ch-solo", "pos", 4, "2031-03-06 12:00:00", 0, "")],
+     ("ch-11", "ch-solo", "pos", 4, "2031-03-06 12:00:00", 0, ""),
+     ("ch-14", "ch-solo", "ch-1969", 2, "1969-12-31 23:30:00", 0, "")],  # its hour starts before 1970
 ]
 LINKS = [("ch-anon", "ch-cust", "2031-03-04 09:00:00")]
 # a later insert sent twice under one token (a replayed spool segment): counted once
@@ -113,6 +114,11 @@ def test_contact_hours_equal_the_arrays_through_moves_replay_unlink_forget_and_m
         # the kept counts are read for whole hours only: an until 1 ms before the hour's end is answered by the arrays
         odd = insights.Filters(since=datetime(2031, 3, 1, 10), until=datetime(2031, 3, 1, 10, 59, 59, 999000))
         assert _mix(store.query(insights.CHANNEL_MIX_SQL, odd.params()).rows) == {(1, "ads"): 1}
+        # an hour before 1970 is floored, not truncated towards 1970
+        for since, until, found in ((datetime(1969, 12, 31, 23), datetime(1970, 1, 1), 1),
+                                    (datetime(1970, 1, 1), datetime(1970, 1, 1, 1), 0)):
+            mix = _mix(store.query(insights.CHANNEL_MIX_SQL, insights.Filters(since=since, until=until).params()).rows)
+            assert mix.get((2, "ch-1969"), 0) == found, since
 
         columns = ("message_id", "type", "event", "journey_id", "customer_id", "anonymous_id", "channel",
                    "stage_rank", "timestamp", "original_timestamp", "received_at", "revenue", "campaign")
