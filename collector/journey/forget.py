@@ -37,6 +37,28 @@ _DELETES = (
     ("trigger_attempts", f"customer_id IN {_IDS}"),
     ("segment_changes", f"customer_id IN {_IDS}"),
 )
+# contact_hours counts every contact per hour, stage and channel (migrations/0019): the person's live contacts (the
+# rows of their keys not merged into another) leave it as negative counts, written before their state is deleted.
+# An INSERT ... SELECT is not deduplicated: two people with the same counts each subtract theirs.
+_CONTACT_HOURS = f"""
+INSERT INTO contact_hours (hour, stage_rank, channel, contacts)
+SELECT
+    fromUnixTimestamp64Milli((intDiv(toUnixTimestamp64Milli(t), 3600000) - (toUnixTimestamp64Milli(t) % 3600000 < 0))
+                             * 3600000, 'UTC') AS hour,
+    stage_rank,
+    channel,
+    -toInt64(count()) AS contacts
+FROM
+(
+    SELECT contact_times, contact_channels, contact_stages
+    FROM customer_state
+    WHERE customer_id IN {_IDS} AND hidden = 0
+      AND customer_id NOT IN (SELECT customer_id FROM customer_state WHERE customer_id IN {_IDS} AND hidden = 1)
+)
+ARRAY JOIN contact_times AS t, contact_channels AS channel, contact_stages AS stage_rank
+WHERE stage_rank > 0
+GROUP BY hour, stage_rank, channel
+"""
 _STATE_IDS = "SELECT DISTINCT arrayJoin(ids) FROM customer_state WHERE customer_id = {key:String}"
 # The idempotency keys of the person's touchpoints (message ids, order keys), as event_keys keeps them.
 _EVENT_KEYS = f"SELECT DISTINCT {DEDUP_KEY_SQL} FROM touchpoints WHERE {_TOUCHPOINTS}"
@@ -126,6 +148,8 @@ def forget_person(
     keys = [str(row[0]) for row in store.query(_EVENT_KEYS, {"ids": ids}).rows] if ids else []
     deleted = before_delete(ids) if before_delete is not None else {}
     deleted["event_keys"] = _delete(store, "event_keys", _KEYS, {"$keys$": heredoc_json(keys)}) if keys else 0
+    if ids:
+        store.command(_CONTACT_HOURS, {"ids": ids})
     for table, condition in _DELETES:
         deleted[table] = _delete(store, table, condition, {"ids": ids})
     condition, params = _dead_letters(ids)

@@ -130,13 +130,30 @@ GROUP BY first_channel, contacts
 ORDER BY first_channel, contacts
 """
 
+# the channel mix can be read from the contacts kept per hour (contact_hours, migrations/0019) when every contact in
+# the range belongs to a selected customer (no channel, no campaign) and the range is on whole hours (constant-folded)
+_HOURLY = ("{channel:String} = '' AND {campaign:String} = ''"
+           " AND toUnixTimestamp64Milli({since:DateTime64(3, 'UTC')}) % 3600000 = 0"
+           " AND toUnixTimestamp64Milli({until:DateTime64(3, 'UTC')}) % 3600000 = 0")
+_STAGE_NAME = "['awareness', 'consideration', 'purchase', 'retention', 'advocacy'][stage_rank]"
+
 CHANNEL_MIX_SQL = f"""
-SELECT stage_rank, ['awareness', 'consideration', 'purchase', 'retention', 'advocacy'][stage_rank] AS stage,
-       channel, count() AS touchpoints
-FROM (SELECT contact_times, contact_channels, contact_stages FROM customer_state WHERE {_LIVE_ROWS})
-ARRAY JOIN contact_times AS t, contact_channels AS channel, contact_stages AS stage_rank
-WHERE stage_rank > 0 AND {_IN_RANGE}
-GROUP BY stage_rank, channel
+SELECT stage_rank, stage, channel, touchpoints
+FROM
+(
+    SELECT stage_rank, {_STAGE_NAME} AS stage, toString(channel) AS channel, toUInt64(sum(contacts)) AS touchpoints
+    FROM contact_hours
+    WHERE ({_HOURLY}) AND hour >= {{since:DateTime64(3, 'UTC')}} AND hour < {{until:DateTime64(3, 'UTC')}}
+    GROUP BY stage_rank, channel
+    HAVING sum(contacts) != 0
+    UNION ALL
+    SELECT stage_rank, {_STAGE_NAME} AS stage, channel, count() AS touchpoints
+    FROM (SELECT contact_times, contact_channels, contact_stages FROM customer_state
+          WHERE NOT ({_HOURLY}) AND {_LIVE_ROWS})
+    ARRAY JOIN contact_times AS t, contact_channels AS channel, contact_stages AS stage_rank
+    WHERE stage_rank > 0 AND {_IN_RANGE}
+    GROUP BY stage_rank, channel
+)
 ORDER BY stage_rank, touchpoints DESC
 """
 
@@ -157,24 +174,28 @@ GROUP BY entry
 ORDER BY day, stage_rank
 """
 
-# per customer, the first touch of each campaign in the range (minMap over the customer's rows); a campaign
-# reached the customer when that was before their first purchase (or they never bought)
+# per customer, the campaigns that reached them: touched in the range before their first purchase (any time when they
+# never bought). A customer's (campaign, time) touches in the range are gathered over their rows as one array of
+# pairs (groupArrayArray: cheaper than a minMap state per customer, bench/README.md), then filtered by the first
+# purchase and made distinct: each campaign counts the customer once, and as a buyer when they bought.
 CAMPAIGNS_SQL = f"""
 SELECT campaign,
-       countIf(first_purchase IS NULL OR first_touch < first_purchase) AS customers,
-       countIf(first_touch < first_purchase) AS buyers,
+       count() AS customers,
+       countIf(first_purchase IS NOT NULL) AS buyers,
        if(customers = 0, 0, buyers / customers) AS conversion,
-       sumIf(revenue, first_touch < first_purchase) AS revenue
+       sumIf(revenue, first_purchase IS NOT NULL) AS revenue
 FROM
 (
-    SELECT customer_id, min(reached_3) AS first_purchase, sum(revenue) AS revenue,
-           minMap(arrayFilter((c, t) -> c != '' AND {_IN_RANGE}, contact_campaigns, contact_times),
-                  arrayFilter((t, c) -> c != '' AND {_IN_RANGE}, contact_times, contact_campaigns)) AS touches
+    SELECT min(reached_3) AS first_purchase, sum(revenue) AS revenue,
+           groupArrayArray(arrayFilter(touch -> touch.1 != '' AND touch.2 >= {{since:DateTime64(3, 'UTC')}}
+                                                AND touch.2 < {{until:DateTime64(3, 'UTC')}},
+                                       arrayZip(contact_campaigns, contact_times))) AS touches
     FROM customer_state
     GROUP BY customer_id
     HAVING max(hidden) = 0 AND {_PICKED}
 )
-ARRAY JOIN touches.1 AS campaign, touches.2 AS first_touch
+ARRAY JOIN arrayDistinct(arrayMap(touch -> touch.1, arrayFilter(touch -> ifNull(touch.2 < first_purchase, 1), touches)))
+    AS campaign
 GROUP BY campaign
 HAVING customers > 0
 ORDER BY conversion DESC, customers DESC, campaign

@@ -23,7 +23,7 @@ from tests.helpers import ROOT
 CLUSTER = "reise_cluster"
 SHARD_BY_KEY = {"cityHash64(key)"}  # these tables hold no customer id: keys only
 KEYED_TABLES = ("event_keys", "ended_sessions", "dead_letter_replays", "suppressed_ids", "analytics_settings",
-                "segment_definitions")
+                "segment_definitions", "contact_hours")
 SHARD_BY_CUSTOMER = {
     "cityHash64(journey_id)",
     "cityHash64(customer_id)",
@@ -73,10 +73,14 @@ def test_every_statement_runs_on_the_cluster() -> None:
 
 def test_a_backfill_inserts_once_through_the_distributed_table_reading_every_shard() -> None:
     inserts = [s for s in rendered() if s.startswith("INSERT INTO")]
-    assert [s.split("\n", 1)[0] for s in inserts] == ["INSERT INTO customer_state (customer_id, contact_details)"]
-    sources = re.findall(r"\b(?:FROM|JOIN)\s+(\w+)", inserts[0])
-    assert sources and not [s for s in sources if s.endswith("_local")], sources
+    assert [s.split("\n", 1)[0] for s in inserts] == ["INSERT INTO customer_state (customer_id, contact_details)",
+                                                      "INSERT INTO contact_hours (hour, stage_rank, channel, contacts)"]
+    for insert in inserts:
+        sources = re.findall(r"\b(?:FROM|JOIN)\s+(\w+)", insert)
+        assert sources and not [s for s in sources if s.endswith("_local")], sources
     assert "GLOBAL LEFT JOIN" in inserts[0]
+    # 0019: the live customers' contacts, the merged-away keys found over every shard
+    assert "customer_id GLOBAL NOT IN (SELECT customer_id FROM customer_state WHERE hidden = 1)" in inserts[1]
 
 
 def test_the_analytics_views_read_every_shard() -> None:
@@ -111,7 +115,7 @@ def test_the_journey_views_of_0017_read_every_shard_in_one_level() -> None:
 def test_every_statement_parses_as_clickhouse_sql(store: Store) -> None:
     for statement in rendered():
         formatted = store.query("SELECT formatQuery({q:String})", {"q": statement}).rows[0][0]
-        assert f"ON CLUSTER {CLUSTER}" in formatted or formatted.startswith("INSERT INTO customer_state")
+        assert f"ON CLUSTER {CLUSTER}" in formatted or formatted.startswith("INSERT INTO ")
 
 
 def test_every_table_is_replicated_with_its_dedup_window_kept() -> None:
@@ -159,7 +163,8 @@ def test_local_tables_are_created_before_their_distributed_tables() -> None:
 def test_materialized_views_read_and_write_local_tables() -> None:
     views = creates("MATERIALIZED VIEW")
     # the first two were dropped again by 0008 (identity links are written by the resolver; per-id state is gone)
-    assert set(views) == {"identity_links_mv", "journey_state_mv", "event_keys_mv", "customer_state_mv"}
+    assert set(views) == {"identity_links_mv", "journey_state_mv", "event_keys_mv", "customer_state_mv",
+                          "contact_hours_mv"}
     for statement in views.values():
         target = re.search(r"\bTO (\w+)", statement)
         assert target and target.group(1).endswith("_local")
