@@ -260,6 +260,7 @@ class ManagedCollector:
     data_dir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
     root: Path = ROOT  # the checkout whose collector runs (its own .venv when it has one)
+    entry: tuple[str, ...] = ("-m", "collector")  # what the interpreter runs, before "serve --port N"
     port: int = field(default_factory=_free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -282,7 +283,7 @@ class ManagedCollector:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [str(python) if self.root != ROOT and python.exists() else sys.executable,
-                 "-m", "collector", "serve", "--port", str(self.port)],
+                 *self.entry, "serve", "--port", str(self.port)],
                 cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout
@@ -641,14 +642,16 @@ class _Phase:
     inserts: tuple[int, float] | None = None  # touchpoint inserts and their rows, over the run
 
 
-def _end_to_end(args: argparse.Namespace, bodies: Sequence[bytes], work: Path, env: dict[str, str]) -> _Phase:
-    """Send every body to a collector (ours, or --url) and wait until all rows are visible."""
+def _end_to_end(args: argparse.Namespace, bodies: Sequence[bytes], work: Path, env: dict[str, str],
+                entry: tuple[str, ...] = ("-m", "collector")) -> _Phase:
+    """Send every body to a collector (ours, or --url; ``entry``: what its interpreter runs) and wait until all
+    rows are visible."""
     collector: ManagedCollector | None = None
     try:
         if args.url:
             url, write_key, admin_key = args.url.rstrip("/"), args.write_key, args.admin_key
         else:
-            collector = ManagedCollector(data_dir=work / "collector" / "data", extra_env=env,
+            collector = ManagedCollector(data_dir=work / "collector" / "data", extra_env=env, entry=entry,
                                          root=Path(args.collector_root).resolve() if args.collector_root else ROOT)
             collector.data_dir.parent.mkdir(parents=True)
             collector.start()

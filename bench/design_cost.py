@@ -1,0 +1,73 @@
+"""What issue 11's journey design costs at ingest on this tree: end-to-end events/s, design on and off, back to back.
+
+One command::
+
+    .venv/bin/python bench/design_cost.py [--events 200000] [--rounds 4]
+
+Each round runs this tree's collector twice over fresh chDB directories, in alternating order, with the same
+events as bench/ingest.py: once as it is (the per-customer state, ``customer_state_mv``, and the identity resolver
+in the writer), once with the design before it (bench/old_design_serve.py: per-id ``journey_state_mv`` and
+``identity_links_mv``, no resolver). Everything else (request path, enrichment, spool, writer) is the same code,
+so the ratio prices the design alone, free of the other issues' per-event work that comparing two trees mixes in.
+It prints each run and the ratio design / before over all events, with the per-thread CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+from ingest import _end_to_end, _Phase, generate_bodies
+
+BEFORE = ("bench/old_design_serve.py",)
+DESIGN = ("-m", "collector")
+
+
+def _cpu_line(phase: _Phase, events: int) -> str:
+    """Collector CPU per event, all threads and the largest kinds."""
+    threads = sorted(phase.threads.items(), key=lambda kv: -kv[1])[:4]
+    parts = ", ".join(f"{name} {cpu / events * 1e6:.1f}" for name, cpu in threads)
+    total = f"{phase.collector_cpu / events * 1e6:.1f}" if phase.collector_cpu is not None else "-"
+    return f"CPU {total} us/event ({parts})"
+
+
+def main() -> None:
+    """Run the rounds and print the figures."""
+    parser = argparse.ArgumentParser(prog="bench/design_cost.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000, help="events per run (default 200000)")
+    parser.add_argument("--rounds", type=int, default=4, help="pairs of runs, alternating which goes first")
+    parser.add_argument("--batch", type=int, default=100, help="events per /v1/batch request")
+    parser.add_argument("--connections", type=int, default=8, help="concurrent senders")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait until all rows are visible")
+    parser.add_argument("--seed", type=int, default=7, help="random seed of the generated events")
+    args = parser.parse_args()
+    args.url, args.collector_root = None, None  # what _end_to_end reads besides these
+    bodies = generate_bodies(args.events, args.batch, run_id=f"design-{uuid.uuid4().hex[:12]}", seed=args.seed)
+    work = Path(tempfile.mkdtemp(prefix="reise-design-"))
+    seconds = {"design": 0.0, "before": 0.0}
+    failed = False
+    try:
+        for round_ in range(args.rounds):
+            order = [("design", DESIGN), ("before", BEFORE)]
+            for name, entry in order if round_ % 2 == 0 else order[::-1]:
+                phase = _end_to_end(args, bodies, work / f"{name}-{round_}", {"REISE_SPOOL": "disk"}, entry)
+                failed |= bool(phase.sent.errors) or phase.sent.accepted != args.events
+                seconds[name] += phase.end_to_end_seconds
+                print(f"round {round_ + 1} {name:<6} {args.events / phase.end_to_end_seconds:>9,.0f} events/s  "
+                      f"{_cpu_line(phase, args.events)}", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    total = args.events * args.rounds
+    design, before = total / seconds["design"], total / seconds["before"]
+    print(f"over all runs: design {design:,.0f} events/s, before {before:,.0f} events/s, "
+          f"ratio {design / before:.3f} (issue 11 asks >= 0.9)")
+    if failed:
+        sys.exit("a run lost or refused events")
+
+
+if __name__ == "__main__":
+    main()
