@@ -73,3 +73,12 @@ def test_own_reads_are_read_only_and_within_the_limits(linked: Store) -> None:
     nobody = store.query_own(CUSTOMER_SQL, {"id": "lk-nobody"}, limits=LIMITS)
     whole = store.query("SELECT * FROM customer_journey WHERE customer_id = 'lk-cust'")
     assert nobody.rows == [] and (nobody.columns, nobody.types) == (whole.columns, whole.types)
+
+
+@pytest.mark.parametrize("id_", ["lk-anon", "lk-cust", "lk-nobody"])
+def test_the_lookup_reads_what_customer_journey_of_reads(linked: Store, id_: str) -> None:
+    # CUSTOMER_SQL is customer_journey_of written out: the merged-away id, the key and an unknown id alike
+    written_out = linked.query_own(CUSTOMER_SQL, {"id": id_}, limits=LIMITS)
+    view = linked.query_own("SELECT * FROM customer_journey_of(id = {id:String})", {"id": id_}, limits=LIMITS)
+    assert (written_out.columns, written_out.types, written_out.rows) == (view.columns, view.types, view.rows)
+    assert [row[0] for row in written_out.rows] == ([] if id_ == "lk-nobody" else ["lk-cust"])
