@@ -371,14 +371,15 @@ class Batcher:
         """
         journal = self._journals.of(token)
         refusal = None
-        # a crash mid-isolation resumes without the whole insert; the lines are split only once it is refused
-        # (a segment's body holds tens of thousands of rows, and this runs on the event loop)
-        whole = journal.empty or not journal.is_split(0, len(_lines(body)))
+        # a crash mid-isolation resumes without the whole insert; the lines are split only once it is refused or a
+        # crash left it split (a segment's body holds tens of thousands of rows, and this runs on the event loop)
+        lines = [] if journal.empty else _lines(body)
+        whole = not lines or not journal.is_split(0, len(lines))
         if whole:
             refusal = await self._attempt(table, body, token)
             if refusal is None:
                 return
-        lines = _lines(body)
+        lines = lines or _lines(body)
         if whole and await self._written_anyway(table, body):
             self._metrics.store_error("partly written")
             log.error("the store refused a body after writing it (a view failed after the table was written); "

@@ -12,21 +12,15 @@ from typing import Any
 import pytest
 
 from collector.errors import QueryRefused
-from collector.identity.resolver import Link, resolve_links
 from collector.journey.analyst import CUSTOMER_SQL, look_up_customer
 from collector.store.clickhouse import QueryResult, Store
 from collector.store.readonly import QueryLimits
+from tests.e2e.state_rows import write_state_rows
 
 LIMITS = QueryLimits()
-INSERT = """
-INSERT INTO touchpoints (message_id, type, event, journey_id, customer_id, anonymous_id, channel, stage, stage_rank,
-                         timestamp, original_timestamp, received_at, revenue, campaign)
-VALUES
-    ('lk-1', 'track', 'e', 'lk-anon', '', 'lk-anon', 'web', '', 1, '2025-05-01 10:00:00', '2025-05-01 10:00:00',
-     '2025-05-01 10:00:00', 0, 'spring'),
-    ('lk-2', 'track', 'e', 'lk-cust', 'lk-cust', '', 'pos', '', 3, '2025-05-02 10:00:00', '2025-05-02 10:00:00',
-     '2025-05-02 10:00:00', 30, '')
-"""
+# (message id, journey id, channel, stage rank, time, revenue, campaign): one insert; lk-anon is then linked to lk-cust
+TOUCHPOINTS = [("lk-1", "lk-anon", "web", 1, "2025-05-01 10:00:00", 0, "spring"),
+               ("lk-2", "lk-cust", "pos", 3, "2025-05-02 10:00:00", 30, "")]
 
 
 def _queries_run(store: Store) -> int:
@@ -35,10 +29,7 @@ def _queries_run(store: Store) -> int:
 
 @pytest.fixture(scope="module")
 def linked(store: Store) -> Store:
-    store.command(INSERT)
-    resolve_links(store, [Link(linked_at=datetime(2025, 5, 2, 10).timestamp(), message_id="lk-link",
-                               anonymous_id="lk-anon", customer_id="lk-cust", source="test")],
-                  "lookup-reads-test", max_ids=100)
+    write_state_rows(store, [TOUCHPOINTS], [("lk-anon", "lk-cust", "2025-05-02 10:00:00")], "lookup-reads-test")
     return store
 
 
