@@ -1,6 +1,6 @@
 """The collector of this tree with the journey design before issue 11, for bench/design_cost.py only.
 
-    python bench/old_design_serve.py serve --port N      (the same arguments as ``python -m collector``)
+    python bench/old_design_serve.py [--details] serve --port N   (the arguments of ``python -m collector``)
 
 Everything at ingest is this tree's (request path, enrichment, spool, writer) except what issue 11's design added:
 
@@ -8,7 +8,10 @@ Everything at ingest is this tree's (request path, enrichment, spool, writer) ex
   are created in their place from the migrations that first made them: ``journey_state_mv`` (per-id state,
   0004) and ``identity_links_mv`` (links straight from the touchpoints, 0003);
 - the writer does not resolve identities (no ``identity_keys``/``identity_members`` writes, no moved state, no
-  saved plans) and does not purge merged keys.
+  saved plans) and does not purge merged keys;
+- with ``--details``, ``journey_state`` also keeps analytics' per-contact tuples (``contact_details``, migration
+  0011, issue 14) per id, as analytics on the per-id design would have: the design then carries no other issue's
+  per-event work that its baseline lacks.
 
 The store it leaves is not a valid Reise store: it exists to price the design at ingest, back to back.
 """
@@ -42,9 +45,43 @@ def old_design_statements() -> list[str]:
     return statements
 
 
+# ``--details``: the per-id state also keeps analytics' contact details (migration 0011) as a per-id design
+# would have had to, so that the ratio prices issue 11's design alone and not issue 14's per-contact tuples too
+DETAILS_STATEMENTS = (
+    """ALTER TABLE journey_state ADD COLUMN IF NOT EXISTS contact_details
+        SimpleAggregateFunction(groupArrayArray,
+            Array(Tuple(at DateTime64(3, 'UTC'), channel String, campaign String, stage UInt8,
+                        revenue Decimal(18, 4), order_id String, traffic_class String, page_url String)))""",
+    "DROP VIEW IF EXISTS journey_state_mv",
+    """CREATE MATERIALIZED VIEW journey_state_mv TO journey_state AS
+    SELECT
+        journey_id,
+        min(timestamp) AS first_seen,
+        max(timestamp) AS last_seen,
+        toUInt64(count()) AS contacts,
+        sumMap(map(toString(channel), toUInt64(1))) AS contacts_by_channel,
+        argMaxIfState(stage_rank, (timestamp, stage_rank), stage_rank > 0) AS current_stage,
+        max(stage_rank) AS furthest_stage,
+        minOrNullIfState(timestamp, stage_rank >= 1) AS reached_1,
+        minOrNullIfState(timestamp, stage_rank >= 2) AS reached_2,
+        minOrNullIfState(timestamp, stage_rank >= 3) AS reached_3,
+        minOrNullIfState(timestamp, stage_rank >= 4) AS reached_4,
+        minOrNullIfState(timestamp, stage_rank >= 5) AS reached_5,
+        toUInt64(countIf(stage_rank = 3)) AS purchases,
+        toDecimal128(sum(revenue), 4) AS revenue,
+        groupArrayState(1000)((timestamp, toString(channel), campaign)) AS contact_log,
+        groupArray((t.timestamp, toString(t.channel), t.campaign, t.stage_rank, t.revenue, t.order_id,
+                    toString(t.traffic_class), t.page_url)) AS contact_details
+    FROM touchpoints AS t
+    WHERE type IN ('track', 'page', 'screen')
+    GROUP BY journey_id""",
+)
+WITH_DETAILS = "--details" in sys.argv[1:2]
+
+
 def _migrate_to_old_design(store: Store, *args: Any, **kwargs: Any) -> list[str]:
     applied: list[str] = _apply_migrations(store, *args, **kwargs)
-    for statement in old_design_statements():
+    for statement in old_design_statements() + list(DETAILS_STATEMENTS if WITH_DETAILS else ()):
         store.command(statement)
     return applied
 
@@ -63,4 +100,6 @@ batcher.purge_merged = _no_purge  # type: ignore[attr-defined]
 batcher.Batcher._resolve_until_done = _no_resolution  # type: ignore[method-assign]
 
 if __name__ == "__main__":
+    if WITH_DETAILS:
+        del sys.argv[1]
     main()
