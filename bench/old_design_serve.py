@@ -86,8 +86,9 @@ def _migrate_to_old_design(store: Store, *args: Any, **kwargs: Any) -> list[str]
     return applied
 
 
-async def _no_resolution(self: batcher.Batcher, body: bytes, token: str) -> None:
-    """Before the design, links were only rows (identity_links_mv); nothing was resolved at ingest."""
+async def _no_resolution(self: batcher.Batcher, body: bytes, token: str) -> list[tuple[Any, ...]]:
+    """Before the design, links were only rows (identity_links_mv); nothing was resolved (or refused) at ingest."""
+    return []
 
 
 def _no_purge(store: Store) -> None:

@@ -3,13 +3,14 @@
 Every customer has a *key*, the id its state is stored under in ``customer_state``. An id that was never
 linked is its own key. A link ``anonymous_id -> customer_id`` (identify, alias, an event carrying both ids)
 joins the two ids' customers: the customer of the link's target side keeps its key, the other customer's
-ids are mapped to that key in ``identity_keys`` and its state rows are copied under the key and hidden.
-Touchpoints are resolved through ``identity_keys`` when they are inserted (customer_state_mv), so only the
+ids are mapped to that key in ``identity_keys`` and its state rows, if it has any, are copied under the key and
+hidden. Touchpoints are resolved through ``identity_keys`` when they are inserted (customer_state_mv), so only the
 state recorded before a link has to move, once. Chains of any length fold this way, in any order.
 
-The resolver runs on the writer thread, after the segment's touchpoints were inserted and before the
-segment is deleted. Every write carries a token derived from the segment's, so a replay after a crash
-repeats exactly the writes that had not landed and nothing twice (the map is written last).
+The resolver runs on the writer thread, before the segment's touchpoints are inserted (so those of the ids it
+links go straight to their customer) and before the segment is deleted. Every write carries a token derived from
+the segment's, so a replay after a crash repeats exactly the writes that had not landed and nothing twice (the
+map is written last).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from collector.store.schema import DEAD_LETTER_COLUMNS, LINK_COLUMNS
 
 __all__ = [
     "KEYED_IDS_CTE",
-    "STATE_SQL",
+    "STATE_SELECT",
+    "STATE_TARGET",
     "Link",
     "Resolution",
     "apply_resolution",
@@ -72,29 +74,40 @@ _STATE = [c.strip() for c in STATE_COLUMNS.split(",")]
 _MARKER_DEFAULTS = {"first_seen": "NULL", "last_seen": "NULL", "contacts_by_channel": "map()", "revenue": "0",
                     **{f"reached_{n}": "NULL" for n in range(1, 6)},
                     **{c: "[]" for c in _STATE if c.startswith("contact_")}}
-# A segment's whole write to customer_state in one statement (one part, one round trip): the state of the keys
-# merged away copied under their new keys (``$moves$``: from, to), then the markers (``$rows$``: key, hidden,
-# ids): each surviving key's new ids, and the hidden row of each key moved. Both land or neither (one block), and
-# a key already hidden is not copied again: a replay is exact also where the token's deduplication would not hold
-# (an INSERT ... SELECT whose blocks come out otherwise after the parts it reads were merged meanwhile).
-STATE_SQL = f"""
-INSERT INTO customer_state (customer_id, hidden, {STATE_COLUMNS})
-WITH moves AS (
-    SELECT move.1 AS from_key, move.2 AS to_key
-    FROM format(JSONCompactEachRow, 'moves Array(Tuple(String, String))', $moves$)
-    ARRAY JOIN moves AS move
-)
+# A segment's whole write to customer_state in one statement (one part, one round trip): the state of the moved keys
+# that have any (``$moves$``: from, to) copied under their new keys, the hidden marker of each of those keys, and
+# each surviving key's new ids (``$rows$``: key, ids). The batcher resolves a segment's links before it inserts the
+# segment's touchpoints, so a key whose touchpoints all come in this segment has no rows yet: it is neither copied
+# nor hidden (its touchpoints go straight to the surviving key through identity_keys). The markers come from the
+# same keys as the copy (``moving``: moved keys with rows, none hidden), in the same block: both land or neither,
+# and a key already hidden is not copied again, so a replay is exact also where the token's deduplication would not
+# hold (an INSERT ... SELECT whose blocks come out otherwise after the parts it reads were merged meanwhile).
+STATE_SELECT = f"""
+WITH
+    moves AS (
+        SELECT move.1 AS from_key, move.2 AS to_key
+        FROM format(JSONCompactEachRow, 'moves Array(Tuple(String, String))', $moves$)
+        ARRAY JOIN moves AS move
+    ),
+    moving AS (
+        SELECT customer_id FROM customer_state
+        WHERE customer_id IN (SELECT from_key FROM moves)
+        GROUP BY customer_id
+        HAVING max(hidden) = 0
+    )
 SELECT m.to_key, 0, {", ".join(f"s.{c}" for c in _STATE)}
 FROM customer_state AS s
 INNER JOIN moves AS m ON s.customer_id = m.from_key
-WHERE s.customer_id IN (SELECT from_key FROM moves) AND s.hidden = 0
-  AND s.customer_id NOT IN (
-    SELECT customer_id FROM customer_state WHERE customer_id IN (SELECT from_key FROM moves) AND hidden = 1)
+WHERE s.customer_id IN (SELECT customer_id FROM moving)
 UNION ALL
-SELECT marker.1, marker.2, marker.3, {", ".join(_MARKER_DEFAULTS.get(c, "0") for c in _STATE[1:])}
-FROM format(JSONCompactEachRow, 'rows Array(Tuple(String, UInt8, Array(String)))', $rows$)
+SELECT customer_id, 1, [], {", ".join(_MARKER_DEFAULTS.get(c, "0") for c in _STATE[1:])}
+FROM moving
+UNION ALL
+SELECT marker.1, 0, marker.2, {", ".join(_MARKER_DEFAULTS.get(c, "0") for c in _STATE[1:])}
+FROM format(JSONCompactEachRow, 'rows Array(Tuple(String, Array(String)))', $rows$)
 ARRAY JOIN rows AS marker
 """
+STATE_TARGET = ("customer_id", "hidden", *_STATE)  # the columns STATE_SELECT fills, in its order
 
 
 @dataclass(frozen=True, order=True)
@@ -215,7 +228,7 @@ def apply_resolution(store: Store, result: Resolution, token: str) -> None:
 def resolve_links(store: Store, links: Sequence[Link], token: str, *, max_ids: int) -> Resolution:
     """Fold a segment's links into the store: move state, hide moved keys, record links and the map.
 
-    Blocking; call it on the writer thread after the segment's touchpoints were inserted. Returns the
+    Blocking; call it on the writer thread before the segment's touchpoints are inserted. Returns the
     resolution, whose refused links the caller keeps as dead letters. (The batcher plans once and retries
     ``apply_resolution`` alone.)
     """
@@ -229,20 +242,18 @@ def record_map(store: Store, mapped: dict[str, str], previous: dict[str, str], t
     """Write ids' new keys: the moved state with the keys' id lists and hidden markers, the reverse index, the map
     last.
 
-    ``moves`` maps keys whose state moves to their new keys: the state is copied and the old keys hidden in the
-    same statement that lists the ids of the surviving keys (STATE_SQL), before the members. The map is written
-    last: its presence means the move is done.
+    ``moves`` maps keys whose state moves to their new keys: the state of those that have any is copied and they
+    are hidden in the same statement that lists the ids of the surviving keys (STATE_SELECT), before the members.
+    The map is written last: its presence means the move is done.
     """
     version = version or time.time_ns()
     # every id of a customer is listed in its journey, also ids that sent no touchpoint of their own
     ids: dict[str, list[str]] = {}
     for member, new_key in sorted(mapped.items()):
         ids.setdefault(new_key, []).append(member)
-    state_rows = [(key, 0, key_ids) for key, key_ids in sorted(ids.items())]
     if moves:
-        state_rows += [(key, 1, []) for key in sorted(moves)]
-        store.command(STATE_SQL, {"$moves$": heredoc_json(sorted(moves.items())), "$rows$": heredoc_json(state_rows)},
-                      token=f"{token}:state")
+        params = {"$moves$": heredoc_json(sorted(moves.items())), "$rows$": heredoc_json(sorted(ids.items()))}
+        store.insert_select("customer_state", STATE_TARGET, STATE_SELECT, params, token=f"{token}:state")
     member_rows: list[tuple[str, str, int, int]] = []
     for member, new_key in sorted(mapped.items()):
         old_key = previous.get(member, member)
@@ -254,7 +265,8 @@ def record_map(store: Store, mapped: dict[str, str], previous: dict[str, str], t
     store.insert_rows("identity_members", ("customer_id", "member_id", "version", "active"), member_rows,
                       f"{token}:members")
     if not moves:
-        store.insert_rows("customer_state", ("customer_id", "hidden", "ids"), state_rows, f"{token}:ids")
+        store.insert_rows("customer_state", ("customer_id", "hidden", "ids"),
+                          [(key, 0, key_ids) for key, key_ids in sorted(ids.items())], f"{token}:ids")
     store.insert_rows("identity_keys", ("journey_id", "customer_id", "version"),
                       [(m, k, version) for m, k in sorted(mapped.items())], f"{token}:map")
 

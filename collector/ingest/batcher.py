@@ -270,15 +270,25 @@ class Batcher:
         return await asyncio.get_running_loop().run_in_executor(self._writer, job)
 
     async def _write_segment(self, segment: Segment) -> None:
-        """Insert the segment's touchpoints and dead letters, then fold its identity links in (that order)."""
+        """Fold the segment's identity links in, then insert its touchpoints and dead letters (that order).
+
+        Resolved first, the links map their ids to their customers before the touchpoints arrive, so
+        customer_state_mv puts the touchpoints of ids linked in this segment straight under their customer: only
+        state recorded by earlier segments moves (identity.resolver). A crash anywhere replays the segment: the
+        saved plan's writes and the inserts each land once by their tokens (docs/identity.md, "Replays").
+        """
         loop = asyncio.get_running_loop()
+        links = await loop.run_in_executor(self._writer, self._links_of, segment)
+        refused: list[tuple[Any, ...]] = []
+        if links:
+            refused = await self._resolve_until_done(links, segment.token("identity_links"))
         for table in ("touchpoints", "dead_letters"):
             body = await loop.run_in_executor(self._writer, segment.read, table)
             if body:
                 await self._insert_until_done(table, body, segment.token(table))
-        links = await loop.run_in_executor(self._writer, self._links_of, segment)
-        if links:
-            await self._resolve_until_done(links, segment.token("identity_links"))
+        if refused:  # after the touchpoints, as before: a refused link's letter is seen once its event is stored
+            await self._insert_until_done("dead_letters", header_line("dead_letters") + encode_rows(refused),
+                                          segment.token("identity_links") + "-refused")
         if self.on_stored is not None:
             await self._after_stored(self.on_stored, segment, links)
         if time.monotonic() - self._purged_at >= self._purge_interval:
@@ -321,10 +331,11 @@ class Batcher:
         links = self._links.links_in(list(spooled_touchpoints([segment])))
         return header_line("identity_links") + encode_rows(links) if links else b""
 
-    async def _resolve_until_done(self, body: bytes, token: str) -> None:
+    async def _resolve_until_done(self, body: bytes, token: str) -> list[tuple[Any, ...]]:
         """Resolve a segment's links (identity.resolver), retrying while the store is unavailable or paused.
 
-        Links the guards refuse, or that the store refuses as bad data, become dead letters with the reason.
+        Returns the links the guards refuse, or that the store refuses as bad data, as dead-letter rows with the
+        reason (the caller stores them under ``token + "-refused"``).
         """
         links = decode_links(body)
         try:  # planned once, also across a crash: a replay writes the same rows (resolver.Resolution, identity.plans)
@@ -334,16 +345,13 @@ class Batcher:
         except StoreError as exc:
             self._metrics.store_error("refused")
             log.error("store refused identity links; keeping them as dead letters", token=token, error=str(exc))
-            refused = refused_dead_letters([(link, f"store refused: {exc}") for link in links])
-        else:
-            refused = refused_dead_letters(resolution.refused)
-            if refused:
-                log.warning("identity links refused by the guards", links=len(refused), token=token)
-            for link in links:  # accepted or refused, a pair's answer stays the same until an unlink
-                self._resolved.add(f"{link.anonymous_id}\x1f{link.customer_id}")
+            return refused_dead_letters([(link, f"store refused: {exc}") for link in links])
+        refused = refused_dead_letters(resolution.refused)
         if refused:
-            await self._insert_until_done("dead_letters", header_line("dead_letters") + encode_rows(refused),
-                                          token + "-refused")
+            log.warning("identity links refused by the guards", links=len(refused), token=token)
+        for link in links:  # accepted or refused, a pair's answer stays the same until an unlink
+            self._resolved.add(f"{link.anonymous_id}\x1f{link.customer_id}")
+        return refused
 
     async def _retrying(self, job: Callable[[], T]) -> T:
         """Run a store job on the writer thread, retrying with backoff while the store is unavailable or paused.

@@ -13,6 +13,7 @@ from typing import Any
 
 import clickhouse_connect
 import orjson
+from clickhouse_connect.driver.binding import format_str, quote_identifier
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
@@ -72,6 +73,15 @@ def _query_size(params: Mapping[str, Any]) -> dict[str, Any]:
     """Room in ``max_query_size`` for the heredoc parameters (bytes), which travel inside the query text."""
     size = sum(len(v) for v in params.values() if isinstance(v, bytes))
     return {"max_query_size": size + 262_144} if size else {}
+
+
+def settings_clause(settings: Mapping[str, Any]) -> str:
+    """Settings as the body of a SETTINGS clause: ``name = 'value', ...`` (values as quoted string literals, which
+    ClickHouse converts to each setting's type). Names must be identifiers (ValueError otherwise)."""
+    for name in settings:
+        if not name.isidentifier() or not name.isascii():
+            raise ValueError(f"not a setting name: {name!r}")
+    return ", ".join(f"{name} = {format_str(str(value))}" for name, value in settings.items())
 
 
 def connect(dsn: str) -> Client:
@@ -247,19 +257,26 @@ class Store:
             return set()
         return {str(row[0]) for row in self.query(STORED_KEYS_SQL, {"$keys$": heredoc_json(list(keys))}).rows}
 
-    def command(
-        self, sql: str, parameters: Mapping[str, Any] | None = None, *, token: str | None = None
-    ) -> Any:
-        """Run one statement (DDL, a small query, an INSERT ... SELECT) and return its result.
+    def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        """Run one statement (DDL, a small query, an INSERT ... SELECT) and return its result."""
+        params = dict(parameters or {})
+        with self._errors():
+            return self.client().command(sql, parameters=params, settings=_query_size(params) or None)
 
-        With ``token`` an INSERT ... SELECT is idempotent like ``insert_encoded``: a replay adds nothing.
+    def insert_select(self, table: str, columns: Sequence[str], select: str, parameters: Mapping[str, Any] | None,
+                      *, token: str) -> None:
+        """Run ``INSERT INTO table (columns) SELECT ...`` idempotently like ``insert_encoded``: a replay adds nothing.
+
+        The settings (the token's among them) travel inside the statement, as a SETTINGS clause between the column
+        list and the SELECT: clickhouse-connect's chDB backend would otherwise run a command's own settings as SET
+        statements around it, reading ``system.settings`` first and setting each back after (about 5 ms a call).
         """
         params = dict(parameters or {})
-        settings = _query_size(params)
-        if token:
-            settings.update(INSERT_SETTINGS, insert_deduplication_token=token)
-        with self._errors():
-            return self.client().command(sql, parameters=params, settings=settings or None)
+        settings: dict[str, Any] = {**INSERT_SETTINGS, **_query_size(params), "insert_deduplication_token": token}
+        names = ", ".join(quote_identifier(c) for c in columns)
+        statement = f"INSERT INTO {quote_identifier(table)} ({names})\nSETTINGS {settings_clause(settings)}\n{select}"
+        with self._errors("insert"):
+            self.client().command(statement, parameters=params)
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
         """Run a trusted query (the collector's own SQL) with server-side parameters."""

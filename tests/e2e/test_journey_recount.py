@@ -26,7 +26,7 @@ def loaded(collector: Collector) -> Dataset:
     contacts = sum(1 for e in data.events if e["type"] != "identify")
     contacts_sql = "SELECT sum(contacts) FROM customer_journey WHERE startsWith(customer_id, {p:String})"
     assert collector.wait_for(contacts_sql, contacts, {"p": PREFIX + "-"}) == contacts  # the views' parts too
-    # the identity resolver runs after a segment's touchpoints are in; the map is written last
+    # the identity resolver runs before a segment's touchpoints are inserted; every link is in the map
     linked_sql = "SELECT count() FROM identity_map WHERE startsWith(anonymous_id, {p:String})"
     assert collector.wait_for(linked_sql, len(data.links), {"p": PREFIX + "-"}) == len(data.links)
     return data
