@@ -138,11 +138,14 @@ def probes(customers: int) -> Callable[[], int]:
 
 def callers(store: Store, probe: Callable[[], int]) -> dict[str, tuple[Callable[[], Any], Callable[[], Any]]]:
     """The lookup callers' store side, before and now: GET /v1/customers/{id} and the dashboard's customer page
-    (journey, touchpoints, links), both by the browser id of a two-hop customer (``probe()``: one per run)."""
+    (journey, touchpoints, links), both by the browser id of a two-hop customer (``probe()``: one per run), and
+    the endpoint's 404 for an id nobody has."""
     guarded, own = runners(store)
     return {
         "GET /v1/customers/{id} (store side)": (lambda: guarded(CUSTOMER_SQL, {"id": f"anon{probe()}"}),
                                                 lambda: own(CUSTOMER_SQL, {"id": f"anon{probe()}"})),
+        "GET /v1/customers/{id}, unknown id (404)": (lambda: guarded(CUSTOMER_SQL, {"id": f"nobody{probe()}"}),
+                                                     lambda: own(CUSTOMER_SQL, {"id": f"nobody{probe()}"})),
         "dashboard customer (journey, touchpoints, links)": (
             lambda: look_up_customer(guarded, f"anon{probe()}", with_links=True),
             lambda: look_up_customer(own, f"anon{probe()}", with_links=True)),
