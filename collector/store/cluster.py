@@ -4,7 +4,7 @@ Every MergeTree table ``t`` becomes ``t_local`` (Replicated, one copy per replic
 Distributed table over it sharded by ``cityHash64`` of the customer id, so the collector's inserts and the
 analysts' queries keep using the plain names. Materialized views read and write the local tables (inserts
 trigger them on the shard that stores the rows); plain views read the Distributed tables, with ``GLOBAL``
-joins, so they see every shard. DDL runs ``ON CLUSTER``.
+joins, so they see every shard. SQL functions are created on every node. DDL runs ``ON CLUSTER``.
 
 Sharding: touchpoints and the per-id journey state are sharded by ``journey_id`` (the customer id when
 known, else the anonymous id), identity links by the customer id. A customer's own touchpoints, state and
@@ -29,6 +29,8 @@ _CREATE_MV = re.compile(
     r"^CREATE\s+MATERIALIZED\s+VIEW\s+(IF\s+NOT\s+EXISTS\s+)?(\w+)\s+TO\s+(\w+)\s+(AS\s+.*)$", re.S | re.I
 )
 _CREATE_VIEW = re.compile(r"^CREATE\s+(OR\s+REPLACE\s+)?VIEW\s+(IF\s+NOT\s+EXISTS\s+)?(\w+)\s+(AS\s+.*)$", re.S | re.I)
+_CREATE_FUNCTION = re.compile(r"^CREATE\s+(OR\s+REPLACE\s+)?FUNCTION\s+(IF\s+NOT\s+EXISTS\s+)?(\w+)\s+(AS\s.*)$",
+                              re.S | re.I)
 _ALTER = re.compile(r"^ALTER\s+TABLE\s+(\w+)\s+(.*)$", re.S | re.I)
 _INSERT_SELECT = re.compile(r"^INSERT\s+INTO\s+(\w+)\s*(\([^)]*\))?\s*(SELECT\s.*)$", re.S | re.I)
 _DROP = re.compile(r"^DROP\s+(TABLE|VIEW)\s+(IF\s+EXISTS\s+)?(\w+)\s*$", re.S | re.I)
@@ -106,8 +108,8 @@ class ClusterRenderer:
         """The cluster statements for one single-server statement."""
         statement = statement.strip().rstrip(";").strip()
         for pattern, method in ((_CREATE_TABLE, self._table), (_CREATE_MV, self._materialized_view),
-                                (_CREATE_VIEW, self._view), (_ALTER, self._alter), (_DROP, self._drop),
-                                (_INSERT_SELECT, self._insert_select)):
+                                (_CREATE_VIEW, self._view), (_CREATE_FUNCTION, self._function), (_ALTER, self._alter),
+                                (_DROP, self._drop), (_INSERT_SELECT, self._insert_select)):
             match = pattern.match(statement)
             if match:
                 return method(match)
@@ -165,6 +167,14 @@ class ClusterRenderer:
         select = _IN_SUBQUERY.sub(lambda m: m.group(0) if m.group(1) else f"GLOBAL {m.group(2)}", select)
         head = "CREATE OR REPLACE VIEW" if replace else "CREATE VIEW IF NOT EXISTS" if exists else "CREATE VIEW"
         return [f"{head} {name} {self.on_cluster}\n{select}"]
+
+    def _function(self, match: re.Match[str]) -> list[str]:
+        """A SQL function, on every node (a function is the server's, not a database's); its body reads the
+        Distributed tables by their plain names, so no GLOBAL is needed for its scalar sub-query."""
+        replace, exists, name, body = match.group(1), match.group(2), match.group(3), match.group(4)
+        head = ("CREATE OR REPLACE FUNCTION" if replace else "CREATE FUNCTION IF NOT EXISTS" if exists
+                else "CREATE FUNCTION")
+        return [f"{head} {name} {self.on_cluster} {body}"]
 
     def _insert_select(self, match: re.Match[str]) -> list[str]:
         """A backfill: run once (not ON CLUSTER) into the Distributed table, reading every shard (GLOBAL)."""

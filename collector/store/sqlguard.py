@@ -10,7 +10,9 @@ plain ``SHOW TABLES``, over the tables and views of Reise's own database. Refuse
   input, merge, ... all reach outside the query);
 - scalar and aggregate functions that are not the engine's built-in ones (``system.functions`` with origin
   ``System``, aggregate combinators resolved), or that are in ``DENIED_FUNCTIONS`` or ``DENIED_CATEGORIES``
-  (files, dictionaries, introspection, network-calling AI functions, the server's configuration).
+  (files, dictionaries, introspection, network-calling AI functions, the server's configuration); the one
+  exception is Reise's own SQL functions (``REISE_FUNCTIONS``, created by its migrations), by their exact name;
+- ``CREATE FUNCTION`` and ``DROP FUNCTION`` (as every statement but the three above).
 
 The tree is the engine's: the guard never parses SQL itself. ``EXPLAIN AST`` prints identifiers and aliases as
 they are, so a line break inside a quoted name yields lines that are not nodes; such a tree is refused whole.
@@ -28,6 +30,7 @@ __all__ = [
     "DENIED_CATEGORIES",
     "DENIED_FUNCTIONS",
     "PURE_TABLE_FUNCTIONS",
+    "REISE_FUNCTIONS",
     "AstNode",
     "GuardCatalog",
     "QueryGuard",
@@ -49,6 +52,10 @@ DENIED_FUNCTIONS = frozenset(name.lower() for name in (
 # memory), AI (calls to outside services), machine-learning models (files). Names starting ``__`` (the engine's
 # internal helpers) are refused too; the parser's own ones (``_CAST``, ``caseWithExpression``) are not.
 DENIED_CATEGORIES = frozenset({"Dictionary", "Embedded Dictionary", "Introspection", "AI", "Machine Learning"})
+# Reise's own SQL functions (migrations/0020_customer_key.sql), allowed by their exact name when the engine lists them
+# as SQL user-defined functions (origin SQLUserDefined). Every other user-defined function stays refused: an
+# executable one runs a program, and a SQL one is whatever its creator wrote.
+REISE_FUNCTIONS = frozenset({"reise_customer_key"})
 # Functions the parser writes that system.functions does not list.
 PARSER_FUNCTIONS = frozenset({"lambda"})
 SYSTEM_DATABASES = frozenset({"system", "information_schema"})
@@ -68,7 +75,8 @@ _NODE_KINDS = frozenset({
 })
 _STATEMENTS = {"SelectWithUnionQuery": "SELECT", "DescribeQuery": "DESCRIBE", "ShowTables": "SHOW TABLES"}
 _REFUSED_KINDS = {"Set": "SETTINGS in the query", "SetQuery": "SET", "KillQueryQuery": "KILL",
-                  "SystemQuery": "SYSTEM", "Explain": "EXPLAIN"}
+                  "SystemQuery": "SYSTEM", "Explain": "EXPLAIN", "CreateSQLFunctionQuery": "CREATE FUNCTION",
+                  "CreateFunctionQuery": "CREATE FUNCTION", "DropFunctionQuery": "DROP FUNCTION"}
 
 
 @dataclass
@@ -135,7 +143,7 @@ class GuardCatalog:
     database: str
     databases: frozenset[str]
     tables: frozenset[str]  # the tables and views of Reise's database
-    functions: frozenset[str]  # built-in functions, lower case, the denied ones removed
+    functions: frozenset[str]  # built-in functions and Reise's own, lower case, the denied ones removed
     denied: frozenset[str]  # built-in functions refused, lower case, with their aliases
     aggregates: frozenset[str]  # aggregate functions allowed, lower case
     combinators: tuple[str, ...]  # aggregate combinator suffixes, lower case, longest first
@@ -146,9 +154,11 @@ class GuardCatalog:
         """Read the catalogue with ``rows(sql)``, a runner of trusted SQL."""
         database = str(rows("SELECT currentDatabase()")[0][0])
         functions = rows("SELECT name, alias_to, origin, categories, is_aggregate FROM system.functions")
+        own = {str(n) for n, _a, origin, _c, _g in functions
+               if origin == "SQLUserDefined" and str(n) in REISE_FUNCTIONS}
         denied = {str(n).lower() for n, _a, origin, cat, _g in functions
-                  if origin != "System" or str(n).lower() in DENIED_FUNCTIONS or str(n).startswith("__")
-                  or set(str(cat).split(", ")) & DENIED_CATEGORIES}
+                  if (origin != "System" and str(n) not in own) or str(n).lower() in DENIED_FUNCTIONS
+                  or str(n).startswith("__") or set(str(cat).split(", ")) & DENIED_CATEGORIES}
         denied |= {str(n).lower() for n, alias, *_ in functions if str(alias).lower() in denied}
         known = {str(n).lower() for n, *_ in functions} | PARSER_FUNCTIONS
         return cls(
