@@ -11,6 +11,12 @@ load time and the disk size.
     .venv/bin/python bench/journey_scale.py                      # 100k and 1M customers
     .venv/bin/python bench/journey_scale.py --customers 10000000 # and 10M
     .venv/bin/python bench/journey_scale.py --compare main       # old and new views on one 1M store
+    .venv/bin/python bench/journey_scale.py --late-links         # every link after its events: all state moves
+
+Every customer's touchpoints and links come in one load chunk, so, resolved first, no linked id gets state of its
+own: the best case, as when a visitor signs in within the segment of their anonymous visits (or an import of a
+shop's history). ``--late-links`` is the worst case: every link arrives after the events it joins, so the state of
+every anonymous id and loyalty card is recorded, moved, hidden and purged.
 
 ``--compare REV`` loads N customers once, then runs every question with the views and the dashboard's queries of
 git revision REV (the views as migrations up to REV define them, created beside the current ones as ``prev_*``;
@@ -98,13 +104,20 @@ def links_of(first: int, count: int) -> list[Link]:
     return links
 
 
-def load(store: Store, first: int, count: int) -> None:
+def load(store: Store, first: int, count: int, *, late_links: bool = False) -> None:
     """Customers first..first+count-1 in the collector's order: each chunk's links through the resolver, then its
-    touchpoints (views fire, mapping the linked ids straight to their customers)."""
+    touchpoints (views fire, mapping the linked ids straight to their customers).
+
+    ``late_links``: each chunk's links come after its touchpoints, as when they arrive in a later segment than the
+    events they join: the state of every linked id is recorded under it first, then moved and hidden (then purged).
+    """
     for start in range(first, first + count, CHUNK):
         n = min(CHUNK, first + count - start)
-        resolve_links(store, links_of(start, n), f"bench-{start}", max_ids=100)
+        if not late_links:
+            resolve_links(store, links_of(start, n), f"bench-{start}", max_ids=100)
         store.command(TOUCHPOINTS_SQL, {"first": start, "rows": n * 8, "start": START_MS})
+        if late_links:
+            resolve_links(store, links_of(start, n), f"bench-{start}", max_ids=100)
 
 
 def timed(run: Callable[[], Any], repeat: int) -> float:
@@ -316,6 +329,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7, help="runs per query; the median is printed")
     parser.add_argument("--settle", type=float, default=20.0,
                         help="seconds to let background merges run after each load, as between bursts in production")
+    parser.add_argument("--late-links", action="store_true",
+                        help="each chunk's links after its touchpoints (as in a later segment): every linked id's "
+                             "state moves, the store holds hidden rows until purged and merged")
     parser.add_argument("--keep", action="store_true", help="keep the chDB directory")
     parser.add_argument("--compare", metavar="REV",
                         help="load N customers once and compare REV's views and overview queries with these")
@@ -329,7 +345,7 @@ def main() -> None:
         if args.compare:
             if not args.store:
                 started = time.perf_counter()
-                load(store, 0, args.customers)
+                load(store, 0, args.customers, late_links=args.late_links)
                 purge_merged(store)
                 time.sleep(args.settle)
                 print(f"loaded {args.customers:,} customers in {time.perf_counter() - started:.1f} s", flush=True)
@@ -339,7 +355,7 @@ def main() -> None:
         loaded, load_seconds = 0, {}
         for size in (args.small, args.customers):
             started = time.perf_counter()
-            load(store, loaded, size - loaded)
+            load(store, loaded, size - loaded, late_links=args.late_links)
             load_seconds[size] = time.perf_counter() - started
             loaded = size
             purge_merged(store)  # as the collector does every REISE_PURGE_INTERVAL

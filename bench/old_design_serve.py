@@ -47,41 +47,32 @@ def old_design_statements() -> list[str]:
 
 # ``--details``: the per-id state also keeps analytics' contact details (migration 0011) as a per-id design
 # would have had to, so that the ratio prices issue 11's design alone and not issue 14's per-contact tuples too
-DETAILS_STATEMENTS = (
-    """ALTER TABLE journey_state ADD COLUMN IF NOT EXISTS contact_details
-        SimpleAggregateFunction(groupArrayArray,
-            Array(Tuple(at DateTime64(3, 'UTC'), channel String, campaign String, stage UInt8,
-                        revenue Decimal(18, 4), order_id String, traffic_class String, page_url String)))""",
-    "DROP VIEW IF EXISTS journey_state_mv",
-    """CREATE MATERIALIZED VIEW journey_state_mv TO journey_state AS
-    SELECT
-        journey_id,
-        min(timestamp) AS first_seen,
-        max(timestamp) AS last_seen,
-        toUInt64(count()) AS contacts,
-        sumMap(map(toString(channel), toUInt64(1))) AS contacts_by_channel,
-        argMaxIfState(stage_rank, (timestamp, stage_rank), stage_rank > 0) AS current_stage,
-        max(stage_rank) AS furthest_stage,
-        minOrNullIfState(timestamp, stage_rank >= 1) AS reached_1,
-        minOrNullIfState(timestamp, stage_rank >= 2) AS reached_2,
-        minOrNullIfState(timestamp, stage_rank >= 3) AS reached_3,
-        minOrNullIfState(timestamp, stage_rank >= 4) AS reached_4,
-        minOrNullIfState(timestamp, stage_rank >= 5) AS reached_5,
-        toUInt64(countIf(stage_rank = 3)) AS purchases,
-        toDecimal128(sum(revenue), 4) AS revenue,
-        groupArrayState(1000)((timestamp, toString(channel), campaign)) AS contact_log,
-        groupArray((t.timestamp, toString(t.channel), t.campaign, t.stage_rank, t.revenue, t.order_id,
-                    toString(t.traffic_class), t.page_url)) AS contact_details
-    FROM touchpoints AS t
-    WHERE type IN ('track', 'page', 'screen')
-    GROUP BY journey_id""",
-)
+DETAILS_COLUMN = """ALTER TABLE journey_state ADD COLUMN IF NOT EXISTS contact_details
+    SimpleAggregateFunction(groupArrayArray,
+        Array(Tuple(at DateTime64(3, 'UTC'), channel String, campaign String, stage UInt8,
+                    revenue Decimal(18, 4), order_id String, traffic_class String, page_url String)))"""
+# 0004's view ends with its contact log; the details follow it (t.revenue: the view names its sum ``revenue``)
+LOG_END = " AS contact_log\nFROM touchpoints\n"
+DETAILS_END = (" AS contact_log,\n    groupArray((t.timestamp, toString(t.channel), t.campaign, t.stage_rank,"
+               " t.revenue, t.order_id, toString(t.traffic_class), t.page_url)) AS contact_details\n"
+               "FROM touchpoints AS t\n")
+
+
+def details_statements() -> list[str]:
+    """Add ``contact_details`` to journey_state and make 0004's view fill it too."""
+    statements = next(m.statements for m in load_migrations() if m.version == 4)
+    view = next(s for s in statements if s.startswith("CREATE MATERIALIZED VIEW"))
+    if LOG_END not in view:
+        raise SystemExit("migration 0004's view changed: update LOG_END")
+    return [DETAILS_COLUMN, "DROP VIEW IF EXISTS journey_state_mv", view.replace(LOG_END, DETAILS_END)]
+
+
 WITH_DETAILS = "--details" in sys.argv[1:2]
 
 
 def _migrate_to_old_design(store: Store, *args: Any, **kwargs: Any) -> list[str]:
     applied: list[str] = _apply_migrations(store, *args, **kwargs)
-    for statement in old_design_statements() + list(DETAILS_STATEMENTS if WITH_DETAILS else ()):
+    for statement in old_design_statements() + (details_statements() if WITH_DETAILS else []):
         store.command(statement)
     return applied
 

@@ -74,6 +74,7 @@ _STATE = [c.strip() for c in STATE_COLUMNS.split(",")]
 _MARKER_DEFAULTS = {"first_seen": "NULL", "last_seen": "NULL", "contacts_by_channel": "map()", "revenue": "0",
                     **{f"reached_{n}": "NULL" for n in range(1, 6)},
                     **{c: "[]" for c in _STATE if c.startswith("contact_")}}
+_MARKER_STATE = ", ".join(_MARKER_DEFAULTS.get(c, "0") for c in _STATE[1:])  # a marker's columns after ids
 # A segment's whole write to customer_state in one statement (one part, one round trip): the state of the moved keys
 # that have any (``$moves$``: from, to) copied under their new keys, the hidden marker of each of those keys, and
 # each surviving key's new ids (``$rows$``: key, ids). The batcher resolves a segment's links before it inserts the
@@ -100,10 +101,10 @@ FROM customer_state AS s
 INNER JOIN moves AS m ON s.customer_id = m.from_key
 WHERE s.customer_id IN (SELECT customer_id FROM moving)
 UNION ALL
-SELECT customer_id, 1, [], {", ".join(_MARKER_DEFAULTS.get(c, "0") for c in _STATE[1:])}
+SELECT customer_id, 1, [], {_MARKER_STATE}
 FROM moving
 UNION ALL
-SELECT marker.1, 0, marker.2, {", ".join(_MARKER_DEFAULTS.get(c, "0") for c in _STATE[1:])}
+SELECT marker.1, 0, marker.2, {_MARKER_STATE}
 FROM format(JSONCompactEachRow, 'rows Array(Tuple(String, Array(String)))', $rows$)
 ARRAY JOIN rows AS marker
 """

@@ -280,15 +280,16 @@ class Batcher:
         loop = asyncio.get_running_loop()
         links = await loop.run_in_executor(self._writer, self._links_of, segment)
         refused: list[tuple[Any, ...]] = []
+        links_token = segment.token("identity_links")
         if links:
-            refused = await self._resolve_until_done(links, segment.token("identity_links"))
+            refused = await self._resolve_until_done(links, links_token)
         for table in ("touchpoints", "dead_letters"):
             body = await loop.run_in_executor(self._writer, segment.read, table)
             if body:
                 await self._insert_until_done(table, body, segment.token(table))
         if refused:  # after the touchpoints, as before: a refused link's letter is seen once its event is stored
             await self._insert_until_done("dead_letters", header_line("dead_letters") + encode_rows(refused),
-                                          segment.token("identity_links") + "-refused")
+                                          links_token + "-refused")
         if self.on_stored is not None:
             await self._after_stored(self.on_stored, segment, links)
         if time.monotonic() - self._purged_at >= self._purge_interval:

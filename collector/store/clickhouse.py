@@ -40,6 +40,9 @@ INSERT_SETTINGS = {
 # Embedded (chDB) inserts share the collector's cores with its event loop: parsed and run on the writer thread
 # alone they cost least CPU (about 2.5 us a touchpoint less than with parallel parsing and a thread pool)
 EMBEDDED_INSERT_SETTINGS = {"input_format_parallel_parsing": 0, "max_threads": 1}
+# An INSERT ... SELECT squashes its result up to these sizes before writing a part: far above any one statement of
+# the resolver, so its copy and its markers are always one part (Store.insert_select)
+ONE_BLOCK_SETTINGS = {"min_insert_block_size_rows": 1 << 40, "min_insert_block_size_bytes": 1 << 40}
 GUARD_CATALOG_SECONDS = 60.0  # how long the query guard's catalogue is trusted before it is read again
 # Embedded (chDB) sessions analyse an ordinary view as the sub-query it is (analyzer_inline_views), so a condition
 # on the view's columns is planned once with the view's body instead of across a separately planned view: a lookup
@@ -81,7 +84,8 @@ def settings_clause(settings: Mapping[str, Any]) -> str:
     for name in settings:
         if not name.isidentifier() or not name.isascii():
             raise ValueError(f"not a setting name: {name!r}")
-    return ", ".join(f"{name} = {format_str(str(value))}" for name, value in settings.items())
+    return ", ".join(f"{name} = {format_str(str(int(value) if isinstance(value, bool) else value))}"
+                     for name, value in settings.items())
 
 
 def connect(dsn: str) -> Client:
@@ -267,16 +271,22 @@ class Store:
                       *, token: str) -> None:
         """Run ``INSERT INTO table (columns) SELECT ...`` idempotently like ``insert_encoded``: a replay adds nothing.
 
-        The settings (the token's among them) travel inside the statement, as a SETTINGS clause between the column
-        list and the SELECT: clickhouse-connect's chDB backend would otherwise run a command's own settings as SET
-        statements around it, reading ``system.settings`` first and setting each back after (about 5 ms a call).
+        The result is squashed into one block (one part): what one statement writes lands whole or not at all.
+        The insert's settings (the token's among them) travel inside the statement, as a SETTINGS clause between the
+        column list and the SELECT: clickhouse-connect's chDB backend would otherwise run a command's own settings as
+        SET statements around it, reading ``system.settings`` first and setting each back after (about 5 ms a call).
+        The query size is a parser setting, applied before a statement's own SETTINGS are read: it goes with the
+        request (a server's URL parameters; chDB reads the query's settings before parsing it).
         """
         params = dict(parameters or {})
-        settings: dict[str, Any] = {**INSERT_SETTINGS, **_query_size(params), "insert_deduplication_token": token}
+        settings: dict[str, Any] = {**INSERT_SETTINGS, **ONE_BLOCK_SETTINGS, "insert_deduplication_token": token}
+        size = _query_size(params)
+        if self.embedded:
+            settings.update(size)
         names = ", ".join(quote_identifier(c) for c in columns)
         statement = f"INSERT INTO {quote_identifier(table)} ({names})\nSETTINGS {settings_clause(settings)}\n{select}"
         with self._errors("insert"):
-            self.client().command(statement, parameters=params)
+            self.client().command(statement, parameters=params, settings=None if self.embedded else size or None)
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
         """Run a trusted query (the collector's own SQL) with server-side parameters."""

@@ -45,7 +45,7 @@ def demo_collector(tmp_path_factory: pytest.TempPathFactory, demo_plan: list[Jou
         expected = sum(len(j.events) for j in demo_plan)
         stored = instance.wait_for("SELECT count() FROM touchpoints WHERE startsWith(message_id, 'demo-')", expected)
         assert stored == expected, f"{stored} of {expected} demo events stored"
-        instance.wait_settled()  # identity links are resolved after their segment's touchpoints
+        instance.wait_settled()  # every segment written: its identity links, then its touchpoints
         assert f"sent {expected} events" in done.stdout and f"{expected} of them stored" in done.stdout
         yield instance
     finally:
