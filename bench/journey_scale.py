@@ -346,7 +346,7 @@ def main() -> None:
             if not args.store:
                 started = time.perf_counter()
                 load(store, 0, args.customers, late_links=args.late_links)
-                purge_merged(store)
+                purge_merged(store, wait=True)  # as the collector's purges leave it
                 time.sleep(args.settle)
                 print(f"loaded {args.customers:,} customers in {time.perf_counter() - started:.1f} s", flush=True)
             compare(store, args.customers, args.compare, args.repeat)
@@ -358,7 +358,7 @@ def main() -> None:
             load(store, loaded, size - loaded, late_links=args.late_links)
             load_seconds[size] = time.perf_counter() - started
             loaded = size
-            purge_merged(store)  # as the collector does every REISE_PURGE_INTERVAL
+            purge_merged(store, wait=True)  # as the collector's purges (every REISE_PURGE_INTERVAL) leave it
             time.sleep(args.settle)
             figures[size] = {name: timed(run, args.repeat) for name, run in queries(store, size).items()}
             print(f"loaded {size:,} customers ({size * 8:,} touchpoints) in {load_seconds[size]:.1f} s; "

@@ -82,8 +82,9 @@ async def _no_resolution(self: batcher.Batcher, body: bytes, token: str) -> list
     return []
 
 
-def _no_purge(store: Store) -> None:
+def _no_purge(store: Store, *, wait: bool = False) -> bool:
     """Before the design there were no merged keys to purge."""
+    return False
 
 
 _apply_migrations = apply_migrations

@@ -282,18 +282,40 @@ def decode_links(body: bytes) -> list[Link]:
 PURGE_SQL = """
 DELETE FROM customer_state
 WHERE customer_id IN (SELECT customer_id FROM customer_state WHERE hidden = 1)
-SETTINGS lightweight_deletes_sync = 0
+SETTINGS lightweight_deletes_sync = {sync}
 """
+# Rows a lightweight DELETE removed stay in their part, masked, until a merge rewrites it, and big parts rarely
+# merge: reads of the whole table still go through them. Once they are this share of its rows, the purge has the
+# engine rewrite the parts that hold any (each deleted row then costs at most 1 / MASK_SHARE rows rewritten).
+MASK_SHARE = 0.2
+MASKED_ROWS_SQL = """
+SELECT countIf(NOT _row_exists), count() FROM customer_state SETTINGS apply_deleted_mask = 0
+"""
+MASK_PENDING_SQL = """
+SELECT count() FROM system.mutations
+WHERE database = currentDatabase() AND table = 'customer_state' AND NOT is_done
+  AND position(command, 'APPLY DELETED MASK') > 0
+"""
+APPLY_MASK_SQL = "ALTER TABLE customer_state APPLY DELETED MASK SETTINGS mutations_sync = {sync}"
 
 
-def purge_merged(store: Store) -> None:
-    """Delete the rows of keys merged into another customer (their state was copied before they were hidden).
+def purge_merged(store: Store, *, wait: bool = False) -> bool:
+    """Delete the rows of keys merged into another customer (their state was copied before they were hidden);
+    once deleted rows are ``MASK_SHARE`` of ``customer_state``, remove them from its parts. True if it did.
 
     Only the views' ``max(hidden) = 0`` needs them until then; purging halves what bulk questions read once
     many anonymous ids were identified. Blocking, on the writer thread: it must not run between a move's copy
-    and its hidden row, and it does not, since both are written by ``resolve_links`` on that thread.
+    and its hidden row, and it does not, since both are written by ``resolve_links`` on that thread. Both
+    mutations run in the engine's background pool unless ``wait``: the rows a purge deletes are counted by a
+    later purge (the collector's next one), and no mask is applied while one is still being applied.
     """
-    store.command(PURGE_SQL)
+    sync = 2 if wait else 0
+    store.command(PURGE_SQL.format(sync=sync))
+    (deleted, total), = store.query(MASKED_ROWS_SQL).rows
+    if not total or deleted < MASK_SHARE * total or store.query(MASK_PENDING_SQL).rows[0][0]:
+        return False
+    store.command(APPLY_MASK_SQL.format(sync=sync))
+    return True
 
 
 def refused_dead_letters(refused: Sequence[tuple[Link, str]]) -> list[tuple[Any, ...]]:

@@ -295,7 +295,8 @@ class Batcher:
         if time.monotonic() - self._purged_at >= self._purge_interval:
             self._purged_at = time.monotonic()
             try:
-                await loop.run_in_executor(self._writer, purge_merged, self._store)
+                if await loop.run_in_executor(self._writer, purge_merged, self._store):
+                    log.info("purge: removing the deleted rows of merged customer keys from their parts")
             except StoreError as exc:  # the views hide merged keys anyway: try again next time
                 log.warning("purging merged customer keys failed", error=str(exc))
 
