@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, Collector
 
 # Customers 0..known-1 come with their user id only; customers known..known+late-1 come as an anonymous id first,
 # linked to their user id in a later segment (their state is recorded under it, then moved and hidden).
@@ -101,3 +102,51 @@ def test_a_small_share_of_deleted_rows_stays_masked(tmp_path: Path) -> None:
     assert after["journeys"] == before["journeys"]
     assert after["live"] == 1050
     assert after["physical"] == before["physical"] > 1050  # masked until they are worth a rewrite
+
+
+COUNT_UNTIL_GONE = r"""
+import json, sys, time
+from collector.store.clickhouse import Store
+store = Store(dsn=sys.argv[1])
+for _ in range(300):  # the mask's mutation resumes in the background once the store is open again
+    physical = store.query("SELECT count() FROM customer_state SETTINGS apply_deleted_mask = 0").rows[0][0]
+    live = store.query("SELECT count() FROM customer_state").rows[0][0]
+    if physical == live:
+        break
+    time.sleep(0.1)
+keys = store.query("SELECT uniqExact(customer_id) FROM customer_state").rows[0][0]
+print(json.dumps([physical, live, keys]))
+store.close()
+"""
+
+
+def test_the_collectors_purge_removes_the_rows_of_links_that_came_late(tmp_path: Path) -> None:
+    with Collector(data_dir=tmp_path / "data", extra_env={"REISE_PURGE_INTERVAL": "0.5"}) as collector:
+        visits = [{"type": "track", "event": "Product Viewed", "channel": "web", "anonymousId": f"late-a{c}",
+                   "messageId": f"late-v{c}-{k}", "timestamp": f"2026-03-01T00:{k:02d}:{c % 60:02d}.000Z"}
+                  for c in range(100) for k in range(3)]
+        assert collector.post("/v1/batch", {"batch": visits}).status == 200
+        collector.wait_settled()
+        identifies = [{"type": "identify", "userId": f"late-u{c}", "anonymousId": f"late-a{c}",
+                       "messageId": f"late-i{c}", "timestamp": f"2026-03-01T01:00:{c % 60:02d}.000Z"}
+                      for c in range(100)]  # in a later segment: the anonymous ids' state moves
+        assert collector.post("/v1/batch", {"batch": identifies}).status == 200
+        collector.wait_settled()
+        deadline, n = time.monotonic() + 30, 0
+        while "removing the deleted rows" not in collector.log_tail(200) and time.monotonic() < deadline:
+            n += 1  # purges run after the segments the writer stores: the next one counts what this one deleted
+            assert collector.post("/v1/batch", {"batch": [{
+                "type": "track", "event": "Product Viewed", "channel": "web", "userId": "late-u0",
+                "messageId": f"late-more{n}", "timestamp": "2026-03-01T02:00:00.000Z"}]}).status == 200
+            time.sleep(0.6)
+        assert "removing the deleted rows" in collector.log_tail(200)
+        assert collector.scalar("SELECT count() FROM customer_journey WHERE startsWith(customer_id, 'late-')") == 100
+        collector.wait_settled()
+        assert collector.scalar("SELECT sum(contacts) FROM customer_journey"
+                                " WHERE startsWith(customer_id, 'late-')") == 300 + n
+    done = subprocess.run([sys.executable, "-c", COUNT_UNTIL_GONE, collector.dsn], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    physical, live, keys = json.loads(done.stdout.splitlines()[-1])
+    assert keys == 100  # the customers' keys only: the anonymous ids' rows were deleted
+    assert physical == live  # and are gone from the parts, not only masked
