@@ -42,14 +42,14 @@ LIMIT 1000
 # The links from or to any of the ids: the links from them by identity_links' key, those to them (from another id)
 # by its bloom filter on customer_id (migration 0020); an OR of the two would read the whole table
 LINKS_SQL = """
-SELECT anonymous_id, customer_id, linked_at, source
+SELECT anonymous_id, customer_id, linked_at, toString(source) AS source
 FROM
 (
-    SELECT anonymous_id, customer_id, linked_at, toString(source) AS source
+    SELECT anonymous_id, customer_id, linked_at, source
     FROM identity_links
     WHERE anonymous_id IN {ids:Array(String)}
     UNION ALL
-    SELECT anonymous_id, customer_id, linked_at, toString(source) AS source
+    SELECT anonymous_id, customer_id, linked_at, source
     FROM identity_links
     WHERE customer_id IN {ids:Array(String)} AND anonymous_id NOT IN {ids:Array(String)}
 )
