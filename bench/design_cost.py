@@ -2,16 +2,19 @@
 
 One command::
 
-    .venv/bin/python bench/design_cost.py [--events 200000] [--rounds 4]
+    .venv/bin/python bench/design_cost.py [--events 200000] [--rounds 6] [--warmup 1]
 
-Each round runs this tree's collector three times over fresh chDB directories, in rotating order, with the same
-events as bench/ingest.py: once as it is (the per-customer state, ``customer_state_mv``, and the identity resolver
-in the writer), once with the design before it (bench/old_design_serve.py: per-id ``journey_state_mv`` and
-``identity_links_mv``, no resolver), and once with that design keeping analytics' per-contact details per id
-(``--details``: issue 14 stores them in the per-customer state; on the per-id design it would have stored them per
-id). Everything else (request path, enrichment, spool, writer) is the same code, so the ratios price the design
-alone, free of the other issues' per-event work that comparing two trees mixes in. It prints each run and both
-ratios over all events, with the per-thread CPU.
+Each round runs this tree's collector three times over fresh chDB directories, in rotating order (each arm first,
+second and last equally often: the rounds are a multiple of three), with the same events as bench/ingest.py: once as
+it is (the per-customer state, ``customer_state_mv``, and the identity resolver in the writer), once with the design
+before it (bench/old_design_serve.py: per-id ``journey_state_mv`` and ``identity_links_mv``, no resolver), and once
+with that design keeping analytics' per-contact details per id (``--details``: issue 14 stores them in the
+per-customer state; on the per-id design it would have stored them per id). Everything else (request path,
+enrichment, spool, writer) is the same code, so the ratios price the design alone, free of the other issues'
+per-event work that comparing two trees mixes in. It prints each run and both ratios over all events, with the
+per-thread CPU. An uncounted warm-up round goes first: the first collector of a run starts with the engine's library
+and the interpreter's modules out of the page cache (on 2026-11-30 it was the slowest run of all, 14.6k events/s
+against 17.4-20.9k for the same arm later, and with four rounds the design arm went first twice).
 """
 
 from __future__ import annotations
@@ -43,25 +46,31 @@ def main() -> None:
     """Run the rounds and print the figures."""
     parser = argparse.ArgumentParser(prog="bench/design_cost.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=200_000, help="events per run (default 200000)")
-    parser.add_argument("--rounds", type=int, default=4, help="pairs of runs, alternating which goes first")
+    parser.add_argument("--rounds", type=int, default=6,
+                        help="rounds of one run per arm, rotating the order (a multiple of 3: each arm as often first)")
+    parser.add_argument("--warmup", type=int, default=1, help="uncounted rounds before the counted ones (default 1)")
     parser.add_argument("--batch", type=int, default=100, help="events per /v1/batch request")
     parser.add_argument("--connections", type=int, default=8, help="concurrent senders")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait until all rows are visible")
     parser.add_argument("--seed", type=int, default=7, help="random seed of the generated events")
     args = parser.parse_args()
+    if args.rounds % len(ARMS):
+        parser.error(f"--rounds must be a multiple of {len(ARMS)}, so that each arm goes first as often")
     args.url, args.collector_root = None, None  # what _end_to_end reads besides these
     bodies = generate_bodies(args.events, args.batch, run_id=f"design-{uuid.uuid4().hex[:12]}", seed=args.seed)
     work = Path(tempfile.mkdtemp(prefix="reise-design-"))
     seconds = dict.fromkeys((name for name, _ in ARMS), 0.0)
     failed = False
     try:
-        for round_ in range(args.rounds):
+        for round_ in range(-args.warmup, args.rounds):
             shift = round_ % len(ARMS)  # each arm goes first, second and last in turn
             for name, entry in ARMS[shift:] + ARMS[:shift]:
                 phase = _end_to_end(args, bodies, work / f"{name}-{round_}", {"REISE_SPOOL": "disk"}, entry)
                 failed |= bool(phase.sent.errors) or phase.sent.accepted != args.events
-                seconds[name] += phase.end_to_end_seconds
-                print(f"round {round_ + 1} {name:<7} {args.events / phase.end_to_end_seconds:>9,.0f} events/s  "
+                label = f"round {round_ + 1}" if round_ >= 0 else "warm-up"
+                if round_ >= 0:
+                    seconds[name] += phase.end_to_end_seconds
+                print(f"{label:<8} {name:<7} {args.events / phase.end_to_end_seconds:>9,.0f} events/s  "
                       f"{_cpu_line(phase, args.events)}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
