@@ -110,6 +110,9 @@ def test_the_journey_views_of_0017_read_every_shard_in_one_level() -> None:
     # every row of a customer is on the shard of its key: FINAL on the Distributed table merges it there
     assert "FROM customer_state FINAL" in funnel and "customer_state_local" not in funnel
     assert re.search(r"cityHash64\(customer_id\)", creates("TABLE")["customer_state"])
+    # a table's settings (0021) change where its parts are: on each shard's replicated table
+    assert ("ALTER TABLE customer_state_local ON CLUSTER reise_cluster MODIFY SETTING min_compress_block_size = 4096, "
+            "max_compress_block_size = 16384") in rendered()
 
 
 def test_every_statement_parses_as_clickhouse_sql(store: Store) -> None:
