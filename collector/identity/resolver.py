@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -79,30 +79,35 @@ _MARKER_STATE = ", ".join(_MARKER_DEFAULTS.get(c, "0") for c in _STATE[1:])  # a
 # that have any (``$moves$``: from, to) copied under their new keys, the hidden marker of each of those keys, and
 # each surviving key's new ids (``$rows$``: key, ids). The batcher resolves a segment's links before it inserts the
 # segment's touchpoints, so a key whose touchpoints all come in this segment has no rows yet: it is neither copied
-# nor hidden (its touchpoints go straight to the surviving key through identity_keys). The markers come from the
-# same keys as the copy (``moving``: moved keys with rows, none hidden), in the same block: both land or neither,
-# and a key already hidden is not copied again, so a replay is exact also where the token's deduplication would not
-# hold (an INSERT ... SELECT whose blocks come out otherwise after the parts it reads were merged meanwhile).
+# nor hidden (its touchpoints go straight to the surviving key through identity_keys). The moved keys' rows are read
+# once (``moved``), each with its key's max(hidden) over all of the key's rows and its place among them: a key
+# already hidden is left out (not copied again), every other row is copied under the new key (``transform`` over the
+# moves, read once as one scalar) and the first row of each key also gives the key's marker (ARRAY JOIN). The copy
+# and its markers come from the same rows, in the same block: both land or neither, so a replay is exact also where
+# the token's deduplication would not hold (an INSERT ... SELECT whose blocks come out otherwise after the parts it
+# reads were merged meanwhile). Before 2026-11-30 the moved keys were found by a GROUP BY that the engine inlined
+# twice, and their rows read a third time for the copy through a join (bench/README.md, design_cost.py).
+_COPY_OR_MARKER = ", ".join("if(marker, [], ids)" if c == "ids" else f"if(marker, {_MARKER_DEFAULTS.get(c, '0')}, {c})"
+                            for c in _STATE)
 STATE_SELECT = f"""
 WITH
-    moves AS (
-        SELECT move.1 AS from_key, move.2 AS to_key
+    (
+        SELECT (arrayMap(move -> move.1, moves), arrayMap(move -> move.2, moves))
         FROM format(JSONCompactEachRow, 'moves Array(Tuple(String, String))', $moves$)
-        ARRAY JOIN moves AS move
-    ),
-    moving AS (
-        SELECT customer_id FROM customer_state
-        WHERE customer_id IN (SELECT from_key FROM moves)
-        GROUP BY customer_id
-        HAVING max(hidden) = 0
+    ) AS pairs
+SELECT if(marker, customer_id, transform(customer_id, pairs.1, pairs.2, '')), marker, {_COPY_OR_MARKER}
+FROM
+(
+    SELECT customer_id, {STATE_COLUMNS},
+           max(hidden) OVER of_key AS key_hidden, row_number() OVER of_key AS nth
+    FROM customer_state
+    WHERE customer_id IN (
+        SELECT arrayJoin(moves).1 FROM format(JSONCompactEachRow, 'moves Array(Tuple(String, String))', $moves$)
     )
-SELECT m.to_key, 0, {", ".join(f"s.{c}" for c in _STATE)}
-FROM customer_state AS s
-INNER JOIN moves AS m ON s.customer_id = m.from_key
-WHERE s.customer_id IN (SELECT customer_id FROM moving)
-UNION ALL
-SELECT customer_id, 1, [], {_MARKER_STATE}
-FROM moving
+    WINDOW of_key AS (PARTITION BY customer_id)
+) AS moved
+ARRAY JOIN if(nth = 1, [toUInt8(0), 1], [toUInt8(0)]) AS marker
+WHERE key_hidden = 0
 UNION ALL
 SELECT marker.1, 0, marker.2, {_MARKER_STATE}
 FROM format(JSONCompactEachRow, 'rows Array(Tuple(String, Array(String)))', $rows$)
@@ -111,9 +116,12 @@ ARRAY JOIN rows AS marker
 STATE_TARGET = ("customer_id", "hidden", *_STATE)  # the columns STATE_SELECT fills, in its order
 
 
-@dataclass(frozen=True, order=True)
-class Link:
-    """One link between two ids, as a touchpoint carried it."""
+class Link(NamedTuple):
+    """One link between two ids, as a touchpoint carried it; links sort by their fields in order (time first).
+
+    A named tuple: a segment may carry tens of thousands, made, sorted and compared on the writer thread while the
+    event loop waits for the interpreter lock (a frozen dataclass costs several times as much to make and compare).
+    """
 
     linked_at: float
     message_id: str
@@ -249,14 +257,15 @@ def record_map(store: Store, mapped: dict[str, str], previous: dict[str, str], t
     """
     version = version or time.time_ns()
     # every id of a customer is listed in its journey, also ids that sent no touchpoint of their own
+    ordered = sorted(mapped.items())
     ids: dict[str, list[str]] = {}
-    for member, new_key in sorted(mapped.items()):
+    for member, new_key in ordered:
         ids.setdefault(new_key, []).append(member)
     if moves:
         params = {"$moves$": heredoc_json(sorted(moves.items())), "$rows$": heredoc_json(sorted(ids.items()))}
         store.insert_select("customer_state", STATE_TARGET, STATE_SELECT, params, token=f"{token}:state")
     member_rows: list[tuple[str, str, int, int]] = []
-    for member, new_key in sorted(mapped.items()):
+    for member, new_key in ordered:
         old_key = previous.get(member, member)
         if old_key != new_key:
             member_rows.append((old_key, member, version, 0))
@@ -269,14 +278,23 @@ def record_map(store: Store, mapped: dict[str, str], previous: dict[str, str], t
         store.insert_rows("customer_state", ("customer_id", "hidden", "ids"),
                           [(key, 0, key_ids) for key, key_ids in sorted(ids.items())], f"{token}:ids")
     store.insert_rows("identity_keys", ("journey_id", "customer_id", "version"),
-                      [(m, k, version) for m, k in sorted(mapped.items())], f"{token}:map")
+                      [(m, k, version) for m, k in ordered], f"{token}:map")
 
 
 def decode_links(body: bytes) -> list[Link]:
     """The links of a spool body (a line of column names, then one JSON array a link)."""
-    header, *lines = body.splitlines() or [b"[]"]
-    names = orjson.loads(header)
-    return [Link.from_row(dict(zip(names, orjson.loads(line), strict=True))) for line in lines if line]
+    header, _, rest = body.partition(b"\n")
+    names = orjson.loads(header or b"[]")
+    rows = orjson.loads(b"[" + b",".join(line for line in rest.splitlines() if line) + b"]")  # one parse for all
+    if not rows:
+        return []
+    if any(len(row) != len(names) for row in rows):
+        raise ValueError("identity links: a row's values do not match the column names")
+    # ValueError for a body without one of the columns
+    linked_at, message_id, anonymous_id, customer_id, source = (
+        names.index(column) for column in ("linked_at", "message_id", "anonymous_id", "customer_id", "source"))
+    return [Link(float(row[linked_at]), str(row[message_id]), str(row[anonymous_id]), str(row[customer_id]),
+                 str(row[source])) for row in rows]
 
 
 PURGE_SQL = """
