@@ -75,9 +75,10 @@ def heredoc_json(value: Any) -> bytes:
     return orjson.dumps([value]).replace(b"$", b"\\u0024")
 
 
-def _query_size(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Room in ``max_query_size`` for the heredoc parameters (bytes), which travel inside the query text."""
-    size = sum(len(v) for v in params.values() if isinstance(v, bytes))
+def _query_size(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Room in ``max_query_size`` for the heredoc parameters (bytes), which travel inside the query text: each as
+    often as the statement names it."""
+    size = sum(len(v) * max(1, sql.count(name)) for name, v in params.items() if isinstance(v, bytes))
     return {"max_query_size": size + 262_144} if size else {}
 
 
@@ -268,7 +269,7 @@ class Store:
         """Run one statement (DDL, a small query, an INSERT ... SELECT) and return its result."""
         params = dict(parameters or {})
         with self._errors():
-            return self.client().command(sql, parameters=params, settings=_query_size(params) or None)
+            return self.client().command(sql, parameters=params, settings=_query_size(sql, params) or None)
 
     def insert_select(self, table: str, columns: Sequence[str], select: str, parameters: Mapping[str, Any] | None,
                       *, token: str) -> None:
@@ -284,7 +285,7 @@ class Store:
         """
         params = dict(parameters or {})
         settings: dict[str, Any] = {**INSERT_SETTINGS, **ONE_BLOCK_SETTINGS, "insert_deduplication_token": token}
-        size = _query_size(params)
+        size = _query_size(select, params)
         if self.embedded:
             settings.update(EMBEDDED_SELECT_SETTINGS, **size)
         names = ", ".join(quote_identifier(c) for c in columns)
@@ -296,7 +297,7 @@ class Store:
         """Run a trusted query (the collector's own SQL) with server-side parameters."""
         params = dict(parameters or {})
         with self._errors():
-            names, types, rows = query_rows(self.client(), sql, parameters=params, settings=_query_size(params))
+            names, types, rows = query_rows(self.client(), sql, parameters=params, settings=_query_size(sql, params))
         return QueryResult(names, types, rows)
 
     def guard(self) -> QueryGuard:

@@ -78,3 +78,17 @@ def test_links_decode_by_their_column_names_in_any_order() -> None:
     assert decode_links(b"") == [] and decode_links(heredoc_json(names)[1:-1] + b"\n") == []
     with pytest.raises(ValueError):  # a row whose values do not match the names
         decode_links(heredoc_json(names)[1:-1] + b"\n" + encode_rows([("web", "m1", "u", 1.0)]))
+
+
+def test_a_segment_moving_many_keys_fits_the_statement_that_names_its_moves_twice(store: Store) -> None:
+    """The statement names ``$moves$`` twice, so its text holds the moves twice: the room the store makes in
+    ``max_query_size`` counts each heredoc as often as the statement names it (about 1 MB of moves here: counted
+    once, the statement was refused as too long and its segment retried for ever)."""
+    prefix = f"smbig{uuid.uuid4().hex[:8]}"
+    moves = {f"{prefix}-anonymous-id-{n:07d}": f"{prefix}-customer-{n:07d}" for n in range(15_000)}
+    assert STATE_SELECT.count("$moves$") == 2 and len(heredoc_json(sorted(moves.items()))) > 900_000
+    ids = {customer: [anonymous] for anonymous, customer in moves.items()}
+    move(store, moves, ids, f"{prefix}-many")
+    listed = store.query("SELECT count() FROM customer_state WHERE startsWith(customer_id, {p:String})",
+                         {"p": f"{prefix}-customer-"}).rows[0][0]
+    assert listed == 15_000  # each surviving key's ids, written by the same statement
