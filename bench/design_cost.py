@@ -67,9 +67,9 @@ def main() -> None:
             for name, entry in ARMS[shift:] + ARMS[:shift]:
                 phase = _end_to_end(args, bodies, work / f"{name}-{round_}", {"REISE_SPOOL": "disk"}, entry)
                 failed |= bool(phase.sent.errors) or phase.sent.accepted != args.events
-                label = f"round {round_ + 1}" if round_ >= 0 else "warm-up"
-                if round_ >= 0:
-                    seconds[name] += phase.end_to_end_seconds
+                counted = round_ >= 0  # a warm-up round is printed, not counted
+                seconds[name] += phase.end_to_end_seconds if counted else 0.0
+                label = f"round {round_ + 1}" if counted else "warm-up"
                 print(f"{label:<8} {name:<7} {args.events / phase.end_to_end_seconds:>9,.0f} events/s  "
                       f"{_cpu_line(phase, args.events)}", flush=True)
     finally:

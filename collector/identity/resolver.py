@@ -290,9 +290,8 @@ def decode_links(body: bytes) -> list[Link]:
         return []
     if any(len(row) != len(names) for row in rows):
         raise ValueError("identity links: a row's values do not match the column names")
-    # ValueError for a body without one of the columns
-    linked_at, message_id, anonymous_id, customer_id, source = (
-        names.index(column) for column in ("linked_at", "message_id", "anonymous_id", "customer_id", "source"))
+    # each field's column (ValueError when the body lacks one)
+    linked_at, message_id, anonymous_id, customer_id, source = (names.index(f) for f in Link._fields)
     return [Link(float(row[linked_at]), str(row[message_id]), str(row[anonymous_id]), str(row[customer_id]),
                  str(row[source])) for row in rows]
 

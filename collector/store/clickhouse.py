@@ -40,9 +40,6 @@ INSERT_SETTINGS = {
 # Embedded (chDB) inserts share the collector's cores with its event loop: parsed and run on the writer thread
 # alone they cost least CPU (about 2.5 us a touchpoint less than with parallel parsing and a thread pool)
 EMBEDDED_INSERT_SETTINGS = {"input_format_parallel_parsing": 0, "max_threads": 1}
-# Embedded (chDB) INSERT ... SELECTs (the resolver's state move) read a few thousand keys' rows: on the writer thread
-# alone they cost about a tenth less CPU than with the engine's thread pool beside it (bench/README.md, design_cost.py)
-EMBEDDED_SELECT_SETTINGS = {"max_threads": 1}
 # An INSERT ... SELECT squashes its result up to these sizes before writing a part: far above any one statement of
 # the resolver, so its copy and its markers are always one part (Store.insert_select)
 ONE_BLOCK_SETTINGS = {"min_insert_block_size_rows": 1 << 40, "min_insert_block_size_bytes": 1 << 40}
@@ -280,14 +277,15 @@ class Store:
         column list and the SELECT: clickhouse-connect's chDB backend would otherwise run a command's own settings as
         SET statements around it, reading ``system.settings`` first and setting each back after (about 5 ms a call).
         The query size is a parser setting, applied before a statement's own SETTINGS are read: it goes with the
-        request (a server's URL parameters; chDB reads the query's settings before parsing it). Embedded, the
-        statement runs on the calling thread alone (EMBEDDED_SELECT_SETTINGS).
+        request (a server's URL parameters; chDB reads the query's settings before parsing it). Embedded, it runs
+        on the calling thread alone, as the other inserts (EMBEDDED_INSERT_SETTINGS: for the resolver's state move
+        about a tenth less CPU than with the engine's thread pool beside it, bench/README.md).
         """
         params = dict(parameters or {})
         settings: dict[str, Any] = {**INSERT_SETTINGS, **ONE_BLOCK_SETTINGS, "insert_deduplication_token": token}
         size = _query_size(select, params)
         if self.embedded:
-            settings.update(EMBEDDED_SELECT_SETTINGS, **size)
+            settings.update(EMBEDDED_INSERT_SETTINGS, **size)
         names = ", ".join(quote_identifier(c) for c in columns)
         statement = f"INSERT INTO {quote_identifier(table)} ({names})\nSETTINGS {settings_clause(settings)}\n{select}"
         with self._errors("insert"):
