@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import sys
 import tempfile
 import uuid
@@ -60,6 +61,7 @@ def main() -> None:
     bodies = generate_bodies(args.events, args.batch, run_id=f"design-{uuid.uuid4().hex[:12]}", seed=args.seed)
     work = Path(tempfile.mkdtemp(prefix="reise-design-"))
     seconds = dict.fromkeys((name for name, _ in ARMS), 0.0)
+    per_round: dict[str, list[float]] = {name: [] for name, _ in ARMS}  # each counted run's events/s
     failed = False
     try:
         for round_ in range(-args.warmup, args.rounds):
@@ -69,6 +71,8 @@ def main() -> None:
                 failed |= bool(phase.sent.errors) or phase.sent.accepted != args.events
                 counted = round_ >= 0  # a warm-up round is printed, not counted
                 seconds[name] += phase.end_to_end_seconds if counted else 0.0
+                if counted:
+                    per_round[name].append(args.events / phase.end_to_end_seconds)
                 label = f"round {round_ + 1}" if counted else "warm-up"
                 print(f"{label:<8} {name:<7} {args.events / phase.end_to_end_seconds:>9,.0f} events/s  "
                       f"{_cpu_line(phase, args.events)}", flush=True)
@@ -80,8 +84,17 @@ def main() -> None:
           f"before with analytics' details {rate['details']:,.0f}; ratio design / before "
           f"{rate['design'] / rate['before']:.3f}, design / before with details {rate['design'] / rate['details']:.3f} "
           "(issue 11 asks >= 0.9)")
+    for baseline in ("before", "details"):
+        print(f"per round, design / {baseline}: {_spread(per_round['design'], per_round[baseline])}")
     if failed:
         sys.exit("a run lost or refused events")
+
+
+def _spread(design: list[float], baseline: list[float]) -> str:
+    """The ratios of each round's two runs (run minutes apart, so a slower spell of the machine weighs on both):
+    their median and range, which show how far one round's ratio can be trusted."""
+    ratios = sorted(d / b for d, b in zip(design, baseline, strict=True))
+    return f"median {statistics.median(ratios):.3f}, range {ratios[0]:.3f}-{ratios[-1]:.3f} over {len(ratios)} rounds"
 
 
 if __name__ == "__main__":
