@@ -22,7 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from journey_scale import load, size_of, timed
+from journey_scale import load, settle, size_of, timed
 
 from collector.identity.resolver import purge_merged
 from collector.journey.analytics import analytics
@@ -74,7 +74,7 @@ def main() -> None:
             purge_merged(store)
             print(f"loaded {size:,} customers in {time.perf_counter() - started:.1f} s; "
                   f"disk {size_of(directory) / 2**20:,.0f} MiB", flush=True)
-            time.sleep(args.settle)
+            settle(store, args.settle)
             figures[size] = {name: timed(run, args.repeat) for name, run in queries(store).items()}
         small, large = args.small, args.customers
         print(f"\n{'question (median ms)':48s} {small:>12,} {large:>12,} {'growth':>8s}")
