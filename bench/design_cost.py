@@ -60,8 +60,7 @@ def main() -> None:
     args.url, args.collector_root = None, None  # what _end_to_end reads besides these
     bodies = generate_bodies(args.events, args.batch, run_id=f"design-{uuid.uuid4().hex[:12]}", seed=args.seed)
     work = Path(tempfile.mkdtemp(prefix="reise-design-"))
-    seconds = dict.fromkeys((name for name, _ in ARMS), 0.0)
-    per_round: dict[str, list[float]] = {name: [] for name, _ in ARMS}  # each counted run's events/s
+    seconds: dict[str, list[float]] = {name: [] for name, _ in ARMS}  # each counted run's end-to-end seconds
     failed = False
     try:
         for round_ in range(-args.warmup, args.rounds):
@@ -69,31 +68,29 @@ def main() -> None:
             for name, entry in ARMS[shift:] + ARMS[:shift]:
                 phase = _end_to_end(args, bodies, work / f"{name}-{round_}", {"REISE_SPOOL": "disk"}, entry)
                 failed |= bool(phase.sent.errors) or phase.sent.accepted != args.events
-                counted = round_ >= 0  # a warm-up round is printed, not counted
-                seconds[name] += phase.end_to_end_seconds if counted else 0.0
-                if counted:
-                    per_round[name].append(args.events / phase.end_to_end_seconds)
-                label = f"round {round_ + 1}" if counted else "warm-up"
+                if round_ >= 0:  # a warm-up round is printed, not counted
+                    seconds[name].append(phase.end_to_end_seconds)
+                label = f"round {round_ + 1}" if round_ >= 0 else "warm-up"
                 print(f"{label:<8} {name:<7} {args.events / phase.end_to_end_seconds:>9,.0f} events/s  "
                       f"{_cpu_line(phase, args.events)}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     total = args.events * args.rounds
-    rate = {name: total / spent for name, spent in seconds.items()}
+    rate = {name: total / sum(spent) for name, spent in seconds.items()}
     print(f"over all runs: design {rate['design']:,.0f} events/s, before {rate['before']:,.0f}, "
           f"before with analytics' details {rate['details']:,.0f}; ratio design / before "
           f"{rate['design'] / rate['before']:.3f}, design / before with details {rate['design'] / rate['details']:.3f} "
           "(issue 11 asks >= 0.9)")
     for baseline in ("before", "details"):
-        print(f"per round, design / {baseline}: {_spread(per_round['design'], per_round[baseline])}")
+        print(f"per round, design / {baseline}: {_spread(seconds['design'], seconds[baseline])}")
     if failed:
         sys.exit("a run lost or refused events")
 
 
 def _spread(design: list[float], baseline: list[float]) -> str:
-    """The ratios of each round's two runs (run minutes apart, so a slower spell of the machine weighs on both):
-    their median and range, which show how far one round's ratio can be trusted."""
-    ratios = sorted(d / b for d, b in zip(design, baseline, strict=True))
+    """The rate ratios of each round's two runs (seconds per run; the runs of a round follow each other, so a slower
+    spell of the machine weighs on both): their median and range, which show how far one round can be trusted."""
+    ratios = sorted(b / d for d, b in zip(design, baseline, strict=True))
     return f"median {statistics.median(ratios):.3f}, range {ratios[0]:.3f}-{ratios[-1]:.3f} over {len(ratios)} rounds"
 
 
