@@ -145,6 +145,34 @@ def timed(run: Callable[[], Any], repeat: int) -> float:
     return statistics.median(times)
 
 
+PHASES = {"analysis": "QueryAnalysisMicroseconds", "plan": "QueryPlanBuildMicroseconds",
+          "optimise plan": "QueryPlanOptimizeMicroseconds", "pipeline": "QueryPipelineBuildMicroseconds"}
+QUERY_TIME = "QueryTimeMicroseconds"
+EVENTS_SQL = "SELECT event, value FROM system.events WHERE event IN {names:Array(String)}"
+LOOKUPS = ("round trip floor (SELECT 1)", "customer_journey WHERE customer_id = X",
+           "customer_journey_of(id = browser id)", "... = reise_customer_key(browser id)",
+           "GET /v1/customers/{id} (store side)")
+
+
+def engine_phases(store: Store, run: Callable[[], Any], repeat: int) -> dict[str, float]:
+    """Where the engine spends a question's time: its own counters (system.events) over ``repeat`` runs, per run
+    in ms, for each phase of PHASES and the whole query (QUERY_TIME). The counters are the process's (or the
+    server's), so read them on a quiet store; the two reads of them are taken out. An analysis nested in another
+    (a parameterised view's, a sub-query's) counts in both, so the phases may add up to more than the query."""
+    names = [*PHASES.values(), QUERY_TIME]
+
+    def counters() -> dict[str, int]:
+        return {str(name): int(value) for name, value in store.query(EVENTS_SQL, {"names": names}).rows}
+
+    first, second = counters(), counters()
+    for _ in range(repeat):
+        run()
+    third = counters()
+    per_run = {name: ((third.get(name, 0) - second.get(name, 0)) - (second.get(name, 0) - first.get(name, 0)))
+               / repeat / 1000 for name in names}
+    return {**{phase: per_run[name] for phase, name in PHASES.items()}, "query": per_run[QUERY_TIME]}
+
+
 def runners(store: Store) -> tuple[Runner, Runner]:
     """How the lookup callers ran their SQL before (through the query guard) and now (Store.query_own)."""
     limits = QueryLimits()
@@ -380,6 +408,13 @@ def main() -> None:
             print(f"loaded {size:,} customers ({size * 8:,} touchpoints) in {load_seconds[size]:.1f} s; "
                   f"disk {size_of(directory) / 2**20:,.0f} MiB", flush=True)
         small, large = args.small, args.customers
+        questions = queries(store, large)
+        print(f"\nwhere the engine spends a lookup's time at {large:,} (ms a query, its own counters; nested analyses "
+              "count in their query's too)")
+        print(f"{'question':48s}" + "".join(f"{phase:>14s}" for phase in [*PHASES, "query"]))
+        for name in LOOKUPS:
+            split = engine_phases(store, questions[name], args.repeat)
+            print(f"{name:48s}" + "".join(f"{value:14.1f}" for value in split.values()))
         print(f"\n{'query (median ms)':48s} {small:>12,} {large:>12,} {'growth':>8s}")
         for name in figures[small]:
             a, b = figures[small][name], figures[large][name]
