@@ -28,7 +28,11 @@ _ENGINE = re.compile(r"\bENGINE\s*=\s*(\w+)(\s*\([^)]*\))?", re.I)
 _CREATE_MV = re.compile(
     r"^CREATE\s+MATERIALIZED\s+VIEW\s+(IF\s+NOT\s+EXISTS\s+)?(\w+)\s+TO\s+(\w+)\s+(AS\s+.*)$", re.S | re.I
 )
-_CREATE_VIEW = re.compile(r"^CREATE\s+(OR\s+REPLACE\s+)?VIEW\s+(IF\s+NOT\s+EXISTS\s+)?(\w+)\s+(AS\s+.*)$", re.S | re.I)
+# a view, with the column list it may declare (its types as DESCRIBE shows them) before AS SELECT
+_CREATE_VIEW = re.compile(
+    r"^CREATE\s+(OR\s+REPLACE\s+)?VIEW\s+(IF\s+NOT\s+EXISTS\s+)?(\w+)\s*(\(.*?\))?\s*(AS\s+(?:SELECT|WITH)\b.*)$",
+    re.S | re.I,
+)
 _CREATE_FUNCTION = re.compile(r"^CREATE\s+(OR\s+REPLACE\s+)?FUNCTION\s+(IF\s+NOT\s+EXISTS\s+)?(\w+)\s+(AS\s.*)$",
                               re.S | re.I)
 _ALTER = re.compile(r"^ALTER\s+TABLE\s+(\w+)\s+(.*)$", re.S | re.I)
@@ -162,11 +166,12 @@ class ClusterRenderer:
         return [f"CREATE MATERIALIZED VIEW IF NOT EXISTS {name} {self.on_cluster} TO {local_name(target)}\n{select}"]
 
     def _view(self, match: re.Match[str]) -> list[str]:
-        replace, exists, name, select = match.group(1), match.group(2), match.group(3), match.group(4)
+        replace, exists, name, columns, select = match.groups()
         select = _JOIN.sub(lambda m: m.group(0) if m.group(1) else f"GLOBAL {m.group(2)}", select)
         select = _IN_SUBQUERY.sub(lambda m: m.group(0) if m.group(1) else f"GLOBAL {m.group(2)}", select)
         head = "CREATE OR REPLACE VIEW" if replace else "CREATE VIEW IF NOT EXISTS" if exists else "CREATE VIEW"
-        return [f"{head} {name} {self.on_cluster}\n{select}"]
+        declared = f"\n{columns}" if columns else ""  # after ON CLUSTER, as the engine's grammar has it
+        return [f"{head} {name} {self.on_cluster}{declared}\n{select}"]
 
     def _function(self, match: re.Match[str]) -> list[str]:
         """A SQL function, on every node (a function is the server's, not a database's); its body reads the

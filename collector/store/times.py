@@ -20,13 +20,19 @@ __all__ = ["AS_INTEGERS", "convert_times", "query_rows"]
 AS_INTEGERS = {"Date*": "int"}  # Date, Date32, DateTime, DateTime64 (and inside Nullable, Array ...)
 _EPOCH = datetime(1970, 1, 1)  # naive UTC, as clickhouse-connect gives UTC times
 _WRAPPERS = ("Nullable(", "LowCardinality(")
+_STORED_AS = "SimpleAggregateFunction("  # a column read as stored (customer_journey's): its function, then its type
 
 Converter = Callable[[Any], Any]
 
 
 def _unwrap(type_name: str) -> str:
-    while type_name.startswith(_WRAPPERS) and type_name.endswith(")"):
-        type_name = type_name[type_name.index("(") + 1 : -1]
+    while type_name.endswith(")"):
+        if type_name.startswith(_WRAPPERS):
+            type_name = type_name[type_name.index("(") + 1 : -1]
+        elif type_name.startswith(_STORED_AS) and "," in type_name:
+            type_name = type_name[len(_STORED_AS) : -1].split(",", 1)[1].strip()
+        else:
+            break
     return type_name
 
 

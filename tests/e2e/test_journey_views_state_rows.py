@@ -1,8 +1,8 @@
-"""The journey views of migration 0017 give the rows of the views they replace, whether a customer's state is in
-several unmerged rows or in one.
+"""The journey views of migrations 0017 and 0022 give the rows of the views they replace, whether a customer's state
+is in several unmerged rows or in one.
 
-0017 reads customer_journey and customer_journey_of in one level and stage_funnel (and the dashboard's selected
-customers) with FINAL, where 0008 grouped every customer: a customer counted twice or not at all, a merged-away
+0017 reads stage_funnel (and the dashboard's selected customers) with FINAL and 0022 customer_journey and
+customer_journey_of, where 0008 grouped every customer: a customer counted twice or not at all, a merged-away
 key counted as live, or a condition applied to a row before the merge instead of to the merged customer would show
 here. The previous definitions (the migrations before 0017, renamed prev_*) run beside the new ones on the same
 rows; merges are stopped while the rows are written, so customers stay spread over several rows.
@@ -118,6 +118,14 @@ def test_journey_views_are_the_previous_ones_before_and_after_the_state_rows_mer
     live = f"SELECT customer_id FROM customer_state FINAL {{}} hidden = 0 AND {MINE} ORDER BY customer_id"
     assert [r[0] for r in store.query(live.format("PREWHERE")).rows] == ["jv-anon", "jv-card", *sorted(journeys)]
     assert [r[0] for r in store.query(live.format("WHERE")).rows] == sorted(journeys)
+    # 0022: an analyst's condition on another column than the key applies to the merged customer too (jv-cust's six
+    # contacts lie in three rows or more, none with six); DESCRIBE keeps the view's types, answers carry the stored
+    merged = f"SELECT customer_id FROM {{}}customer_journey WHERE contacts = 6 AND {MINE}"
+    assert store.query(merged.format("")).rows == store.query(merged.format("prev_")).rows == [("jv-cust",)]
+    described = {name: type_ for name, type_, *_ in store.query("DESCRIBE TABLE customer_journey").rows}
+    assert (described["contacts"], described["revenue"], described["first_seen"]) == (
+        "UInt64", "Decimal(38, 4)", "Nullable(DateTime64(3, 'UTC'))")
+    assert whole.types[whole.columns.index("contacts")] == "SimpleAggregateFunction(sum, UInt64)"
 
     store.command("SYSTEM START MERGES customer_state")
     store.command("OPTIMIZE TABLE customer_state FINAL")

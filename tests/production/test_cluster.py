@@ -97,18 +97,23 @@ def test_the_analytics_views_read_every_shard() -> None:
     assert "analytics_settings" in creates("TABLE") and "analytics_settings_local" in creates("TABLE")
 
 
-def test_the_journey_views_of_0017_read_every_shard_in_one_level() -> None:
-    """Lookups: the id's key by a scalar sub-query (run once, on the node asked); the funnel: FINAL on each shard."""
+def test_the_journey_views_read_every_shard_in_one_level() -> None:
+    """Lookups: the id's key by a scalar sub-query (run once, on the node asked); every journey view: FINAL on each
+    shard (0017, 0022), customer_journey with its declared columns after ON CLUSTER, as the engine's grammar has it."""
     views = creates("VIEW")
     lookup, journey, funnel = views["customer_journey_of"], views["customer_journey"], views["stage_funnel"]
     assert lookup.startswith(f"CREATE OR REPLACE VIEW customer_journey_of ON CLUSTER {CLUSTER}")
-    assert "WHERE customer_id = (\n    SELECT if(count() = 0, {id:String}, argMax(customer_id, version))" in lookup
+    assert "PREWHERE customer_id = (\n    SELECT if(count() = 0, {id:String}, argMax(customer_id, version))" in lookup
     assert "FROM identity_keys" in lookup and " IN (" not in lookup
+    declared = f"CREATE OR REPLACE VIEW customer_journey ON CLUSTER {CLUSTER}\n(\n    customer_id String,"
+    assert journey.startswith(declared)
+    assert journey.rstrip().endswith("SETTINGS optimize_move_to_prewhere_if_final = 1")
     for statement in (lookup, journey):  # one level: customer_state itself, no view over a view
         assert re.findall(r"\bFROM\s+(\w+)", statement).count("customer_state") == 1
         assert "customer_journey " not in statement.split("\n", 1)[1]
     # every row of a customer is on the shard of its key: FINAL on the Distributed table merges it there
-    assert "FROM customer_state FINAL" in funnel and "customer_state_local" not in funnel
+    for statement in (lookup, journey, funnel):
+        assert "FROM customer_state FINAL" in statement and "customer_state_local" not in statement
     assert re.search(r"cityHash64\(customer_id\)", creates("TABLE")["customer_state"])
     # a table's settings (0021) change where its parts are: on each shard's replicated table
     assert ("ALTER TABLE customer_state_local ON CLUSTER reise_cluster MODIFY SETTING min_compress_block_size = 4096, "
