@@ -119,6 +119,9 @@ def test_stored_extreme_times_read_without_failing_in_process(store: Store) -> N
         assert found is not None, name
         record = found.journey.records()[0]
         assert record["purchases"] == 1 and float(record["revenue"]) == 10.0, (name, record)
+        # the journey's times come as stored (SimpleAggregateFunction(min, Nullable(DateTime64 ...))): a time or None
+        journey_times = [record[field] for field in ("first_seen", "last_seen", "reached_purchase_at")]
+        assert all(value is None or isinstance(value, datetime) for value in journey_times), (name, journey_times)
         assert len(found.timeline.rows) == 1
         assert found.links is not None and len(found.links.rows) == 1
         stamp = found.timeline.records()[0]["timestamp"]
