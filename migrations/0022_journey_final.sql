@@ -11,7 +11,7 @@
 -- condition on another column still apply to the merged row, as in stage_funnel. At a million customers, two
 -- alternating comparisons (journey_scale.py --compare): by key 12.8-15.1 against 15.1-16.4 ms, customer_journey_of
 -- 23.7-25.2 against 27.8-29.2, customers per current stage 48-51 against 147-152; on a copy of customer_state in
--- fourteen parts (merges stopped) a lookup by key 14.9 against 20.2 ms.
+-- fourteen parts (merges stopped) the same read written out, by key, 14.9 against 20.2 ms.
 --
 -- Types: FINAL gives each merged column in its stored SimpleAggregateFunction type, whose values and wire format
 -- are its inner type's (clients read it as that type; furthest_stage_rank was already one). Converting the twelve
