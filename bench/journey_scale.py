@@ -404,11 +404,11 @@ def main() -> None:
             loaded = size
             purge_merged(store, wait=True)  # as the collector's purges (every REISE_PURGE_INTERVAL) leave it
             settle(store, args.settle)
-            figures[size] = {name: timed(run, args.repeat) for name, run in queries(store, size).items()}
+            questions = queries(store, size)  # the last size's are split by phase below
+            figures[size] = {name: timed(run, args.repeat) for name, run in questions.items()}
             print(f"loaded {size:,} customers ({size * 8:,} touchpoints) in {load_seconds[size]:.1f} s; "
                   f"disk {size_of(directory) / 2**20:,.0f} MiB", flush=True)
         small, large = args.small, args.customers
-        questions = queries(store, large)
         print(f"\nwhere the engine spends a lookup's time at {large:,} (ms a query, its own counters; nested analyses "
               "count in their query's too)")
         print(f"{'question':48s}" + "".join(f"{phase:>14s}" for phase in [*PHASES, "query"]))

@@ -68,7 +68,8 @@ SETTINGS optimize_move_to_prewhere_if_final = 1;
 
 -- One customer by any of their ids: SELECT * FROM customer_journey_of(id = 'x'). The same columns as
 -- customer_journey (keep the two lists alike; a test compares them), for the one key the id resolves to (itself
--- when no link maps it), read before the merge.
+-- when no link maps it), read before the merge. Written out rather than over customer_journey: a parameterised view
+-- over it converts every answer to the declared types and took 26.4 against 23.5 ms (200k customers, alternating).
 CREATE OR REPLACE VIEW customer_journey_of AS
 SELECT
     customer_id,

@@ -17,7 +17,8 @@ from clickhouse_connect.driver.client import Client
 
 __all__ = ["AS_INTEGERS", "convert_times", "query_rows"]
 
-AS_INTEGERS = {"Date*": "int"}  # Date, Date32, DateTime, DateTime64 (and inside Nullable, Array ...)
+# Date, Date32, DateTime, DateTime64 (and inside Nullable, Array, SimpleAggregateFunction ...)
+AS_INTEGERS = {"Date*": "int"}
 _EPOCH = datetime(1970, 1, 1)  # naive UTC, as clickhouse-connect gives UTC times
 _WRAPPERS = ("Nullable(", "LowCardinality(")
 _STORED_AS = "SimpleAggregateFunction("  # a column read as stored (customer_journey's): its function, then its type
